@@ -1,0 +1,1 @@
+//! Binary encodings of the records kept in the store.
