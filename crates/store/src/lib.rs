@@ -25,8 +25,10 @@
 
 mod codec;
 mod error;
+mod reader;
 mod sled_store;
 mod watch;
+mod writer;
 
 pub use error::StoreError;
 pub use sled_store::{SledStore, SledStoreConfig, FORMAT_FILE, FORMAT_VERSION};

@@ -1,0 +1,239 @@
+//! Reads at a revision: point lookups, prefix scans and event-log ranges over the version space.
+//!
+//! Every function here reads "as of" an explicit revision and ignores versions written after it,
+//! which is what makes reads consistent while the writer keeps going: the writer only ever adds
+//! versions with revisions above the durable revision readers use.
+
+use std::path::Path;
+
+use crate::codec::{self, Version};
+use crate::{EventKind, KeyValue, Revision, StoreError, WatchEvent};
+
+/// Converts a sled error into a store error.
+pub(crate) fn backend(err: sled::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The newest version of `key` written at or before `revision`, with its revision.
+pub(crate) fn latest_version(
+    tree: &sled::Tree,
+    path: &Path,
+    key: &str,
+    revision: Revision,
+) -> Result<Option<(Revision, Version)>, StoreError> {
+    let low = codec::version_key(key, 0);
+    let high = codec::version_key(key, revision);
+    match tree.range(low..=high).next_back() {
+        None => Ok(None),
+        Some(entry) => {
+            let (raw_key, raw_value) = entry.map_err(backend)?;
+            let (_, rev) = codec::parse_version_key(&raw_key)
+                .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
+            let version = Version::decode(&raw_value)
+                .ok_or_else(|| corrupt(path, format!("unreadable version of {key} at {rev}")))?;
+            Ok(Some((rev, version)))
+        }
+    }
+}
+
+/// Turns a version into the object it describes (`None` for a tombstone).
+pub(crate) fn to_key_value(
+    key: &str,
+    mod_revision: Revision,
+    version: Version,
+) -> Option<KeyValue> {
+    match version {
+        Version::Tombstone => None,
+        Version::Live {
+            create_revision,
+            value,
+        } => Some(KeyValue {
+            key: key.to_owned(),
+            value,
+            create_revision,
+            mod_revision,
+        }),
+    }
+}
+
+/// The object `key` as of `revision`.
+pub(crate) fn get_at(
+    tree: &sled::Tree,
+    path: &Path,
+    key: &str,
+    revision: Revision,
+) -> Result<Option<KeyValue>, StoreError> {
+    Ok(latest_version(tree, path, key, revision)?
+        .and_then(|(rev, version)| to_key_value(key, rev, version)))
+}
+
+/// What [`scan_at`] found.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// Live objects in key order, at most `limit` of them.
+    pub(crate) items: Vec<KeyValue>,
+    /// Whether at least one more live object follows.
+    pub(crate) more: bool,
+}
+
+/// A version's revision and its still-encoded record.
+type RawVersion = (Revision, Vec<u8>);
+
+/// Scans the live objects under `prefix` as of `revision`, starting after the key `start_after`
+/// when given, returning at most `limit` (all when `None`).
+pub(crate) fn scan_at(
+    tree: &sled::Tree,
+    path: &Path,
+    prefix: &str,
+    start_after: Option<&str>,
+    revision: Revision,
+    limit: Option<usize>,
+) -> Result<Scan, StoreError> {
+    let low = match start_after {
+        Some(key) => codec::versions_after(key),
+        None => codec::version_prefix(prefix),
+    };
+    let high = codec::prefix_end(&codec::version_prefix(prefix));
+    let iter = match high {
+        Some(high) => tree.range(low..high),
+        None => tree.range(low..),
+    };
+
+    let mut items = Vec::new();
+    let mut more = false;
+    // The key being grouped, and its newest version at or before `revision` seen so far.
+    let mut current: Option<(String, Option<RawVersion>)> = None;
+    let mut emit = |key: String, best: Option<RawVersion>| -> Result<bool, StoreError> {
+        let Some((rev, raw)) = best else {
+            return Ok(true);
+        };
+        let version = Version::decode(&raw)
+            .ok_or_else(|| corrupt(path, format!("unreadable version of {key} at {rev}")))?;
+        if let Some(kv) = to_key_value(&key, rev, version) {
+            if limit.is_some_and(|limit| limit > 0 && items.len() >= limit) {
+                more = true;
+                return Ok(false);
+            }
+            items.push(kv);
+        }
+        Ok(true)
+    };
+
+    for entry in iter {
+        let (raw_key, raw_value) = entry.map_err(backend)?;
+        let (key, rev) = codec::parse_version_key(&raw_key)
+            .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
+        let same_key = current.as_ref().is_some_and(|(k, _)| k == key);
+        if !same_key {
+            if let Some((done_key, best)) = current.take() {
+                if !emit(done_key, best)? {
+                    return Ok(Scan { items, more });
+                }
+            }
+            current = Some((key.to_owned(), None));
+        }
+        if rev <= revision {
+            if let Some((_, best)) = current.as_mut() {
+                *best = Some((rev, raw_value.to_vec()));
+            }
+        }
+    }
+    if let Some((done_key, best)) = current.take() {
+        emit(done_key, best)?;
+    }
+    Ok(Scan { items, more })
+}
+
+/// The events under `prefix` with revisions in `(after, upto]`, in revision order.
+pub(crate) fn events_between(
+    tree: &sled::Tree,
+    path: &Path,
+    prefix: &str,
+    after: Revision,
+    upto: Revision,
+) -> Result<Vec<WatchEvent>, StoreError> {
+    let mut events = Vec::new();
+    if upto <= after {
+        return Ok(events);
+    }
+    let low = codec::event_key(after + 1);
+    let high = codec::event_key(upto);
+    for entry in tree.range(low..=high) {
+        let (raw_key, raw_value) = entry.map_err(backend)?;
+        let revision = codec::parse_event_key(&raw_key)
+            .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))?;
+        let key = std::str::from_utf8(&raw_value)
+            .map_err(|_| corrupt(path, format!("event {revision} names a non-UTF-8 key")))?;
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        let version = latest_version(tree, path, key, revision)?
+            .filter(|(rev, _)| *rev == revision)
+            .map(|(_, version)| version)
+            .ok_or_else(|| corrupt(path, format!("event {revision} of {key} has no version")))?;
+        let prev = latest_version(tree, path, key, revision - 1)?
+            .and_then(|(rev, version)| to_key_value(key, rev, version));
+        events.push(event_from(key, revision, version, prev));
+    }
+    Ok(events)
+}
+
+/// Builds the watch event for the change of `key` at `revision` to `version`.
+pub(crate) fn event_from(
+    key: &str,
+    revision: Revision,
+    version: Version,
+    prev: Option<KeyValue>,
+) -> WatchEvent {
+    match to_key_value(key, revision, version) {
+        Some(kv) => WatchEvent {
+            kind: if prev.is_some() {
+                EventKind::Modified
+            } else {
+                EventKind::Created
+            },
+            revision,
+            kv,
+            prev,
+        },
+        None => {
+            // A delete reports the last value, stamped with the delete's revision.
+            let last = prev.clone().unwrap_or_else(|| KeyValue {
+                key: key.to_owned(),
+                value: Vec::new(),
+                create_revision: 0,
+                mod_revision: revision,
+            });
+            WatchEvent {
+                kind: EventKind::Deleted,
+                revision,
+                kv: KeyValue {
+                    mod_revision: revision,
+                    ..last
+                },
+                prev,
+            }
+        }
+    }
+}
+
+/// The newest revision in the event log, or 0 when it is empty.
+pub(crate) fn last_event_revision(tree: &sled::Tree, path: &Path) -> Result<Revision, StoreError> {
+    let low = codec::event_key(0);
+    let high = codec::event_key(Revision::MAX);
+    match tree.range(low..=high).next_back() {
+        None => Ok(0),
+        Some(entry) => {
+            let (raw_key, _) = entry.map_err(backend)?;
+            codec::parse_event_key(&raw_key)
+                .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))
+        }
+    }
+}

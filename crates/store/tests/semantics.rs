@@ -1,0 +1,514 @@
+//! Behaviour of the sled store through the `Store` trait: revisions, CAS, paging, watch, compaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k3rs_store::{
+    EventKind, ListOptions, SledStore, SledStoreConfig, Store, StoreError, FORMAT_FILE,
+};
+
+fn config(dir: &std::path::Path) -> SledStoreConfig {
+    SledStoreConfig {
+        path: dir.join("db"),
+        compaction_interval: None,
+        ..Default::default()
+    }
+}
+
+fn open(dir: &std::path::Path) -> Arc<SledStore> {
+    SledStore::open(config(dir)).expect("store opens")
+}
+
+#[tokio::test]
+async fn create_update_delete_carry_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.current_revision(), 0);
+
+    let a = store.create("/r/a", b"1".to_vec()).await.unwrap();
+    assert_eq!((a.create_revision, a.mod_revision), (1, 1));
+    let err = store.create("/r/a", b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+
+    let b = store.create("/r/b", b"2".to_vec()).await.unwrap();
+    assert_eq!(b.mod_revision, 2);
+
+    let err = store.update("/r/a", b"1b".to_vec(), 2).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 2,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let a2 = store.update("/r/a", b"1b".to_vec(), 1).await.unwrap();
+    assert_eq!((a2.create_revision, a2.mod_revision), (1, 3));
+    assert_eq!(store.get("/r/a").await.unwrap(), Some(a2.clone()));
+
+    let err = store.delete("/r/a", Some(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    let deleted = store.delete("/r/a", Some(3)).await.unwrap();
+    assert_eq!(deleted.revision, 4);
+    assert_eq!(deleted.prev, a2);
+    assert_eq!(store.get("/r/a").await.unwrap(), None);
+    let err = store.delete("/r/a", None).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    let err = store.update("/r/a", vec![], 4).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+
+    // A re-created key starts a new incarnation.
+    let a3 = store.create("/r/a", b"again".to_vec()).await.unwrap();
+    assert_eq!((a3.create_revision, a3.mod_revision), (5, 5));
+    assert_eq!(store.current_revision(), 5);
+}
+
+#[tokio::test]
+async fn bad_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for key in ["", "a\0b"] {
+        let err = store.create(key, vec![]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
+    }
+    assert_eq!(store.current_revision(), 0);
+}
+
+#[tokio::test]
+async fn revisions_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.create("/k", b"v".to_vec()).await.unwrap();
+        store.delete("/k", None).await.unwrap();
+        store.compact(2).await.unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.current_revision(), 2);
+    assert_eq!(store.compacted_revision(), 2);
+    let kv = store.create("/k", b"w".to_vec()).await.unwrap();
+    assert_eq!(kv.mod_revision, 3, "revisions never go backwards");
+}
+
+#[tokio::test]
+async fn pages_are_read_at_one_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 0..10 {
+        store
+            .create(&format!("/p/{i:02}"), format!("v{i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    store.create("/q/outside", vec![]).await.unwrap();
+
+    let first = store
+        .list(
+            "/p/",
+            ListOptions {
+                limit: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 4);
+    assert_eq!(first.revision, 11);
+    let token = first.continue_token.clone().expect("more pages");
+
+    // Changes after the first page must not show in the following ones.
+    store.delete("/p/05", None).await.unwrap();
+    store.update("/p/06", b"changed".to_vec(), 7).await.unwrap();
+    store.create("/p/99", vec![]).await.unwrap();
+
+    let mut keys: Vec<String> = first.items.iter().map(|kv| kv.key.clone()).collect();
+    let mut token = Some(token);
+    while let Some(t) = token {
+        let page = store
+            .list(
+                "/p/",
+                ListOptions {
+                    limit: Some(4),
+                    continue_token: Some(t),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.revision, 11);
+        for kv in &page.items {
+            if kv.key == "/p/06" {
+                assert_eq!(kv.value, b"v6");
+            }
+        }
+        keys.extend(page.items.into_iter().map(|kv| kv.key));
+        token = page.continue_token;
+    }
+    let want: Vec<String> = (0..10).map(|i| format!("/p/{i:02}")).collect();
+    assert_eq!(keys, want);
+
+    let now = store.list("/p/", ListOptions::default()).await.unwrap();
+    assert_eq!(now.items.len(), 10);
+    assert!(now.continue_token.is_none());
+    assert_eq!(store.count("/p/").await.unwrap(), 10);
+
+    let err = store
+        .list(
+            "/p/",
+            ListOptions {
+                continue_token: Some("garbage!".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidContinue { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn list_at_a_compacted_revision_is_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 0..5 {
+        store.create(&format!("/c/{i}"), vec![]).await.unwrap();
+    }
+    let first = store
+        .list(
+            "/c/",
+            ListOptions {
+                limit: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.update("/c/4", b"x".to_vec(), 5).await.unwrap();
+    store.compact(6).await.unwrap();
+    let err = store
+        .list(
+            "/c/",
+            ListOptions {
+                limit: Some(2),
+                continue_token: first.continue_token,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Compacted {
+                requested: 5,
+                compacted: 6
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .list(
+            "/c/",
+            ListOptions {
+                revision: Some(99),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::FutureRevision { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn watch_replays_then_streams_with_previous_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create("/w/a", b"1".to_vec()).await.unwrap();
+    store.create("/other", b"x".to_vec()).await.unwrap();
+    store.update("/w/a", b"2".to_vec(), 1).await.unwrap();
+
+    let mut watch = store.watch("/w/", 0).await.unwrap();
+    let e1 = watch.next().await.unwrap().unwrap();
+    assert_eq!(
+        (e1.kind, e1.revision, e1.prev.as_ref()),
+        (EventKind::Created, 1, None)
+    );
+    let e2 = watch.next().await.unwrap().unwrap();
+    assert_eq!((e2.kind, e2.revision), (EventKind::Modified, 3));
+    assert_eq!(
+        e2.prev.as_ref().map(|p| p.value.as_slice()),
+        Some(&b"1"[..])
+    );
+
+    store.delete("/w/a", None).await.unwrap();
+    store.create("/w/b", b"b".to_vec()).await.unwrap();
+    let e3 = watch.next().await.unwrap().unwrap();
+    assert_eq!((e3.kind, e3.revision), (EventKind::Deleted, 4));
+    assert_eq!(e3.kv.value, b"2");
+    assert_eq!(e3.kv.mod_revision, 4);
+    assert_eq!(e3.prev.as_ref().map(|p| p.mod_revision), Some(3));
+    let e4 = watch.next().await.unwrap().unwrap();
+    assert_eq!(
+        (e4.kind, e4.revision, e4.kv.key.as_str()),
+        (EventKind::Created, 5, "/w/b")
+    );
+
+    // A watch from the middle of history starts right after that revision.
+    let mut late = store.watch("/w/", 3).await.unwrap();
+    assert_eq!(late.next().await.unwrap().unwrap().revision, 4);
+}
+
+#[tokio::test]
+async fn concurrent_writes_reach_watchers_exactly_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut watch = store.watch("/", 0).await.unwrap();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let store = Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            for i in 0..50 {
+                store
+                    .create(&format!("/{w}/{i}"), vec![w as u8; 100])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // Start a second watch half way through: it must see the same sequence.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut second = store.watch("/", 0).await.unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(store.current_revision(), 400);
+    for stream in [&mut watch, &mut second] {
+        for want in 1..=400 {
+            let event = stream.next().await.unwrap().unwrap();
+            assert_eq!(event.revision, want);
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_from_a_compacted_revision_is_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 0..10 {
+        store.create(&format!("/k{i}"), vec![]).await.unwrap();
+    }
+    store.compact(5).await.unwrap();
+    let err = store.watch("/", 4).await.err().expect("too old");
+    assert!(
+        matches!(
+            err,
+            StoreError::Compacted {
+                requested: 4,
+                compacted: 5
+            }
+        ),
+        "{err}"
+    );
+    let mut ok = store.watch("/", 5).await.unwrap();
+    assert_eq!(ok.next().await.unwrap().unwrap().revision, 6);
+    assert_eq!(
+        store.count("/").await.unwrap(),
+        10,
+        "compaction keeps current values"
+    );
+    let err = store.compact(99).await.unwrap_err();
+    assert!(matches!(err, StoreError::FutureRevision { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn slow_watchers_are_dropped_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(SledStoreConfig {
+        watch_buffer: 8,
+        ..config(dir.path())
+    })
+    .unwrap();
+    let mut slow = store.watch("/", 0).await.unwrap();
+    // Let the watcher register for live events before writing.
+    while store.live_watchers() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for i in 0..100 {
+        store.create(&format!("/s{i}"), vec![]).await.unwrap();
+    }
+    assert_eq!(store.current_revision(), 100, "writers were not blocked");
+    let mut delivered = 0;
+    let end = loop {
+        match slow.next().await {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(err)) => break err,
+            None => panic!("stream ended without an error"),
+        }
+    };
+    assert!(delivered < 100);
+    assert!(matches!(end, StoreError::WatcherTooSlow { .. }), "{end}");
+    assert!(slow.next().await.is_none());
+}
+
+#[tokio::test]
+async fn compaction_bounds_history_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let value = vec![7u8; 1024];
+    for i in 0..50 {
+        store
+            .create(&format!("/churn/{i}"), value.clone())
+            .await
+            .unwrap();
+    }
+    let mut sizes = Vec::new();
+    for round in 0..6 {
+        for _ in 0..10 {
+            for i in 0..50 {
+                let key = format!("/churn/{i}");
+                let kv = store.get(&key).await.unwrap().unwrap();
+                store
+                    .update(&key, value.clone(), kv.mod_revision)
+                    .await
+                    .unwrap();
+            }
+        }
+        store.compact(store.current_revision()).await.unwrap();
+        let size = store.size_on_disk().unwrap();
+        sizes.push(size);
+        eprintln!("round {round}: {size} bytes on disk");
+    }
+    // After compaction only current values remain: a replay from the compacted revision is empty.
+    let mut watch = store
+        .watch("/churn/", store.current_revision())
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), watch.next())
+            .await
+            .is_err(),
+        "no history after full compaction"
+    );
+    assert_eq!(store.count("/churn/").await.unwrap(), 50);
+    // 3,050 writes of 1 KiB went in; the live data is 50 KiB. The size must not keep growing
+    // with the number of writes: later rounds stay within a small factor of the first.
+    let first = sizes[0].max(1);
+    let last = *sizes.last().unwrap();
+    assert!(
+        last <= first * 3,
+        "size grew from {first} to {last}: {sizes:?}"
+    );
+}
+
+#[tokio::test]
+async fn incompatible_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join(FORMAT_FILE), "k3rs-store-sled-v999\n").unwrap();
+    let err = SledStore::open(config(dir.path())).unwrap_err();
+    assert!(
+        matches!(err, StoreError::IncompatibleFormat { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("v999"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing was created: {names:?}");
+}
+
+#[tokio::test]
+async fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("precious.txt"), "user data").unwrap();
+    let err = SledStore::open(config(dir.path())).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_lost_its_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.create("/k", b"v".to_vec()).await.unwrap();
+    }
+    let path = dir.path().join("db");
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != FORMAT_FILE {
+            let p = entry.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+    let err = SledStore::open(config(dir.path())).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_garbled_database_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for i in 0..100 {
+            store.create(&format!("/k{i}"), vec![1; 512]).await.unwrap();
+        }
+    }
+    let path = dir.path().join("db");
+    // Overwrite every byte of the database file except the header region with garbage.
+    let db_file = path.join("db");
+    let len = std::fs::metadata(&db_file).unwrap().len() as usize;
+    std::fs::write(&db_file, vec![0xA5; len]).unwrap();
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("snap.")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    match SledStore::open(config(dir.path())) {
+        Err(err) => {
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+        Ok(store) => panic!(
+            "a garbled store opened silently at revision {}",
+            store.current_revision()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn leftover_generating_snapshots_are_removed_before_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.create("/k", b"v".to_vec()).await.unwrap();
+    }
+    let path = dir.path().join("db");
+    let partial = path.join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&partial, b"half a snapshot").unwrap();
+    let store = open(dir.path());
+    assert!(!partial.exists());
+    assert_eq!(store.get("/k").await.unwrap().unwrap().value, b"v");
+}
