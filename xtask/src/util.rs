@@ -77,8 +77,8 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
-/// Cargo's target directory for this workspace (honours `CARGO_TARGET_DIR` and config files).
-pub(crate) fn target_dir() -> Result<PathBuf> {
+/// `cargo metadata --no-deps` for this workspace, parsed.
+pub(crate) fn cargo_metadata() -> Result<serde_json::Value> {
     let output = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()
@@ -89,8 +89,12 @@ pub(crate) fn target_dir() -> Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("parsing cargo metadata output")?;
+    serde_json::from_slice(&output.stdout).context("parsing cargo metadata output")
+}
+
+/// Cargo's target directory for this workspace (honours `CARGO_TARGET_DIR` and config files).
+pub(crate) fn target_dir() -> Result<PathBuf> {
+    let metadata = cargo_metadata()?;
     let dir = metadata
         .get("target_directory")
         .and_then(serde_json::Value::as_str)
