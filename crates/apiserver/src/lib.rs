@@ -1,1 +1,35 @@
-//! placeholder
+//! The k3rs API server: the Kubernetes HTTP API over TLS, on top of the k3rs store.
+//!
+//! Today it is the HTTPS shell: one port speaking HTTP/1.1 and HTTP/2 (ALPN `h2`, `http/1.1`)
+//! over rustls with the ring provider, serving `/healthz`, `/livez`, `/readyz` (with `?verbose`,
+//! as kube-apiserver) and `/version`, and a Kubernetes `Status` 404 for every other path. The
+//! REST API (discovery, CRUD, watch) is added behind the same router. Client certificates are
+//! requested but optional: one that is presented must chain to the cluster CA, and the verified
+//! chain travels with every request in [`ConnectionInfo`] for authentication to read.
+//!
+//! **Invariants**
+//! - A client never sees a Rust error or panic text: every error is a `Status` object with the
+//!   right HTTP code.
+//! - Shutdown is graceful: on the shutdown signal the listener closes, `/readyz` fails, open
+//!   connections get a grace period, and only then are they cut.
+//! - Private keys are never logged; [`TlsMaterial`]'s `Debug` redacts the key.
+//!
+//! This crate never touches files: certificates come in as PEM from the caller (see `k3rs-pki`),
+//! and all state lives in the [`k3rs_store::Store`] it is given.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod health;
+mod response;
+mod routes;
+mod server;
+mod tls;
+mod version;
+
+pub use config::{ApiServerConfig, TlsMaterial};
+pub use error::ApiServerError;
+pub use response::{BoxError, ResponseBody};
+pub use server::{ApiServer, ConnectionInfo};
+pub use version::{git_version, info as version_info, KUBERNETES_MAJOR, KUBERNETES_MINOR};

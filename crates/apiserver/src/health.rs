@@ -1,0 +1,141 @@
+//! `/healthz`, `/livez`, `/readyz` in kube-apiserver's format, with `?verbose` and `?exclude=`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::{Response, StatusCode};
+
+use crate::response::{not_found, text, ResponseBody};
+use crate::routes::AppState;
+
+/// How long the store check may take before it counts as failed.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The three health endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Healthz,
+    Livez,
+    Readyz,
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Healthz => "healthz",
+            Self::Livez => "livez",
+            Self::Readyz => "readyz",
+        }
+    }
+
+    /// The checks each endpoint runs, in output order. Liveness does not depend on the store:
+    /// a slow disk should make the server unready, not get it restarted.
+    fn checks(self) -> &'static [Check] {
+        match self {
+            Self::Healthz => &[Check::Ping, Check::Log, Check::Store],
+            Self::Livez => &[Check::Ping, Check::Log],
+            Self::Readyz => &[Check::Ping, Check::Log, Check::Store, Check::Shutdown],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    Ping,
+    Log,
+    Store,
+    Shutdown,
+}
+
+impl Check {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Log => "log",
+            Self::Store => "store",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    async fn run(self, state: &AppState) -> bool {
+        match self {
+            Self::Ping | Self::Log => true,
+            Self::Shutdown => !state.shutting_down.load(Ordering::SeqCst),
+            Self::Store => {
+                let probe = state.store.get("/k3rs/health");
+                match tokio::time::timeout(STORE_CHECK_TIMEOUT, probe).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "store health check failed");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!(timeout = ?STORE_CHECK_TIMEOUT, "store health check timed out");
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers `/<endpoint>` (all checks) or `/<endpoint>/<check>` (one check).
+pub(crate) async fn handle(
+    state: &AppState,
+    endpoint: Endpoint,
+    sub_check: Option<&str>,
+    query: Option<&str>,
+) -> Response<ResponseBody> {
+    let params: Vec<(&str, &str)> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let verbose = params.iter().any(|(k, _)| *k == "verbose");
+    let excluded: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| *k == "exclude")
+        .map(|(_, v)| *v)
+        .collect();
+
+    if let Some(name) = sub_check {
+        let Some(check) = endpoint.checks().iter().find(|c| c.name() == name) else {
+            return not_found();
+        };
+        return if check.run(state).await {
+            text(StatusCode::OK, "ok")
+        } else {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal server error: {name} check failed\n"),
+            )
+        };
+    }
+
+    let mut report = String::new();
+    let mut failed = false;
+    for check in endpoint.checks() {
+        if excluded.contains(&check.name()) {
+            let _ = writeln!(report, "[+]{} excluded: ok", check.name());
+            continue;
+        }
+        if check.run(state).await {
+            let _ = writeln!(report, "[+]{} ok", check.name());
+        } else {
+            failed = true;
+            // kube-apiserver withholds the reason from clients; it is in the server log.
+            let _ = writeln!(report, "[-]{} failed: reason withheld", check.name());
+        }
+    }
+    if failed {
+        let _ = writeln!(report, "{} check failed", endpoint.name());
+        return text(StatusCode::INTERNAL_SERVER_ERROR, report);
+    }
+    if verbose {
+        let _ = writeln!(report, "{} check passed", endpoint.name());
+        return text(StatusCode::OK, report);
+    }
+    text(StatusCode::OK, "ok")
+}

@@ -1,0 +1,118 @@
+//! Response bodies and the Kubernetes `Status` responses every error is sent as.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
+
+/// The error type of streaming response bodies (watches, logs) once they exist.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response: boxed so that fixed bodies and, later, streams share one type.
+pub type ResponseBody = BoxBody<Bytes, BoxError>;
+
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A `text/plain` response.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    with_type(status, "text/plain; charset=utf-8", full(body))
+}
+
+/// An `application/json` response of `value`.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => with_type(status, "application/json", full(bytes)),
+        Err(err) => {
+            tracing::error!(error = %err, "serializing a response failed");
+            status_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "failed to serialize the response",
+                None,
+            )
+        }
+    }
+}
+
+fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A `Status` object with `status: Failure`, as kube-apiserver sends for every error.
+pub(crate) fn failure(
+    code: StatusCode,
+    reason: &str,
+    message: &str,
+    details: Option<StatusDetails>,
+) -> Status {
+    Status {
+        code: Some(i32::from(code.as_u16())),
+        details,
+        message: Some(message.to_string()),
+        metadata: Default::default(),
+        reason: Some(reason.to_string()),
+        status: Some("Failure".to_string()),
+    }
+}
+
+/// A `Status` failure response.
+pub(crate) fn status_response(
+    code: StatusCode,
+    reason: &str,
+    message: &str,
+    details: Option<StatusDetails>,
+) -> Response<ResponseBody> {
+    let status = failure(code, reason, message, details);
+    match serde_json::to_vec(&status) {
+        Ok(bytes) => with_type(code, "application/json", full(bytes)),
+        // A Status of plain strings always serializes; this is only here to avoid a panic path.
+        Err(_) => text(code, message.to_string()),
+    }
+}
+
+/// The answer for a path nothing serves, in kube-apiserver's words.
+pub(crate) fn not_found() -> Response<ResponseBody> {
+    let details = StatusDetails {
+        causes: Some(vec![StatusCause {
+            reason: Some("UnexpectedServerResponse".into()),
+            message: Some("404 page not found".into()),
+            field: None,
+        }]),
+        ..Default::default()
+    };
+    status_response(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the server could not find the requested resource",
+        Some(details),
+    )
+}
+
+/// The answer for a verb the path does not support.
+pub(crate) fn method_not_allowed(method: &http::Method) -> Response<ResponseBody> {
+    status_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        &format!("the server does not allow this method on the requested resource ({method})"),
+        None,
+    )
+}

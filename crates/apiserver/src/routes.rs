@@ -1,0 +1,83 @@
+//! Request routing. Today: health, version, and `Status` 404s for everything else; the
+//! Kubernetes API groups hang off [`handle`] as they are written.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response};
+
+use crate::health::{self, Endpoint};
+use crate::response::{json, method_not_allowed, not_found, ResponseBody};
+use crate::version;
+
+/// State shared by every request.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn k3rs_store::Store>,
+    /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
+    pub(crate) shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub(crate) fn new(store: Arc<dyn k3rs_store::Store>) -> Self {
+        Self {
+            store,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Answers one request. Never fails: every error is a `Status` response.
+pub(crate) async fn handle<B>(state: &AppState, request: Request<B>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query();
+    let response = route(state, &method, &path, query).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn route(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Response<ResponseBody> {
+    let trimmed = path.trim_end_matches('/');
+    let mut segments = trimmed.trim_start_matches('/').splitn(2, '/');
+    let first = segments.next().unwrap_or("");
+    let rest = segments.next();
+    let read_only = *method == Method::GET || *method == Method::HEAD;
+
+    let endpoint = match first {
+        "healthz" => Some(Endpoint::Healthz),
+        "livez" => Some(Endpoint::Livez),
+        "readyz" => Some(Endpoint::Readyz),
+        _ => None,
+    };
+    if let Some(endpoint) = endpoint {
+        if !read_only {
+            return method_not_allowed(method);
+        }
+        // A check name has no further slashes.
+        if rest.is_some_and(|r| r.contains('/')) {
+            return not_found();
+        }
+        return health::handle(state, endpoint, rest, query).await;
+    }
+    if first == "version" && rest.is_none() {
+        if !read_only {
+            return method_not_allowed(method);
+        }
+        return json(http::StatusCode::OK, &version::info());
+    }
+    not_found()
+}

@@ -1,0 +1,196 @@
+//! The listener: TCP accept loop, TLS handshakes, HTTP/1.1 + HTTP/2, graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::pki_types::CertificateDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::routes::{self, AppState};
+use crate::{tls, ApiServerConfig, ApiServerError};
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who is on the other end of a connection, as far as TLS tells. Every request carries one in
+/// its extensions; authentication reads the client certificate from it.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// The verified client certificate chain (leaf first), or `None` for an anonymous client.
+    pub client_cert_chain: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The negotiated ALPN protocol (`h2` or `http/1.1`), if any.
+    pub alpn_protocol: Option<Vec<u8>>,
+}
+
+/// A bound, not yet serving API server.
+pub struct ApiServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    acceptor: TlsAcceptor,
+    state: Arc<AppState>,
+    shutdown_grace: Duration,
+    tls_handshake_timeout: Duration,
+}
+
+impl ApiServer {
+    /// Checks the TLS material and binds the listening socket, so that a bad certificate or a
+    /// port in use is reported before anything is served.
+    pub async fn bind(config: ApiServerConfig) -> Result<Self, ApiServerError> {
+        let tls = tls::server_config(&config.tls)?;
+        let listener = TcpListener::bind(config.bind_address)
+            .await
+            .map_err(|source| ApiServerError::Bind {
+                addr: config.bind_address,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
+        Ok(Self {
+            listener,
+            local_addr,
+            acceptor: TlsAcceptor::from(tls),
+            state: Arc::new(AppState::new(config.store)),
+            shutdown_grace: config.shutdown_grace,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, fails `/readyz`, lets open
+    /// connections finish for up to the grace period, and returns.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ApiServerError> {
+        let Self {
+            listener,
+            local_addr,
+            acceptor,
+            state,
+            shutdown_grace,
+            tls_handshake_timeout,
+        } = self;
+        let graceful = GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let builder = Arc::new(builder);
+        tracing::info!(address = %local_addr, "API server listening");
+
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, remote_addr) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Usually EMFILE/ENFILE: back off instead of spinning.
+                        tracing::warn!(error = %err, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let connection = Connection {
+                acceptor: acceptor.clone(),
+                builder: builder.clone(),
+                state: state.clone(),
+                watcher: graceful.watcher(),
+                remote_addr,
+                tls_handshake_timeout,
+            };
+            tokio::spawn(connection.run(tcp));
+        }
+
+        drop(listener);
+        state.shutting_down.store(true, Ordering::SeqCst);
+        tracing::info!(
+            open_connections = graceful.count(),
+            "API server shutting down"
+        );
+        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?shutdown_grace, "open connections did not finish in time; closing them");
+        }
+        tracing::info!("API server stopped");
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Connection {
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    state: Arc<AppState>,
+    watcher: hyper_util::server::graceful::Watcher,
+    remote_addr: SocketAddr,
+    tls_handshake_timeout: Duration,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream) {
+        let remote_addr = self.remote_addr;
+        let _ = tcp.set_nodelay(true);
+        let tls = match tokio::time::timeout(self.tls_handshake_timeout, self.acceptor.accept(tcp))
+            .await
+        {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::debug!(%remote_addr, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote_addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        let (_, session) = tls.get_ref();
+        let info = ConnectionInfo {
+            remote_addr,
+            client_cert_chain: session
+                .peer_certificates()
+                .map(|chain| Arc::new(chain.to_vec())),
+            alpn_protocol: session.alpn_protocol().map(<[u8]>::to_vec),
+        };
+        let state = self.state;
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(info.clone());
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(routes::handle(&state, request).await) }
+        });
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service);
+        if let Err(err) = self.watcher.watch(connection.into_owned()).await {
+            tracing::debug!(%remote_addr, error = %err, "connection ended with an error");
+        }
+    }
+}
