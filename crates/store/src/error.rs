@@ -81,6 +81,12 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// Another process (or another handle in this one) has the store open.
+    #[error("store at {path} is in use by another process")]
+    InUse {
+        /// The store directory.
+        path: String,
+    },
     /// The store has shut down (or its writer thread died).
     #[error("store is closed")]
     Closed,

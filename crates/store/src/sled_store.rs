@@ -132,16 +132,7 @@ impl SledStore {
         let path = config.path.clone();
         let format = open_format(&path)?;
         remove_partial_snapshots(&path)?;
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.cache_capacity_bytes)
-            // We flush explicitly before every acknowledgement; a timer flush adds nothing.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|err| StoreError::Corrupt {
-                path: path.display().to_string(),
-                reason: format!("the database does not open: {err}"),
-            })?;
+        let db = open_db(&config)?;
         check_or_init_format(&db, &path, format)?;
 
         let compacted = match db.get(codec::META_COMPACT).map_err(backend)? {
@@ -204,6 +195,16 @@ impl SledStore {
             if handle.join().is_err() {
                 tracing::error!(path = %self.shared.path.display(), "store writer panicked");
             }
+        }
+        // Reads and watch catch-ups in flight hold the database for a moment; wait for them so
+        // that the directory can be opened again as soon as this returns.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.shared) > 1 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(path = %self.shared.path.display(), "store still in use after close");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -402,6 +403,40 @@ fn decode_continue(token: &str) -> Result<ContinueToken, StoreError> {
         });
     }
     Ok(token)
+}
+
+/// Opens the sled database. sled's background I/O may hold the directory lock for a moment after
+/// the previous handle in this process is dropped, so a held lock is retried briefly before it
+/// is reported as another process using the store.
+fn open_db(config: &SledStoreConfig) -> Result<sled::Db, StoreError> {
+    let path = &config.path;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity_bytes)
+            // We flush explicitly before every acknowledgement; a timer flush adds nothing.
+            .flush_every_ms(None)
+            .open();
+        match result {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock only as text (`io::ErrorKind::Other`).
+            Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() > deadline {
+                    return Err(StoreError::InUse {
+                        path: path.display().to_string(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => {
+                return Err(StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: format!("the database does not open: {err}"),
+                })
+            }
+        }
+    }
 }
 
 /// What the format file said when the store was opened.

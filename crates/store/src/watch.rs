@@ -7,7 +7,7 @@
 //! before registration, live otherwise.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -71,7 +71,7 @@ pub(crate) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> Wat
     let (tx, rx) = mpsc::channel(shared.config.watch_buffer.max(1));
     let too_slow = Arc::new(AtomicBool::new(false));
     tokio::spawn(catch_up(
-        shared,
+        Arc::downgrade(&shared),
         prefix.clone(),
         after,
         tx,
@@ -91,60 +91,62 @@ pub(crate) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> Wat
     .boxed()
 }
 
+/// Holds the store only weakly between steps, so a closed store is not kept open by a watcher.
 async fn catch_up(
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
     prefix: String,
     mut next: Revision,
     tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
     too_slow: Arc<AtomicBool>,
 ) {
     loop {
-        let durable = shared.durable_revision();
-        if next < durable {
-            let upto = durable.min(next.saturating_add(CATCH_UP_CHUNK));
-            let read = {
-                let shared = Arc::clone(&shared);
-                let prefix = prefix.clone();
-                tokio::task::spawn_blocking(move || {
-                    let events =
-                        reader::events_between(&shared.tree, &shared.path, &prefix, next, upto)?;
-                    shared.check_not_compacted(next)?;
-                    Ok(events)
-                })
-                .await
-                .unwrap_or_else(|err| Err(StoreError::Backend(format!("watch catch-up: {err}"))))
-            };
-            match read {
-                Ok(events) => {
-                    for event in events {
-                        if tx.send(Ok(event)).await.is_err() {
-                            return;
-                        }
-                    }
-                    next = upto;
-                }
-                Err(err) => {
-                    // The receiver may be gone already; there is nobody else to tell.
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
+        let Some(store) = shared.upgrade() else {
+            let _ = tx.send(Err(StoreError::Closed)).await;
+            return;
+        };
+        let durable = store.durable_revision();
+        if next >= durable {
+            if tx.is_closed() {
+                return;
             }
-            continue;
-        }
-        if tx.is_closed() {
+            let mut registry = store.lock_watchers();
+            // Registration is only exact while the durable revision has not moved past `next`.
+            if store.durable_revision() > next {
+                continue;
+            }
+            registry.watchers.push(Watcher {
+                prefix,
+                after: next,
+                tx,
+                too_slow,
+            });
             return;
         }
-        let mut registry = shared.lock_watchers();
-        // Registration is only exact while the durable revision has not moved past `next`.
-        if shared.durable_revision() > next {
-            continue;
+        let upto = durable.min(next.saturating_add(CATCH_UP_CHUNK));
+        let read_prefix = prefix.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let events =
+                reader::events_between(&store.tree, &store.path, &read_prefix, next, upto)?;
+            store.check_not_compacted(next)?;
+            Ok(events)
+        })
+        .await
+        .unwrap_or_else(|err| Err(StoreError::Backend(format!("watch catch-up: {err}"))));
+        // The store is not held while waiting for the receiver.
+        match read {
+            Ok(events) => {
+                for event in events {
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                next = upto;
+            }
+            Err(err) => {
+                // The receiver may be gone already; there is nobody else to tell.
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
         }
-        registry.watchers.push(Watcher {
-            prefix,
-            after: next,
-            tx,
-            too_slow,
-        });
-        return;
     }
 }

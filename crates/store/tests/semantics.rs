@@ -512,3 +512,11 @@ async fn leftover_generating_snapshots_are_removed_before_open() {
     assert!(!partial.exists());
     assert_eq!(store.get("/k").await.unwrap().unwrap().value, b"v");
 }
+
+#[tokio::test]
+async fn a_store_open_elsewhere_is_reported_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let err = SledStore::open(config(dir.path())).unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+}
