@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 mod codec;
+mod durability;
 mod error;
 mod reader;
 mod sled_store;

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use tokio::sync::oneshot;
 
 use crate::codec;
+use crate::durability::Durability;
 use crate::reader::{self, backend};
 use crate::watch::{self, WatchRegistry};
 use crate::writer::{self, Request, Writer};
@@ -133,6 +134,10 @@ impl SledStore {
         let format = open_format(&path)?;
         remove_partial_snapshots(&path)?;
         let db = open_db(&config)?;
+        let durability = Durability::open(&path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         check_or_init_format(&db, &path, format)?;
 
         let compacted = match db.get(codec::META_COMPACT).map_err(backend)? {
@@ -155,7 +160,7 @@ impl SledStore {
             scans: RwLock::new(()),
         });
         let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&shared), rx);
+        let writer = Writer::new(Arc::clone(&shared), rx, durability);
         let handle = std::thread::Builder::new()
             .name("k3rs-store-writer".to_owned())
             .spawn(move || writer.run())
@@ -547,6 +552,13 @@ fn check_or_init_format(db: &sled::Db, path: &Path, file: FormatFile) -> Result<
             db.insert(codec::META_FORMAT, FORMAT_VERSION.as_bytes())
                 .map_err(backend)?;
             db.flush().map_err(backend)?;
+            // The format record must be on disk before the format file claims it is.
+            Durability::open(path)
+                .and_then(|mut durability| durability.sync())
+                .map_err(|source| StoreError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
         }
     }
     if file == FormatFile::Absent {

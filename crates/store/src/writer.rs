@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::codec::{self, Version};
+use crate::durability::Durability;
 use crate::reader::{self, backend};
 use crate::sled_store::Shared;
 use crate::{Deleted, KeyValue, Revision, StoreError, WatchEvent};
@@ -91,6 +92,7 @@ struct CompactionJob {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     requests: mpsc::Receiver<Request>,
+    durability: Durability,
     /// The revision the next change gets.
     next_revision: Revision,
     compaction: Option<CompactionJob>,
@@ -99,7 +101,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, requests: mpsc::Receiver<Request>) -> Writer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        requests: mpsc::Receiver<Request>,
+        durability: Durability,
+    ) -> Writer {
         let next_revision = shared.durable_revision() + 1;
         let next_auto_compaction = shared
             .config
@@ -108,6 +114,7 @@ impl Writer {
         let mut writer = Writer {
             shared,
             requests,
+            durability,
             next_revision,
             compaction: None,
             next_auto_compaction,
@@ -159,10 +166,19 @@ impl Writer {
             }
             self.maybe_start_auto_compaction();
         }
-        if let Err(err) = self.shared.tree.flush() {
+        if let Err(err) = self.flush() {
             tracing::error!(path = %self.shared.path.display(), %err, "final store flush failed");
         }
         self.shared.lock_watchers().clear();
+    }
+
+    /// Makes every applied change durable: sled's flush, then what sled leaves unsynced.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.shared.tree.flush().map_err(backend)?;
+        self.durability.sync().map_err(|source| StoreError::Io {
+            path: self.shared.path.display().to_string(),
+            source,
+        })
     }
 
     fn idle_timeout(&self) -> Duration {
@@ -254,7 +270,7 @@ impl Writer {
         let flush_error = if events.is_empty() && apply_error.is_none() {
             None
         } else {
-            self.shared.tree.flush().err().map(|err| err.to_string())
+            self.flush().err().map(|err| err.to_string())
         };
         let failure = flush_error.or(apply_error);
         if failure.is_none() {
@@ -400,7 +416,7 @@ impl Writer {
                 .tree
                 .insert(codec::META_COMPACT, &codec::revision_bytes(target)[..])
                 .map_err(backend)
-                .and_then(|_| self.shared.tree.flush().map_err(backend))
+                .and_then(|_| self.flush())
                 .map(|_| true)
         };
         match result {
@@ -454,8 +470,8 @@ impl Writer {
                     .shared
                     .tree
                     .apply_batch(batch)
-                    .and_then(|()| self.shared.tree.flush().map(|_| ()))
-                    .map_err(backend);
+                    .map_err(backend)
+                    .and_then(|()| self.flush());
                 let healthy = result.is_ok();
                 if let Some(job) = self.compaction.take() {
                     for reply in job.replies {

@@ -520,3 +520,26 @@ async fn a_store_open_elsewhere_is_reported_in_use() {
     let err = SledStore::open(config(dir.path())).unwrap_err();
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn large_values_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // Larger than sled's inline limit: sled stores these pages as separate blob files.
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    {
+        let store = open(dir.path());
+        store.create("/big", big.clone()).await.unwrap();
+        let kv = store.get("/big").await.unwrap().unwrap();
+        store
+            .update("/big", big[..1024 * 1024].to_vec(), kv.mod_revision)
+            .await
+            .unwrap();
+        store.create("/big2", big.clone()).await.unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.get("/big").await.unwrap().unwrap().value,
+        &big[..1024 * 1024]
+    );
+    assert_eq!(store.get("/big2").await.unwrap().unwrap().value, big);
+}
