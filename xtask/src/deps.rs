@@ -56,6 +56,12 @@ const PACKAGES: &[Package] = &[
         why: "protoc for containerd-client, etcd-client",
     },
     Package {
+        // protoc's well-known types (google/protobuf/*.proto), only recommended by
+        // protobuf-compiler and so skipped by --no-install-recommends; etcd-client needs them.
+        any_of: &["libprotobuf-dev"],
+        why: "google/protobuf/*.proto for protoc",
+    },
+    Package {
         any_of: &["iproute2"],
         why: "ip/tc in network tests",
     },
