@@ -1,0 +1,41 @@
+//! k3rs benchmarks, each run side by side with its baseline in the same process run, so that the
+//! ratio between the two means something even on a noisy machine.
+//!
+//! `k3rs-bench store`: the k3rs store (sled backend, embedded as the API server embeds it)
+//! against etcd 3.4 (a child process on loopback, reached over gRPC as the API server reaches it).
+//! Results are printed as a table and written to `docs/benchmarks.md`.
+//!
+//! Numbers from here are never test assertions: they describe one machine on one day.
+
+#![forbid(unsafe_code)]
+
+mod machine;
+mod stats;
+mod store;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "k3rs-bench",
+    about = "k3rs benchmarks against their baselines",
+    args_override_self = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The k3rs store against etcd 3.4: durable writes, lists of 10k objects, watch delivery.
+    Store(store::Args),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.bench {
+        Bench::Store(args) => store::run(args),
+    }
+}
