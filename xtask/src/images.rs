@@ -113,7 +113,9 @@ pub(crate) fn build(recipe: &Recipe, out_dir: &Path, epoch: u64) -> Result<Built
         &assemble::library_dirs(&arch)?,
         &work_dir,
     )?;
+    // Scratch space only; a failed removal leaves a harmless directory behind.
     let _ = fs::remove_dir_all(&work_dir);
+    let _ = fs::remove_dir(out_dir.join("work"));
 
     let main = packages
         .iter()
