@@ -1,0 +1,120 @@
+//! The command line: `k3rs server` and its flags, named as in k3s.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The default data directory.
+pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/k3rs";
+/// The default config file; a missing one is fine.
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/k3rs/config.yaml";
+/// The default admin kubeconfig path.
+pub(crate) const DEFAULT_KUBECONFIG: &str = "/etc/k3rs/k3rs.yaml";
+
+/// k3rs: a small, k3s-style Kubernetes distribution in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "k3rs", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the control plane (API server, store) on this node.
+    Server(ServerArgs),
+}
+
+/// Flags of `k3rs server`. Only flags that do something exist: an unknown flag is an error.
+/// Each can also be set in the config file under its long name; a flag given on the command
+/// line wins over the file.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Every long flag can also be set in the config file, e.g. `https-listen-port: 6443`, \
+`tls-san: [a.example.com, 10.0.0.9]`; flags given on the command line win."
+)]
+pub(crate) struct ServerArgs {
+    /// Config file (YAML, keys are the long flag names). A missing default file is fine.
+    #[arg(short = 'c', long, value_name = "FILE", default_value = DEFAULT_CONFIG_FILE)]
+    pub(crate) config: PathBuf,
+
+    /// Directory holding all state: store, certificates, credentials.
+    #[arg(short = 'd', long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub(crate) data_dir: PathBuf,
+
+    /// Port of the HTTPS API.
+    #[arg(long, value_name = "PORT", default_value_t = 6443)]
+    pub(crate) https_listen_port: u16,
+
+    /// Address the API listens on (0.0.0.0 or :: for all).
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub(crate) bind_address: IpAddr,
+
+    /// The node's IP address(es); repeatable or comma-separated. Default: the host's primary
+    /// IPv4 address. Added to the serving certificate.
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    pub(crate) node_ip: Vec<IpAddr>,
+
+    /// The node's name. Default: the host name. Added to the serving certificate.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node_name: Option<String>,
+
+    /// Extra host name or IP address for the serving certificate; repeatable or comma-separated.
+    #[arg(long, value_name = "NAME_OR_IP", value_delimiter = ',')]
+    pub(crate) tls_san: Vec<String>,
+
+    /// IP range of Services (its first address, 10.43.0.1 by default, is the `kubernetes`
+    /// Service and goes into the serving certificate).
+    #[arg(long, value_name = "CIDR", default_value = k3rs_pki::DEFAULT_SERVICE_CIDR)]
+    pub(crate) service_cidr: String,
+
+    /// Where to write the admin kubeconfig.
+    #[arg(short = 'o', long, value_name = "FILE", default_value = DEFAULT_KUBECONFIG)]
+    pub(crate) write_kubeconfig: PathBuf,
+
+    /// File mode of the admin kubeconfig, octal like chmod (e.g. 0644).
+    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    pub(crate) write_kubeconfig_mode: u32,
+
+    /// Do not run the agent on this node. Accepted for k3s compatibility: k3rs has no agent
+    /// yet, so the server runs without one either way.
+    #[arg(long)]
+    pub(crate) disable_agent: bool,
+}
+
+/// Parses an octal file mode such as `0600`, `600` or `0o644`.
+pub(crate) fn parse_mode(value: &str) -> Result<u32, String> {
+    let digits = value.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("{value:?} is not an octal file mode"))?;
+    if digits.is_empty() || mode > 0o777 {
+        return Err(format!(
+            "{value:?} is not a file mode between 0000 and 0777"
+        ));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("644"), Ok(0o644));
+        assert_eq!(parse_mode("0o640"), Ok(0o640));
+        assert!(parse_mode("0800").is_err());
+        assert!(parse_mode("1777").is_err());
+        assert!(parse_mode("").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! The YAML config file (`/etc/k3rs/config.yaml`): the server's long flag names as keys.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::cli::parse_mode;
+
+/// A config file error: the file, and a one-line message that names the offending key.
+#[derive(Debug)]
+pub(crate) struct ConfigError {
+    pub(crate) path: PathBuf,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config file {}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The keys the config file may hold. Unknown keys are rejected, so a k3s key that k3rs does not
+/// implement yet fails loudly instead of being ignored.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct ConfigFile {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) https_listen_port: Option<u16>,
+    pub(crate) bind_address: Option<IpAddr>,
+    pub(crate) node_ip: Option<StringList>,
+    pub(crate) node_name: Option<String>,
+    pub(crate) tls_san: Option<StringList>,
+    pub(crate) service_cidr: Option<String>,
+    pub(crate) write_kubeconfig: Option<PathBuf>,
+    pub(crate) write_kubeconfig_mode: Option<FileMode>,
+    pub(crate) disable_agent: Option<bool>,
+}
+
+impl ConfigFile {
+    /// Reads `path`. A missing file is an empty config when `required` is false (the default
+    /// path), an error when the user named the file.
+    pub(crate) fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let error = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default())
+            }
+            Err(err) => return Err(error(err.to_string())),
+        };
+        Self::parse(&text).map_err(error)
+    }
+
+    /// Parses config text; the error names the key when there is one.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        // An empty file (or one with only comments) is an empty config.
+        let parsed: Option<Self> =
+            serde_yaml::from_str(text).map_err(|err| one_line(&err.to_string()))?;
+        let config = parsed.unwrap_or_default();
+        if let Some(ips) = &config.node_ip {
+            for ip in &ips.0 {
+                ip.parse::<IpAddr>()
+                    .map_err(|_| format!("node-ip: {ip:?} is not an IP address"))?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// The node IPs, already checked by [`ConfigFile::parse`].
+    pub(crate) fn node_ips(&self) -> Vec<IpAddr> {
+        self.node_ip
+            .iter()
+            .flat_map(|list| list.0.iter())
+            .filter_map(|ip| ip.parse().ok())
+            .collect()
+    }
+}
+
+/// serde's messages speak of fields; a config file has keys. Folded onto one line.
+fn one_line(message: &str) -> String {
+    message
+        .replace("unknown field", "unknown key")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A string or a list of strings, each of which may hold comma-separated values (k3s accepts
+/// `node-ip: 10.0.0.5`, `node-ip: 10.0.0.5,fd00::5` and `node-ip: [10.0.0.5, fd00::5]`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StringList(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = StringList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringList, E> {
+                Ok(StringList(split(value)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StringList, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element::<String>()? {
+                    values.extend(split(&value));
+                }
+                Ok(StringList(values))
+            }
+        }
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+fn split(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A file mode: a string of octal digits (`"0644"`), or a bare number whose digits are read as
+/// octal (`644`), as k3s users write it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FileMode(pub(crate) u32);
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+        impl Visitor<'_> for ModeVisitor {
+            type Value = FileMode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an octal file mode such as \"0600\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<FileMode, E> {
+                parse_mode(value).map(FileMode).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<FileMode, E> {
+                self.visit_str(&value.to_string())
+            }
+        }
+        deserializer.deserialize_any(ModeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_config_parses() {
+        let config = ConfigFile::parse(
+            "data-dir: /srv/k3rs\nhttps-listen-port: 7443\nbind-address: 127.0.0.1\nnode-ip: 10.0.0.5,fd00::5\n\
+             node-name: n1\ntls-san: [a.example.com, 10.9.9.9]\nservice-cidr: 10.96.0.0/12\n\
+             write-kubeconfig: /tmp/k.yaml\nwrite-kubeconfig-mode: \"0644\"\ndisable-agent: true\n",
+        )
+        .unwrap();
+        assert_eq!(config.https_listen_port, Some(7443));
+        assert_eq!(config.node_ips().len(), 2);
+        assert_eq!(
+            config.tls_san,
+            Some(StringList(vec!["a.example.com".into(), "10.9.9.9".into()]))
+        );
+        assert_eq!(config.write_kubeconfig_mode, Some(FileMode(0o644)));
+        assert_eq!(config.disable_agent, Some(true));
+    }
+
+    #[test]
+    fn empty_files_and_bare_modes() {
+        assert_eq!(ConfigFile::parse("").unwrap(), ConfigFile::default());
+        assert_eq!(
+            ConfigFile::parse("# nothing\n").unwrap(),
+            ConfigFile::default()
+        );
+        assert_eq!(
+            ConfigFile::parse("write-kubeconfig-mode: 644")
+                .unwrap()
+                .write_kubeconfig_mode,
+            Some(FileMode(0o644))
+        );
+        assert_eq!(
+            ConfigFile::parse("node-ip: 10.0.0.1")
+                .unwrap()
+                .node_ips()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_on_one_line() {
+        for (text, key) in [
+            ("cluster-cidr: 10.42.0.0/16", "cluster-cidr"),
+            ("https-listen-port: abc", "https-listen-port"),
+            ("https-listen-port: 70000", "https-listen-port"),
+            ("tls-san: 5", "tls-san"),
+            ("node-ip: nope", "node-ip"),
+            ("write-kubeconfig-mode: \"0999\"", "write-kubeconfig-mode"),
+            ("disable-agent: maybe", "disable-agent"),
+        ] {
+            let err = ConfigFile::parse(text).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(!err.contains('\n'), "{text}: {err}");
+        }
+        assert!(ConfigFile::parse("- a\n- b").is_err());
+    }
+
+    #[test]
+    fn missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("config.yaml");
+        assert_eq!(
+            ConfigFile::load(&missing, false).unwrap(),
+            ConfigFile::default()
+        );
+        let err = ConfigFile::load(&missing, true).unwrap_err();
+        assert!(err.to_string().contains("config.yaml"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Merges flags, the config file and computed defaults into the server's settings.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+
+use crate::cli::ServerArgs;
+use crate::config_file::{ConfigError, ConfigFile};
+use crate::host;
+
+/// Everything `k3rs server` runs with, after merging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerSettings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) https_listen_port: u16,
+    pub(crate) bind_address: IpAddr,
+    pub(crate) node_ips: Vec<IpAddr>,
+    pub(crate) node_name: String,
+    pub(crate) tls_sans: Vec<String>,
+    pub(crate) service_cidr: String,
+    pub(crate) write_kubeconfig: PathBuf,
+    pub(crate) write_kubeconfig_mode: u32,
+    pub(crate) disable_agent: bool,
+}
+
+/// Whether the user gave this argument (on the command line or through the environment), as
+/// opposed to clap filling in its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// A flag given by the user wins; else the file's value; else the flag's default.
+fn pick<T>(matches: &ArgMatches, id: &str, flag: T, file: Option<T>) -> T {
+    match file {
+        Some(value) if !given(matches, id) => value,
+        _ => flag,
+    }
+}
+
+/// Loads the config file named by `--config` and merges it under the flags. `matches` are the
+/// `server` subcommand's matches, which tell given flags from defaults.
+pub(crate) fn resolve(
+    args: ServerArgs,
+    matches: &ArgMatches,
+) -> Result<ServerSettings, ConfigError> {
+    let required = given(matches, "config");
+    let file = ConfigFile::load(&args.config, required)?;
+    merge(args, matches, file)
+}
+
+pub(crate) fn merge(
+    args: ServerArgs,
+    matches: &ArgMatches,
+    file: ConfigFile,
+) -> Result<ServerSettings, ConfigError> {
+    let file_node_ips = file.node_ips();
+    let node_ips = pick(
+        matches,
+        "node_ip",
+        args.node_ip,
+        (!file_node_ips.is_empty()).then_some(file_node_ips),
+    );
+    let node_ips = if node_ips.is_empty() {
+        vec![host::primary_ipv4()]
+    } else {
+        node_ips
+    };
+    let node_name = match pick(
+        matches,
+        "node_name",
+        args.node_name,
+        file.node_name.map(Some),
+    ) {
+        Some(name) => name,
+        None => host::hostname(),
+    };
+    Ok(ServerSettings {
+        data_dir: pick(matches, "data_dir", args.data_dir, file.data_dir),
+        https_listen_port: pick(
+            matches,
+            "https_listen_port",
+            args.https_listen_port,
+            file.https_listen_port,
+        ),
+        bind_address: pick(
+            matches,
+            "bind_address",
+            args.bind_address,
+            file.bind_address,
+        ),
+        node_ips,
+        node_name,
+        tls_sans: pick(
+            matches,
+            "tls_san",
+            args.tls_san,
+            file.tls_san.map(|list| list.0),
+        ),
+        service_cidr: pick(
+            matches,
+            "service_cidr",
+            args.service_cidr,
+            file.service_cidr,
+        ),
+        write_kubeconfig: pick(
+            matches,
+            "write_kubeconfig",
+            args.write_kubeconfig,
+            file.write_kubeconfig,
+        ),
+        write_kubeconfig_mode: pick(
+            matches,
+            "write_kubeconfig_mode",
+            args.write_kubeconfig_mode,
+            file.write_kubeconfig_mode.map(|mode| mode.0),
+        ),
+        disable_agent: pick(
+            matches,
+            "disable_agent",
+            args.disable_agent,
+            file.disable_agent,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn merged(argv: &[&str], yaml: &str) -> ServerSettings {
+        let mut full = vec!["k3rs", "server"];
+        full.extend_from_slice(argv);
+        let matches = Cli::command().try_get_matches_from(full).unwrap();
+        let Command::Server(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        let (_, sub) = matches.subcommand().unwrap();
+        merge(args, sub, ConfigFile::parse(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let yaml = "https-listen-port: 7443\ntls-san: [from-file]\nnode-ip: 10.0.0.5\nnode-name: file-node\n\
+                    write-kubeconfig-mode: \"0644\"\ndisable-agent: true\n";
+        let from_file = merged(&[], yaml);
+        assert_eq!(from_file.https_listen_port, 7443);
+        assert_eq!(from_file.tls_sans, ["from-file"]);
+        assert_eq!(from_file.node_ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert_eq!(from_file.node_name, "file-node");
+        assert_eq!(from_file.write_kubeconfig_mode, 0o644);
+        assert!(from_file.disable_agent);
+        assert_eq!(from_file.data_dir, PathBuf::from("/var/lib/k3rs"));
+
+        let from_flags = merged(
+            &[
+                "--https-listen-port",
+                "8443",
+                "--tls-san",
+                "a,b",
+                "--tls-san",
+                "c",
+                "--node-ip",
+                "10.0.0.6",
+                "--node-name",
+                "flag-node",
+            ],
+            yaml,
+        );
+        assert_eq!(from_flags.https_listen_port, 8443);
+        assert_eq!(from_flags.tls_sans, ["a", "b", "c"]);
+        assert_eq!(from_flags.node_ips, ["10.0.0.6".parse::<IpAddr>().unwrap()]);
+        assert_eq!(from_flags.node_name, "flag-node");
+        // A flag given with its default value still wins over the file.
+        assert_eq!(
+            merged(&["--https-listen-port", "6443"], yaml).https_listen_port,
+            6443
+        );
+    }
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let settings = merged(&[], "");
+        assert_eq!(settings.https_listen_port, 6443);
+        assert_eq!(settings.bind_address, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(settings.service_cidr, "10.43.0.0/16");
+        assert_eq!(
+            settings.write_kubeconfig,
+            PathBuf::from("/etc/k3rs/k3rs.yaml")
+        );
+        assert_eq!(settings.write_kubeconfig_mode, 0o600);
+        assert_eq!(settings.node_ips.len(), 1, "the detected primary address");
+        assert!(!settings.node_name.is_empty());
+        assert!(!settings.disable_agent);
+    }
+}
