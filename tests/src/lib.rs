@@ -1,0 +1,343 @@
+//! The black-box test harness: runs the real `k3rs` binary as a user would and talks to it
+//! over the network.
+//!
+//! [`K3rsServer::start`] launches `k3rs server` on a free port with its own temporary data
+//! directory and kubeconfig path, waits until `/readyz` answers, and kills the process when
+//! dropped, so tests run side by side and next to a k3rs already serving on :6443.
+//!
+//! **Invariants**
+//! - Nothing outside the test's temporary directory is written: every path k3rs would write
+//!   (data dir, kubeconfig, config file) is pointed into it.
+//! - No process outlives its test: the server is killed and reaped on drop, even on panic.
+//!
+//! The harness never reaches into k3rs's crates for behaviour: it sees only the binary, its
+//! files and its network answers (the store's format file name is the one shared constant).
+
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a server may take to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `k3rs` binary under test: `$K3RS_BIN`, else `<target-dir>/debug/k3rs` next to this test
+/// executable. Panics with instructions when it is missing.
+pub fn k3rs_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("K3RS_BIN") {
+        return PathBuf::from(bin);
+    }
+    // Test executables live in <target-dir>/debug/deps/.
+    let guess = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|debug| debug.join("k3rs")));
+    match guess {
+        Some(bin) if bin.is_file() => bin,
+        _ => panic!(
+            "the k3rs binary was not found (looked at {guess:?}); build it first with \
+             `cargo build -p k3rs`, or point K3RS_BIN at it"
+        ),
+    }
+}
+
+/// The kubectl to drive k3rs with: `$KUBECTL`, else the Debian package's `/usr/bin/kubectl`.
+pub fn kubectl_bin() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"))
+}
+
+/// A TCP port that was free a moment ago on every address.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("0.0.0.0:0").context("binding a probe socket")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Runs `k3rs` with `args` to completion and returns its output.
+pub fn run_k3rs<I, S>(args: I) -> Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let bin = k3rs_bin();
+    Command::new(&bin)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", bin.display()))
+}
+
+/// A running `k3rs server`, killed when dropped.
+#[derive(Debug)]
+pub struct K3rsServer {
+    child: Option<Child>,
+    /// The temporary directory everything lives in (kept while the server exists).
+    pub root: PathBuf,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--write-kubeconfig`.
+    pub kubeconfig: PathBuf,
+    /// `--https-listen-port`.
+    pub port: u16,
+    /// Where the server's stderr (its log) goes.
+    pub log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl K3rsServer {
+    /// Starts a server in a fresh temporary directory and waits until it is ready.
+    pub fn start(root: &Path) -> Result<Self> {
+        Self::start_with(root, &[])
+    }
+
+    /// Like [`K3rsServer::start`], with extra `k3rs server` arguments.
+    pub fn start_with(root: &Path, extra_args: &[&str]) -> Result<Self> {
+        let mut server = Self {
+            child: None,
+            root: root.to_path_buf(),
+            data_dir: root.join("data"),
+            kubeconfig: root.join("kubeconfig.yaml"),
+            port: 0,
+            log: root.join("k3rs.log"),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// The arguments the server is started with.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "server".to_string(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--write-kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+            "--https-listen-port".into(),
+            self.port.to_string(),
+            // A config file that does not exist would be an error; an empty one is neutral and
+            // keeps a host's /etc/k3rs/config.yaml out of the test.
+            "--config".into(),
+            self.root.join("config.yaml").display().to_string(),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// (Re)starts the process on a new free port and waits until it is ready.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let config = self.root.join("config.yaml");
+        if !config.exists() {
+            fs::write(&config, "# written by the k3rs test harness\n")
+                .context("writing the empty config")?;
+        }
+        let mut last_error = None;
+        // A port found free can be taken by someone else before k3rs binds it: try again then.
+        for _ in 0..3 {
+            self.port = free_port()?;
+            let log = fs::File::create(&self.log).context("creating the log file")?;
+            let child = Command::new(k3rs_bin())
+                .args(self.args())
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting k3rs server")?;
+            self.child = Some(child);
+            match self.wait_ready(READY_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    let log = self.log_text();
+                    self.kill();
+                    if !log.contains("Address already in use") {
+                        return Err(err.context(format!("k3rs server log:\n{log}")));
+                    }
+                    last_error = Some(err);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("k3rs server did not start")))
+    }
+
+    /// Polls `/readyz` until it answers `ok`, the process exits, or `timeout` passes.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("k3rs server exited with {status} before it was ready");
+                }
+            }
+            if self.ca_cert().exists() {
+                if let Ok((200, body)) = self.get("/readyz") {
+                    if body == "ok" {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("k3rs server was not ready after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("the server is not running")?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+        kill(pid, Signal::SIGTERM).context("sending SIGTERM")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("k3rs server did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `<data-dir>/server/tls`.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("server").join("tls")
+    }
+
+    /// The cluster CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.tls_dir().join("server-ca.crt")
+    }
+
+    /// The admin client certificate.
+    pub fn admin_cert(&self) -> PathBuf {
+        self.tls_dir().join("client-admin.crt")
+    }
+
+    /// The admin client key.
+    pub fn admin_key(&self) -> PathBuf {
+        self.tls_dir().join("client-admin.key")
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// GETs `path` over HTTPS/1.1 as the admin user, trusting only the cluster CA; returns the
+    /// status code and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        https_get(
+            self.port,
+            &self.ca_cert(),
+            Some((&self.admin_cert(), &self.admin_key())),
+            path,
+        )
+    }
+}
+
+impl Drop for K3rsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal blocking HTTPS/1.1 GET to `127.0.0.1:port`, server name `localhost`.
+pub fn https_get(
+    port: u16,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    path: &str,
+) -> Result<(u16, String)> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut fs::read(ca)?.as_slice()) {
+        roots.add(cert?)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    let mut config = match client {
+        Some((cert, key)) => {
+            let chain = rustls_pemfile::certs(&mut fs::read(cert)?.as_slice())
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = rustls_pemfile::private_key(&mut fs::read(key)?.as_slice())?
+                .context("no private key")?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connection = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into()?)?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // Some servers close without close_notify; what was read is complete (Content-Length).
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(err) => return Err(err.into()),
+    }
+    let text = String::from_utf8(raw).context("response is not UTF-8")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("no end of headers in the response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no status code in the response")?;
+    Ok((status, body.to_string()))
+}
+
+/// Runs a command to completion, failing with its stderr when it fails.
+pub fn run_ok(command: &mut Command) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed with {}:\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The name of the store's format file (see `k3rs_store::FORMAT_FILE`), for corruption tests.
+pub const STORE_FORMAT_FILE: &str = k3rs_store::FORMAT_FILE;
