@@ -49,11 +49,18 @@ pub fn k3rs_bin() -> PathBuf {
     }
 }
 
-/// The kubectl to drive k3rs with: `$KUBECTL`, else the Debian package's `/usr/bin/kubectl`.
+/// The kubectl to drive k3rs with: `$KUBECTL`; else the Debian package's `/usr/bin/kubectl`
+/// when installed; else `kubectl` from `PATH` (e.g. the PyPI one `cargo xtask deps` installs).
 pub fn kubectl_bin() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"))
+    if let Some(kubectl) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(kubectl);
+    }
+    let debian = PathBuf::from("/usr/bin/kubectl");
+    if debian.is_file() {
+        debian
+    } else {
+        PathBuf::from("kubectl")
+    }
 }
 
 /// A TCP port that was free a moment ago on every address.

@@ -109,6 +109,12 @@ impl ServerPkiConfig {
             .filter(|c| !c.is_empty())
             .map(first_service_ip)
             .collect::<Result<_, _>>()?;
+        if self.service_ips.is_empty() {
+            return Err(PkiError::InvalidServiceCidr {
+                cidr: cidrs.to_string(),
+                reason: "no CIDR given",
+            });
+        }
         Ok(self)
     }
 

@@ -91,6 +91,12 @@ fn serving_cert_has_every_requested_name() {
 }
 
 #[test]
+fn an_empty_service_cidr_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(config(dir.path()).with_service_cidr(" , ").is_err());
+}
+
+#[test]
 fn default_service_ip_is_10_43_0_1() {
     let dir = tempfile::tempdir().unwrap();
     let pki = ensure_server_pki(&config(dir.path())).unwrap();
