@@ -34,7 +34,6 @@ fn help_lists_the_server_and_its_flags() {
         "--service-cidr",
         "--write-kubeconfig",
         "--write-kubeconfig-mode",
-        "--disable-agent",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
@@ -44,6 +43,7 @@ fn help_lists_the_server_and_its_flags() {
 fn unknown_and_unimplemented_flags_exit_2() {
     for flag in [
         "--no-such-flag",
+        "--disable-agent",
         "--cluster-cidr=10.42.0.0/16",
         "--cluster-dns=10.43.0.10",
         "--disable=traefik",

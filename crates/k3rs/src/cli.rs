@@ -76,11 +76,6 @@ pub(crate) struct ServerArgs {
     /// File mode of the admin kubeconfig, octal like chmod (e.g. 0644).
     #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
     pub(crate) write_kubeconfig_mode: u32,
-
-    /// Do not run the agent on this node. Accepted for k3s compatibility: k3rs has no agent
-    /// yet, so the server runs without one either way.
-    #[arg(long)]
-    pub(crate) disable_agent: bool,
 }
 
 /// Parses an octal file mode such as `0600`, `600` or `0o644`.

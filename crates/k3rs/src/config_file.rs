@@ -38,7 +38,6 @@ pub(crate) struct ConfigFile {
     pub(crate) service_cidr: Option<String>,
     pub(crate) write_kubeconfig: Option<PathBuf>,
     pub(crate) write_kubeconfig_mode: Option<FileMode>,
-    pub(crate) disable_agent: Option<bool>,
 }
 
 impl ConfigFile {
@@ -163,7 +162,7 @@ mod tests {
         let config = ConfigFile::parse(
             "data-dir: /srv/k3rs\nhttps-listen-port: 7443\nbind-address: 127.0.0.1\nnode-ip: 10.0.0.5,fd00::5\n\
              node-name: n1\ntls-san: [a.example.com, 10.9.9.9]\nservice-cidr: 10.96.0.0/12\n\
-             write-kubeconfig: /tmp/k.yaml\nwrite-kubeconfig-mode: \"0644\"\ndisable-agent: true\n",
+             write-kubeconfig: /tmp/k.yaml\nwrite-kubeconfig-mode: \"0644\"\n",
         )
         .unwrap();
         assert_eq!(config.https_listen_port, Some(7443));
@@ -173,7 +172,6 @@ mod tests {
             Some(StringList(vec!["a.example.com".into(), "10.9.9.9".into()]))
         );
         assert_eq!(config.write_kubeconfig_mode, Some(FileMode(0o644)));
-        assert_eq!(config.disable_agent, Some(true));
     }
 
     #[test]
@@ -207,7 +205,8 @@ mod tests {
             ("tls-san: 5", "tls-san"),
             ("node-ip: nope", "node-ip"),
             ("write-kubeconfig-mode: \"0999\"", "write-kubeconfig-mode"),
-            ("disable-agent: maybe", "disable-agent"),
+            // Flags k3rs does not have yet are unknown keys, not silently ignored ones.
+            ("disable-agent: true", "disable-agent"),
         ] {
             let err = ConfigFile::parse(text).unwrap_err();
             assert!(err.contains(key), "{text}: {err}");

@@ -48,9 +48,6 @@ fn local_server_url(bind: IpAddr, port: u16) -> String {
 /// Runs the server until SIGTERM or SIGINT.
 pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let paths = DataPaths::new(&settings.data_dir);
-    if settings.disable_agent {
-        tracing::info!("--disable-agent given; k3rs has no agent yet, so nothing changes");
-    }
 
     // Listen for signals before doing anything slow, so an early Ctrl-C still stops cleanly.
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

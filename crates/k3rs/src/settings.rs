@@ -22,7 +22,6 @@ pub(crate) struct ServerSettings {
     pub(crate) service_cidr: String,
     pub(crate) write_kubeconfig: PathBuf,
     pub(crate) write_kubeconfig_mode: u32,
-    pub(crate) disable_agent: bool,
 }
 
 /// Whether the user gave this argument (on the command line or through the environment), as
@@ -119,12 +118,6 @@ pub(crate) fn merge(
             args.write_kubeconfig_mode,
             file.write_kubeconfig_mode.map(|mode| mode.0),
         ),
-        disable_agent: pick(
-            matches,
-            "disable_agent",
-            args.disable_agent,
-            file.disable_agent,
-        ),
     })
 }
 
@@ -146,14 +139,13 @@ mod tests {
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {
         let yaml = "https-listen-port: 7443\ntls-san: [from-file]\nnode-ip: 10.0.0.5\nnode-name: file-node\n\
-                    write-kubeconfig-mode: \"0644\"\ndisable-agent: true\n";
+                    write-kubeconfig-mode: \"0644\"\n";
         let from_file = merged(&[], yaml);
         assert_eq!(from_file.https_listen_port, 7443);
         assert_eq!(from_file.tls_sans, ["from-file"]);
         assert_eq!(from_file.node_ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
         assert_eq!(from_file.node_name, "file-node");
         assert_eq!(from_file.write_kubeconfig_mode, 0o644);
-        assert!(from_file.disable_agent);
         assert_eq!(from_file.data_dir, PathBuf::from("/var/lib/k3rs"));
 
         let from_flags = merged(
@@ -195,6 +187,5 @@ mod tests {
         assert_eq!(settings.write_kubeconfig_mode, 0o600);
         assert_eq!(settings.node_ips.len(), 1, "the detected primary address");
         assert!(!settings.node_name.is_empty());
-        assert!(!settings.disable_agent);
     }
 }
