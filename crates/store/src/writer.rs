@@ -228,7 +228,7 @@ impl Writer {
                     let result = self.create(&key, value);
                     held.push(Held::Put(
                         reply,
-                        self.note(result, &mut events, &mut apply_error),
+                        note(result, &mut events, &mut apply_error),
                     ));
                 }
                 Request::Update {
@@ -240,7 +240,7 @@ impl Writer {
                     let result = self.update(&key, value, expected);
                     held.push(Held::Put(
                         reply,
-                        self.note(result, &mut events, &mut apply_error),
+                        note(result, &mut events, &mut apply_error),
                     ));
                 }
                 Request::Delete {
@@ -248,14 +248,11 @@ impl Writer {
                     expected,
                     reply,
                 } => {
-                    let result = match self.delete(&key, expected) {
-                        Ok((deleted, event)) => {
-                            events.push(event);
-                            Ok(deleted)
-                        }
-                        Err(err) => Err(self.classify(err, &mut apply_error)),
-                    };
-                    held.push(Held::Delete(reply, result));
+                    let result = self.delete(&key, expected);
+                    held.push(Held::Delete(
+                        reply,
+                        note(result, &mut events, &mut apply_error),
+                    ));
                 }
                 Request::Compact { revision, reply } => {
                     if let Err(err) = self.start_compaction(revision, Some(reply)) {
@@ -284,29 +281,6 @@ impl Writer {
             reply.send(failure.as_deref());
         }
         failure.is_none()
-    }
-
-    /// Records the event of a successful put and returns the object; remembers fatal errors.
-    fn note(
-        &self,
-        result: Result<(KeyValue, WatchEvent), StoreError>,
-        events: &mut Vec<WatchEvent>,
-        apply_error: &mut Option<String>,
-    ) -> Result<KeyValue, StoreError> {
-        match result {
-            Ok((kv, event)) => {
-                events.push(event);
-                Ok(kv)
-            }
-            Err(err) => Err(self.classify(err, apply_error)),
-        }
-    }
-
-    fn classify(&self, err: StoreError, apply_error: &mut Option<String>) -> StoreError {
-        if is_fatal(&err) {
-            *apply_error = Some(err.to_string());
-        }
-        err
     }
 
     /// The newest version of `key` including changes not yet durable (only the writer may ask).
@@ -530,6 +504,26 @@ fn compact_chunk(shared: &Shared, job: &mut CompactionJob) -> Result<bool, Store
     }
     shared.tree.apply_batch(batch).map_err(backend)?;
     Ok(seen == COMPACTION_CHUNK)
+}
+
+/// Records the event of a successful change and returns its result; remembers fatal errors.
+fn note<T>(
+    result: Result<(T, WatchEvent), StoreError>,
+    events: &mut Vec<WatchEvent>,
+    apply_error: &mut Option<String>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok((done, event)) => {
+            events.push(event);
+            Ok(done)
+        }
+        Err(err) => {
+            if is_fatal(&err) {
+                *apply_error = Some(err.to_string());
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Keys the store can hold: non-empty, no NUL (the version-key separator).
