@@ -151,6 +151,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
 
     report.print(start.elapsed());
+    eprintln!(
+        "  (the store's crash test ran with K3RS_CRASH_ITERATIONS={} SIGKILLs)",
+        args.crash_iterations
+    );
     match report.failures() {
         0 => Ok(()),
         n => bail!("ci: {n} tier(s) failed"),
