@@ -25,9 +25,9 @@ fn curl_gets_version_with_the_generated_certificates() {
     .unwrap();
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["major"], "1");
-    assert_eq!(info["minor"], "33");
+    assert_eq!(info["minor"], "37");
     assert!(
-        info["gitVersion"].as_str().unwrap().starts_with("v1.33."),
+        info["gitVersion"].as_str().unwrap().starts_with("v1.37."),
         "{info}"
     );
     assert_eq!(info["compiler"], "rustc");
@@ -47,7 +47,7 @@ fn kubectl_version_shows_the_server() {
     let versions: serde_json::Value = serde_json::from_str(&out).unwrap();
     let server_version = &versions["serverVersion"];
     assert_eq!(server_version["major"], "1", "{versions}");
-    assert_eq!(server_version["minor"], "33", "{versions}");
+    assert_eq!(server_version["minor"], "37", "{versions}");
     assert!(
         server_version["gitVersion"]
             .as_str()

@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::version::Info;
 
 /// The Kubernetes major version served.
 pub const KUBERNETES_MAJOR: &str = "1";
-/// The Kubernetes minor version served (matches the k8s-openapi `v1_33` feature).
-pub const KUBERNETES_MINOR: &str = "33";
+/// The Kubernetes minor version served (matches the k8s-openapi `v1_37` feature).
+pub const KUBERNETES_MINOR: &str = "37";
 
 /// The `gitVersion` reported: the Kubernetes version with k3rs's version as semver build
 /// metadata, like k3s's `v1.33.0+k3s1` (kubectl's semver parser accepts it).
@@ -45,6 +45,6 @@ pub fn info() -> Info {
         emulation_major: Some(KUBERNETES_MAJOR.into()),
         emulation_minor: Some(KUBERNETES_MINOR.into()),
         min_compatibility_major: Some(KUBERNETES_MAJOR.into()),
-        min_compatibility_minor: Some("32".into()),
+        min_compatibility_minor: Some("36".into()),
     }
 }

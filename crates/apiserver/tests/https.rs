@@ -303,10 +303,10 @@ async fn version_is_kubernetes_info_json() {
     let info: k8s_openapi::apimachinery::pkg::version::Info =
         serde_json::from_str(&reply.body).unwrap();
     assert_eq!(info.major, "1");
-    assert_eq!(info.minor, "33");
+    assert_eq!(info.minor, "37");
     assert_eq!(
         info.git_version,
-        format!("v1.33.0+k3rs.{}", env!("CARGO_PKG_VERSION"))
+        format!("v1.37.0+k3rs.{}", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(info.compiler, "rustc");
     assert_eq!(info.go_version, "rustc");

@@ -1,0 +1,20 @@
+//! What k3rs knows about each Kubernetes kind, as pure functions over JSON objects.
+//!
+//! The resource table ([`resources`]) lists every built-in resource k3rs serves with its group,
+//! version, kind, plural, scope, verbs, short names, categories, subresources and schema. Around
+//! it: label and field selectors, defaulting and validation of built-in kinds (validation reports
+//! [`FieldError`]s in upstream's wording, which the API server turns into 422 `Status` causes),
+//! server-side Table printing for `kubectl get`, and the OpenAPI v2/v3 documents.
+//!
+//! **Invariants**
+//! - No I/O, no clock reads hidden in helpers (the caller passes "now"), no store access: every
+//!   function here is deterministic in its inputs, so it can be snapshot-tested and fuzzed.
+//! - The API server decides *when* to call these; this crate only knows *what* a kind means.
+
+#![forbid(unsafe_code)]
+
+pub mod field_error;
+pub mod resources;
+
+pub use field_error::{FieldError, FieldErrorKind, FieldPath};
+pub use resources::{builtin_resources, ResourceInfo, Verb};
