@@ -33,9 +33,15 @@ impl Endpoint {
     /// a slow disk should make the server unready, not get it restarted.
     fn checks(self) -> &'static [Check] {
         match self {
-            Self::Healthz => &[Check::Ping, Check::Log, Check::Store],
+            Self::Healthz => &[Check::Ping, Check::Log, Check::Store, Check::Bootstrap],
             Self::Livez => &[Check::Ping, Check::Log],
-            Self::Readyz => &[Check::Ping, Check::Log, Check::Store, Check::Shutdown],
+            Self::Readyz => &[
+                Check::Ping,
+                Check::Log,
+                Check::Store,
+                Check::Bootstrap,
+                Check::Shutdown,
+            ],
         }
     }
 }
@@ -45,6 +51,8 @@ enum Check {
     Ping,
     Log,
     Store,
+    /// The objects every cluster starts with exist (upstream's bootstrap post-start hooks).
+    Bootstrap,
     Shutdown,
 }
 
@@ -54,6 +62,7 @@ impl Check {
             Self::Ping => "ping",
             Self::Log => "log",
             Self::Store => "store",
+            Self::Bootstrap => "poststarthook/bootstrap-system-namespaces",
             Self::Shutdown => "shutdown",
         }
     }
@@ -62,6 +71,7 @@ impl Check {
         match self {
             Self::Ping | Self::Log => true,
             Self::Shutdown => !state.shutting_down.load(Ordering::SeqCst),
+            Self::Bootstrap => state.bootstrapped.load(Ordering::SeqCst),
             Self::Store => {
                 let probe = state.store.get("/k3rs/health");
                 match tokio::time::timeout(STORE_CHECK_TIMEOUT, probe).await {

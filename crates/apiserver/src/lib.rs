@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod config;
 mod error;
 mod health;

@@ -26,8 +26,23 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Respo
 
 /// An `application/json` response of `value`.
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+    json_with_type(status, value, "application/json")
+}
+
+/// A JSON response of `value` with a specific JSON media type (aggregated discovery's).
+pub(crate) fn json_with_type<T: serde::Serialize>(
+    status: StatusCode,
+    value: &T,
+    content_type: &str,
+) -> Response<ResponseBody> {
     match serde_json::to_vec(value) {
-        Ok(bytes) => with_type(status, "application/json", full(bytes)),
+        Ok(bytes) => {
+            let mut response = with_type(status, "application/json", full(bytes));
+            if let Ok(value) = HeaderValue::from_str(content_type) {
+                response.headers_mut().insert(CONTENT_TYPE, value);
+            }
+            response
+        }
         Err(err) => {
             tracing::error!(error = %err, "serializing a response failed");
             status_response(

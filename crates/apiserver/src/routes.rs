@@ -15,6 +15,10 @@ use crate::version;
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<dyn k3rs_store::Store>,
+    /// The resources the API serves.
+    pub(crate) registry: crate::api::Registry,
+    /// Set once the system namespaces exist.
+    pub(crate) bootstrapped: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
     pub(crate) shutting_down: AtomicBool,
 }
@@ -23,18 +27,28 @@ impl AppState {
     pub(crate) fn new(store: Arc<dyn k3rs_store::Store>) -> Self {
         Self {
             store,
+            registry: crate::api::Registry::builtin(),
+            bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }
     }
 }
 
 /// Answers one request. Never fails: every error is a `Status` response.
-pub(crate) async fn handle<B>(state: &AppState, request: Request<B>) -> Response<ResponseBody> {
+pub(crate) async fn handle<B>(state: &AppState, request: Request<B>) -> Response<ResponseBody>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<crate::response::BoxError>,
+{
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let query = request.uri().query();
-    let response = route(state, &method, &path, query).await;
+    let response = if crate::api::is_api_path(&path) {
+        crate::api::handle(state, request).await
+    } else {
+        route(state, &method, &path, request.uri().query()).await
+    };
     tracing::debug!(
         %method,
         %path,

@@ -57,11 +57,12 @@ impl ApiServer {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
+        let state = AppState::new(config.store);
         Ok(Self {
             listener,
             local_addr,
             acceptor: TlsAcceptor::from(tls),
-            state: Arc::new(AppState::new(config.store)),
+            state: Arc::new(state),
             shutdown_grace: config.shutdown_grace,
             tls_handshake_timeout: config.tls_handshake_timeout,
         })
@@ -94,6 +95,7 @@ impl ApiServer {
             .header_read_timeout(HEADER_READ_TIMEOUT);
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
+        let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
 
         tokio::pin!(shutdown);
         loop {
@@ -122,6 +124,7 @@ impl ApiServer {
         }
 
         drop(listener);
+        bootstrap.abort();
         state.shutting_down.store(true, Ordering::SeqCst);
         tracing::info!(
             open_connections = graceful.count(),
@@ -191,6 +194,27 @@ impl Connection {
             .serve_connection_with_upgrades(TokioIo::new(tls), service);
         if let Err(err) = self.watcher.watch(connection.into_owned()).await {
             tracing::debug!(%remote_addr, error = %err, "connection ended with an error");
+        }
+    }
+}
+
+/// Creates the system namespaces, retrying until the store takes them; `/readyz` reports
+/// not ready until then.
+async fn bootstrap(state: Arc<AppState>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match crate::api::bootstrap(state.store.as_ref(), &state.registry).await {
+            Ok(()) => {
+                state
+                    .bootstrapped
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "creating the system namespaces failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }

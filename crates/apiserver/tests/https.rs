@@ -23,7 +23,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A store that answers reads with nothing, or fails every call.
+/// A store that fails every call: fault injection for the not-ready paths, which the real store
+/// cannot be made to take on demand. Healthy servers in these tests use the real `SledStore`.
 #[derive(Debug)]
 struct FakeStore {
     healthy: bool,
@@ -104,11 +105,16 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
         private_key_pem: pki.serving.key_pem.expose().to_string(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
-    let mut config = ApiServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        tls,
-        Arc::new(FakeStore { healthy }),
-    );
+    let store: Arc<dyn Store> = if healthy {
+        k3rs_store::SledStore::open(k3rs_store::SledStoreConfig {
+            path: dir.path().join("db"),
+            ..Default::default()
+        })
+        .unwrap()
+    } else {
+        Arc::new(FakeStore { healthy })
+    };
+    let mut config = ApiServerConfig::new("127.0.0.1:0".parse().unwrap(), tls, store);
     config.shutdown_grace = grace;
     let server = ApiServer::bind(config).await.unwrap();
     let addr = server.local_addr();
@@ -116,13 +122,23 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
     let task = tokio::spawn(server.serve(async move {
         let _ = stopped.await;
     }));
-    TestServer {
+    let server = TestServer {
         addr,
         pki,
         _dir: dir,
         stop: Some(stop),
         task,
+    };
+    if healthy {
+        // The system namespaces are created right after the server starts serving.
+        for _ in 0..200 {
+            if server.get("/readyz").await.status == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
+    server
 }
 
 /// Client credentials: `None` for anonymous.
@@ -260,7 +276,7 @@ async fn health_endpoints_answer_ok_in_plain_text() {
     assert_eq!(verbose.status, StatusCode::OK);
     assert_eq!(
         verbose.body,
-        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]shutdown ok\nreadyz check passed\n"
+        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]poststarthook/bootstrap-system-namespaces ok\n[+]shutdown ok\nreadyz check passed\n"
     );
     let livez = server.get("/livez?verbose=1").await;
     assert_eq!(livez.body, "[+]ping ok\n[+]log ok\nlivez check passed\n");
@@ -288,7 +304,9 @@ async fn readyz_fails_when_the_store_does() {
     );
     // Liveness does not depend on the store; an excluded check does not count.
     assert_eq!(server.get("/livez").await.status, StatusCode::OK);
-    let excluded = server.get("/readyz?verbose&exclude=store").await;
+    let excluded = server
+        .get("/readyz?verbose&exclude=store&exclude=poststarthook/bootstrap-system-namespaces")
+        .await;
     assert_eq!(excluded.status, StatusCode::OK, "{}", excluded.body);
     assert!(excluded.body.contains("[+]store excluded: ok"));
     server.stop().await.unwrap();
@@ -318,7 +336,14 @@ async fn version_is_kubernetes_info_json() {
 #[tokio::test]
 async fn unknown_paths_get_a_not_found_status() {
     let server = start(true, Duration::from_secs(5)).await;
-    for path in ["/", "/api/v1/pods", "/versionx", "/version/extra"] {
+    for path in [
+        "/",
+        "/api/v2/pods",
+        "/apis/nothing.example.com/v1/things",
+        "/api/v1/namespaces/default/nothings",
+        "/versionx",
+        "/version/extra",
+    ] {
         let reply = server.get(path).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(reply.content_type, "application/json");

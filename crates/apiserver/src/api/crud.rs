@@ -1,0 +1,458 @@
+//! Single-object verbs: get, create, update (PUT), patch, delete.
+
+use http::{Response, StatusCode};
+use k3rs_store::{KeyValue, StoreError};
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::namespaces;
+use super::objects::{self, decode, encode, meta_str, object_key};
+use super::strategy;
+use super::{table, Call, Format};
+use crate::response::{json, ResponseBody};
+
+/// How often a write that lost a race with another writer is retried (unconditional updates and
+/// patches only; a client's own resourceVersion precondition is never retried).
+const RETRIES: usize = 8;
+
+/// The object as JSON, or as a one-row Table.
+pub(crate) fn respond(
+    call: &Call<'_>,
+    status: StatusCode,
+    object: &Value,
+) -> Response<ResponseBody> {
+    match call.format {
+        Format::Json => json(status, object),
+        Format::Table => json(
+            status,
+            &table::table(call, std::slice::from_ref(object), None),
+        ),
+    }
+}
+
+/// Reads the stored object `name`.
+pub(crate) async fn read(call: &Call<'_>, name: &str) -> Result<(KeyValue, Value), ApiError> {
+    let key = object_key(&call.resource, call.namespace(), name);
+    let kv = call
+        .state
+        .store
+        .get(&key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(call.subject(name)))?;
+    let object = decode(&call.resource, &kv)?;
+    Ok((kv, object))
+}
+
+pub(crate) async fn get(call: &Call<'_>, name: &str) -> Result<Response<ResponseBody>, ApiError> {
+    let (_, object) = read(call, name).await?;
+    Ok(respond(call, StatusCode::OK, &object))
+}
+
+/// Parses a request body: JSON, or YAML when the client says so.
+pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError> {
+    let content_type = call
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    let value: Value = match base {
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|err| {
+            ApiError::bad_request(format!("couldn't decode the request body as JSON: {err}"))
+        })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
+            .map_err(|err| {
+                ApiError::bad_request(format!("couldn't decode the request body as YAML: {err}"))
+            })?,
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+pub(crate) async fn create(
+    call: &Call<'_>,
+    body: &[u8],
+) -> Result<Response<ResponseBody>, ApiError> {
+    let dry_run = call.query.dry_run()?;
+    let mut object = parse_body(call, body)?;
+    let resource = &call.resource;
+    strategy::check_identity(resource, &mut object, call.namespace(), None)?;
+    if objects::resource_version(&object)?.is_some() {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    let name = strategy::name_for_create(resource, &mut object)?;
+    if resource.namespaced {
+        let namespace = call.namespace().unwrap_or("default").to_owned();
+        namespaces::check_accepts_creates(call, &namespace, &name).await?;
+    }
+    strategy::prepare_for_create(resource, &mut object)?;
+    if dry_run {
+        return Ok(respond(call, StatusCode::CREATED, &object));
+    }
+    let key = object_key(resource, call.namespace(), &name);
+    let kv = match call.state.store.create(&key, encode(&object)?).await {
+        Ok(kv) => kv,
+        Err(StoreError::AlreadyExists { .. }) => {
+            return Err(ApiError::already_exists(call.subject(&name)))
+        }
+        Err(err) => return Err(ApiError::internal(err)),
+    };
+    objects::set_resource_version(&mut object, kv.mod_revision);
+    Ok(respond(call, StatusCode::CREATED, &object))
+}
+
+pub(crate) async fn update(
+    call: &Call<'_>,
+    name: &str,
+    body: &[u8],
+) -> Result<Response<ResponseBody>, ApiError> {
+    let mut new = parse_body(call, body)?;
+    strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
+    let precondition = objects::resource_version(&new)?;
+    write(call, name, precondition, |_old| Ok(new.clone())).await
+}
+
+pub(crate) async fn patch(
+    call: &Call<'_>,
+    name: &str,
+    body: &[u8],
+) -> Result<Response<ResponseBody>, ApiError> {
+    let content_type = call
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let patch: Value = match content_type.as_str() {
+        "application/json-patch+json" | "application/merge-patch+json" => {
+            serde_json::from_slice(body).map_err(|err| {
+                ApiError::bad_request(format!("couldn't decode the patch as JSON: {err}"))
+            })?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let resource = call.resource.clone();
+    let namespace = call.namespace().map(str::to_owned);
+    write(call, name, None, move |old| {
+        let mut patched = match content_type.as_str() {
+            "application/json-patch+json" => {
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|err| ApiError::bad_request(format!("invalid JSON patch: {err}")))?;
+                let mut doc = old.clone();
+                json_patch::patch(&mut doc, &ops)
+                    .map_err(|err| ApiError::invalid_patch(&err.to_string()))?;
+                doc
+            }
+            _ => {
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                }
+                let mut doc = old.clone();
+                json_patch::merge(&mut doc, &patch);
+                doc
+            }
+        };
+        strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
+        // A patch that sets resourceVersion makes it a precondition, as upstream.
+        if objects::resource_version(&patched)? != objects::resource_version(old)? {
+            if let Some(wanted) = objects::resource_version(&patched)? {
+                return Err(ApiError::conflict(
+                    super::error::Subject {
+                        group: resource.group,
+                        resource: resource.plural,
+                        name,
+                    },
+                    &format!("the object has been modified; please apply your changes to the latest version and try again (resourceVersion {wanted} was asked for)"),
+                ));
+            }
+        }
+        Ok(patched)
+    })
+    .await
+}
+
+/// Reads the object, computes its new form with `change`, and stores it if it changed,
+/// retrying on a lost race unless the client gave a resourceVersion precondition.
+async fn write(
+    call: &Call<'_>,
+    name: &str,
+    precondition: Option<i64>,
+    change: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let dry_run = call.query.dry_run()?;
+    let subresource = call.path.subresource.as_deref();
+    for _ in 0..RETRIES {
+        let (old_kv, old) = read(call, name).await?;
+        if let Some(wanted) = precondition {
+            if wanted != old_kv.mod_revision {
+                return Err(ApiError::conflict(
+                    call.subject(name),
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        let new = change(&old)?;
+        let mut merged = strategy::prepare_for_update(&call.resource, &old, &new, subresource)?;
+        // The last finalizer of an object being deleted is gone: the delete completes now.
+        if meta_str(&merged, "deletionTimestamp").is_some()
+            && objects::finalizers(&merged).is_empty()
+            && !namespaces::holds_deletion(&merged)
+        {
+            if dry_run {
+                return Ok(respond(call, StatusCode::OK, &merged));
+            }
+            let key = object_key(&call.resource, call.namespace(), name);
+            match call.state.store.delete(&key, Some(old_kv.mod_revision)).await {
+                Ok(deleted) => {
+                    objects::set_resource_version(&mut merged, deleted.revision);
+                    return Ok(respond(call, StatusCode::OK, &merged));
+                }
+                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
+                Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(ApiError::conflict(call.subject(name), "the object has been modified; please apply your changes to the latest version and try again"))
+                }
+                Err(err) => return Err(ApiError::internal(err)),
+            }
+        }
+        let bytes = encode(&merged)?;
+        if bytes == old_kv.value || dry_run {
+            // Nothing changed (or nothing may): answer with the stored object, unwritten.
+            return Ok(respond(call, StatusCode::OK, &merged));
+        }
+        let key = object_key(&call.resource, call.namespace(), name);
+        match call.state.store.update(&key, bytes, old_kv.mod_revision).await {
+            Ok(kv) => {
+                objects::set_resource_version(&mut merged, kv.mod_revision);
+                return Ok(respond(call, StatusCode::OK, &merged));
+            }
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
+            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ApiError::conflict(
+                    call.subject(name),
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ))
+            }
+            Err(err) => return Err(ApiError::internal(err)),
+        }
+    }
+    Err(ApiError::conflict(
+        call.subject(name),
+        "the object is being changed by too many writers at once; try again",
+    ))
+}
+
+/// DeleteOptions from the body and the query.
+#[derive(Debug, Default)]
+struct DeleteOptions {
+    grace_period: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<i64>,
+}
+
+fn delete_options(call: &Call<'_>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let value = parse_body(call, body)?;
+        options.grace_period = value.get("gracePeriodSeconds").and_then(Value::as_i64);
+        options.propagation = value
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(pre) = value.get("preconditions") {
+            options.uid = pre.get("uid").and_then(Value::as_str).map(str::to_owned);
+            options.resource_version = pre
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|rv| rv.parse().ok());
+        }
+    }
+    if let Some(grace) = call.query.integer("gracePeriodSeconds")? {
+        options.grace_period = Some(grace);
+    }
+    if let Some(policy) = call.query.get("propagationPolicy") {
+        options.propagation = Some(policy.to_owned());
+    }
+    if let Some(policy) = &options.propagation {
+        if !matches!(policy.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    }
+    Ok(options)
+}
+
+pub(crate) async fn delete(
+    call: &Call<'_>,
+    name: &str,
+    body: &[u8],
+) -> Result<Response<ResponseBody>, ApiError> {
+    let options = delete_options(call, body)?;
+    let dry_run = call.query.dry_run()?;
+    delete_one(call, name, &options, dry_run).await
+}
+
+async fn delete_one(
+    call: &Call<'_>,
+    name: &str,
+    options: &DeleteOptions,
+    dry_run: bool,
+) -> Result<Response<ResponseBody>, ApiError> {
+    for _ in 0..RETRIES {
+        let (old_kv, old) = read(call, name).await?;
+        if let Some(uid) = &options.uid {
+            let actual = meta_str(&old, "uid").unwrap_or("");
+            if uid != actual {
+                return Err(ApiError::conflict(
+                    call.subject(name),
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = options.resource_version {
+            if rv != old_kv.mod_revision {
+                return Err(ApiError::conflict(
+                    call.subject(name),
+                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", old_kv.mod_revision),
+                ));
+            }
+        }
+        let mut marked = old.clone();
+        let mut finalizers = objects::finalizers(&old);
+        match options.propagation.as_deref() {
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                finalizers.push("foregroundDeletion".into());
+            }
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into());
+            }
+            _ => {}
+        }
+        let grace = graceful_period(call, &old, options);
+        let keep = !finalizers.is_empty() || grace > 0 || namespaces::holds_deletion(&old);
+        let key = object_key(&call.resource, call.namespace(), name);
+        if keep {
+            if meta_str(&old, "deletionTimestamp").is_some()
+                && finalizers == objects::finalizers(&old)
+            {
+                // Already being deleted: nothing more to record.
+                return Ok(respond(call, StatusCode::OK, &old));
+            }
+            if let Some(meta) = objects::metadata_mut(&mut marked) {
+                meta.insert(
+                    "deletionTimestamp".into(),
+                    Value::from(objects::rfc3339(objects::unix_now() + grace)),
+                );
+                meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
+                if !finalizers.is_empty() {
+                    meta.insert("finalizers".into(), Value::from(finalizers.clone()));
+                }
+            }
+            namespaces::mark_terminating(&call.resource, &mut marked);
+            if dry_run {
+                return Ok(respond(call, StatusCode::OK, &marked));
+            }
+            match call
+                .state
+                .store
+                .update(&key, encode(&marked)?, old_kv.mod_revision)
+                .await
+            {
+                Ok(kv) => {
+                    objects::set_resource_version(&mut marked, kv.mod_revision);
+                    return Ok(respond(call, StatusCode::OK, &marked));
+                }
+                Err(StoreError::Conflict { .. }) if options.resource_version.is_none() => continue,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::not_found(call.subject(name)))
+                }
+                Err(err) => return Err(ApiError::internal(err)),
+            }
+        }
+        if dry_run {
+            return Ok(respond(call, StatusCode::OK, &old));
+        }
+        match call
+            .state
+            .store
+            .delete(&key, Some(old_kv.mod_revision))
+            .await
+        {
+            Ok(deleted) => {
+                objects::set_resource_version(&mut marked, deleted.revision);
+                return Ok(respond(call, StatusCode::OK, &marked));
+            }
+            Err(StoreError::Conflict { .. }) if options.resource_version.is_none() => continue,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::not_found(call.subject(name)))
+            }
+            Err(err) => return Err(ApiError::internal(err)),
+        }
+    }
+    Err(ApiError::conflict(
+        call.subject(name),
+        "the object is being changed by too many writers at once; try again",
+    ))
+}
+
+/// The grace period of a delete: only pods bound to a node wait for their kubelet; everything
+/// else goes at once (upstream's pod strategy; other kinds have no graceful deletion).
+fn graceful_period(call: &Call<'_>, object: &Value, options: &DeleteOptions) -> i64 {
+    let is_pod = call.resource.group.is_empty() && call.resource.kind == "Pod";
+    let bound = object
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if !is_pod || !bound {
+        return 0;
+    }
+    let default = object
+        .get("spec")
+        .and_then(|s| s.get("terminationGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    options.grace_period.unwrap_or(default).max(0)
+}
+
+/// Deletes every object in `names` with the same options (deletecollection).
+pub(crate) async fn delete_many(
+    call: &Call<'_>,
+    names: &[(Option<String>, String)],
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let options = delete_options(call, body)?;
+    let dry_run = call.query.dry_run()?;
+    for (namespace, name) in names {
+        let mut scoped = Call {
+            state: call.state,
+            resource: call.resource.clone(),
+            path: call.path.clone(),
+            query: super::query::Query::default(),
+            format: Format::Json,
+            headers: call.headers,
+        };
+        scoped.path.namespace = namespace.clone();
+        match delete_one(&scoped, name, &options, dry_run).await {
+            Ok(_) => {}
+            Err(err) if err.code == StatusCode::NOT_FOUND => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

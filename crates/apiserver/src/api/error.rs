@@ -1,0 +1,254 @@
+//! API errors: every failure a client can cause or meet, sent as a Kubernetes `Status`.
+
+use http::StatusCode;
+use k3rs_api::FieldError;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+use crate::response::{status_response, ResponseBody};
+
+/// A failed request, in the shape of a `Status` object.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) code: StatusCode,
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+    /// Boxed: most errors have none, and results stay small.
+    pub(crate) details: Option<Box<StatusDetails>>,
+}
+
+/// The group/kind and name an error is about, as `StatusDetails` names them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subject<'a> {
+    /// API group (empty for core).
+    pub(crate) group: &'a str,
+    /// Plural resource name (`pods`) as upstream puts in `details.kind`.
+    pub(crate) resource: &'a str,
+    /// Object name.
+    pub(crate) name: &'a str,
+}
+
+impl Subject<'_> {
+    /// `pods "web"` / `deployments.apps "web"`, as upstream prefixes its messages.
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            format!("{} \"{}\"", self.resource, self.name)
+        } else {
+            format!("{}.{} \"{}\"", self.resource, self.group, self.name)
+        }
+    }
+
+    fn details(&self) -> StatusDetails {
+        StatusDetails {
+            group: (!self.group.is_empty()).then(|| self.group.to_owned()),
+            kind: Some(self.resource.to_owned()),
+            name: (!self.name.is_empty()).then(|| self.name.to_owned()),
+            ..Default::default()
+        }
+    }
+}
+
+impl ApiError {
+    fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400 BadRequest.
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
+    /// 404 NotFound for an object.
+    pub(crate) fn not_found(subject: Subject<'_>) -> ApiError {
+        ApiError {
+            details: Some(Box::new(subject.details())),
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{} not found", subject.qualified()),
+            )
+        }
+    }
+
+    /// 404 for a path or resource type nothing serves.
+    pub(crate) fn no_route() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
+    /// 409 AlreadyExists.
+    pub(crate) fn already_exists(subject: Subject<'_>) -> ApiError {
+        ApiError {
+            details: Some(Box::new(subject.details())),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "AlreadyExists",
+                format!("{} already exists", subject.qualified()),
+            )
+        }
+    }
+
+    /// 409 Conflict on a stale resourceVersion or precondition.
+    pub(crate) fn conflict(subject: Subject<'_>, why: &str) -> ApiError {
+        ApiError {
+            details: Some(Box::new(subject.details())),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {}: {why}",
+                    subject.qualified()
+                ),
+            )
+        }
+    }
+
+    /// 422 Invalid with one cause per field error.
+    pub(crate) fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> ApiError {
+        let list = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let listed = if errors.len() == 1 {
+            list
+        } else {
+            format!("[{list}]")
+        };
+        let qualified = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
+        ApiError {
+            code: StatusCode::UNPROCESSABLE_ENTITY,
+            reason: "Invalid",
+            message: format!("{qualified} \"{name}\" is invalid: {listed}"),
+            details: Some(Box::new(StatusDetails {
+                group: (!group.is_empty()).then(|| group.to_owned()),
+                kind: Some(kind.to_owned()),
+                name: Some(name.to_owned()),
+                causes: Some(
+                    errors
+                        .iter()
+                        .map(|e| StatusCause {
+                            reason: Some(e.kind.reason().to_owned()),
+                            message: Some(e.message()),
+                            field: Some(e.field.to_string()),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// 422 for a patch that cannot be applied to the object.
+    pub(crate) fn invalid_patch(why: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {why}"),
+        )
+    }
+
+    /// 405 MethodNotAllowed.
+    pub(crate) fn method_not_allowed(method: &http::Method) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
+    }
+
+    /// 410 Gone / Expired for a compacted resourceVersion.
+    pub(crate) fn expired(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::GONE, "Expired", message)
+    }
+
+    /// 504 for a resourceVersion newer than the store's (upstream's "Too large resource version").
+    pub(crate) fn too_large_resource_version(requested: i64, current: i64) -> ApiError {
+        ApiError {
+            details: Some(Box::new(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some("ResourceVersionTooLarge".into()),
+                    message: Some("Too large resource version".into()),
+                    field: None,
+                }]),
+                retry_after_seconds: Some(1),
+                ..Default::default()
+            })),
+            ..ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                format!("Too large resource version: {requested}, current: {current}"),
+            )
+        }
+    }
+
+    /// 413 RequestEntityTooLarge.
+    pub(crate) fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub(crate) fn unsupported_media_type(content_type: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
+        )
+    }
+
+    /// 406 NotAcceptable.
+    pub(crate) fn not_acceptable(accept: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            format!("only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"),
+        )
+    }
+
+    /// 403 Forbidden (e.g. creating in a terminating namespace).
+    pub(crate) fn forbidden(subject: Subject<'_>, why: &str) -> ApiError {
+        ApiError {
+            details: Some(Box::new(subject.details())),
+            ..ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("{} is forbidden: {why}", subject.qualified()),
+            )
+        }
+    }
+
+    /// 500 InternalError: a failure that is not the client's doing (the store failed).
+    pub(crate) fn internal(what: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %what, "internal error serving a request");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("Internal error occurred: {what}"),
+        )
+    }
+
+    /// The response carrying this error.
+    pub(crate) fn into_response(self) -> http::Response<ResponseBody> {
+        status_response(
+            self.code,
+            self.reason,
+            &self.message,
+            self.details.map(|d| *d),
+        )
+    }
+}

@@ -1,0 +1,326 @@
+//! The Kubernetes REST API: discovery, and create/read/update/delete/patch/watch of every served
+//! resource over the store.
+//!
+//! A request flows: [`target::parse`] the path → look the resource up in the [`registry`] →
+//! negotiate the response type → the verb's handler in [`crud`], [`list`] or [`watch`], which
+//! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
+//! turned into a `Status` response here, so no handler builds responses for failures itself.
+
+mod crud;
+mod discovery;
+mod error;
+mod list;
+mod namespaces;
+mod objects;
+mod query;
+mod registry;
+mod selection;
+mod strategy;
+mod table;
+mod target;
+mod watch;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use k3rs_api::{ResourceInfo, Verb};
+
+pub(crate) use error::ApiError;
+pub(crate) use namespaces::bootstrap;
+pub(crate) use registry::Registry;
+
+use crate::response::{json, json_with_type, ResponseBody};
+use crate::routes::AppState;
+use query::Query;
+use target::{ResourcePath, Target};
+
+/// Request bodies above this size are refused with 413, as upstream (3 MiB).
+pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// How the client wants the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    /// `application/json;as=Table;v=v1;g=meta.k8s.io`.
+    Table,
+}
+
+/// Everything a resource handler needs about the request.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) resource: Arc<ResourceInfo>,
+    pub(crate) path: ResourcePath,
+    pub(crate) query: Query,
+    pub(crate) format: Format,
+    pub(crate) headers: &'a HeaderMap,
+}
+
+impl Call<'_> {
+    pub(crate) fn namespace(&self) -> Option<&str> {
+        self.path.namespace.as_deref()
+    }
+
+    pub(crate) fn subject<'b>(&'b self, name: &'b str) -> error::Subject<'b> {
+        error::Subject {
+            group: self.resource.group,
+            resource: self.resource.plural,
+            name,
+        }
+    }
+}
+
+/// Whether `path` belongs to the API (as opposed to health and version endpoints).
+pub(crate) fn is_api_path(path: &str) -> bool {
+    path == "/api" || path == "/apis" || path.starts_with("/api/") || path.starts_with("/apis/")
+}
+
+/// Answers one API request. Never fails: errors become `Status` responses.
+pub(crate) async fn handle<B>(state: &AppState, request: http::Request<B>) -> Response<ResponseBody>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<crate::response::BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    match serve(state, &parts, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn serve<B>(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: B,
+) -> Result<Response<ResponseBody>, ApiError>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<crate::response::BoxError>,
+{
+    let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
+    let accept = header(&parts.headers, http::header::ACCEPT);
+    let registry = &state.registry;
+    let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
+    let discovery_only = !matches!(target, Target::Resource(_));
+    if discovery_only && !read_only {
+        return Err(ApiError::method_not_allowed(&parts.method));
+    }
+    match target {
+        Target::CoreVersions => Ok(match aggregated_discovery(accept) {
+            Some(version) => aggregated(discovery::aggregated(registry, true, version), version),
+            None => json(StatusCode::OK, &discovery::core_versions()),
+        }),
+        Target::Groups => Ok(match aggregated_discovery(accept) {
+            Some(version) => aggregated(discovery::aggregated(registry, false, version), version),
+            None => json(StatusCode::OK, &discovery::groups(registry)),
+        }),
+        Target::Group { group } => discovery::group(registry, &group)
+            .map(|doc| json(StatusCode::OK, &doc))
+            .ok_or_else(ApiError::no_route),
+        Target::GroupVersion { group, version } => {
+            if group.is_empty() && version != "v1" {
+                return Err(ApiError::no_route());
+            }
+            discovery::resource_list(registry, &group, &version)
+                .map(|doc| json(StatusCode::OK, &doc))
+                .ok_or_else(ApiError::no_route)
+        }
+        Target::Resource(path) => {
+            if path.group.is_empty() && parts.uri.path().starts_with("/apis/") {
+                return Err(ApiError::no_route());
+            }
+            let resource = registry
+                .find(&path.group, &path.version, &path.resource)
+                .ok_or_else(ApiError::no_route)?;
+            // A namespace in the path of a cluster-scoped resource addresses nothing.
+            if path.namespace.is_some() && !resource.namespaced {
+                return Err(ApiError::no_route());
+            }
+            let format = negotiate(accept)?;
+            let call = Call {
+                state,
+                resource,
+                path,
+                query: Query::parse(parts.uri.query()),
+                format,
+                headers: &parts.headers,
+            };
+            resource_request(&call, &parts.method, body).await
+        }
+    }
+}
+
+async fn resource_request<B>(
+    call: &Call<'_>,
+    method: &Method,
+    body: B,
+) -> Result<Response<ResponseBody>, ApiError>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<crate::response::BoxError>,
+{
+    let resource = &call.resource;
+    let name = call.path.name.clone();
+    let sub = call.path.subresource.clone();
+    if let Some(sub) = &sub {
+        if !resource.has_subresource(sub) || !matches!(sub.as_str(), "status") {
+            return Err(ApiError::no_route());
+        }
+    }
+    // A namespaced resource's single object needs its namespace.
+    if resource.namespaced && name.is_some() && call.namespace().is_none() {
+        return Err(ApiError::no_route());
+    }
+    let need = |verb: Verb| -> Result<(), ApiError> {
+        if sub.is_some() || resource.supports(verb) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(method))
+        }
+    };
+    match (method.clone(), name) {
+        (Method::GET | Method::HEAD, None) => {
+            if call.query.flag("watch") {
+                need(Verb::Watch)?;
+                watch::watch(call).await
+            } else {
+                need(Verb::List)?;
+                list::list(call).await
+            }
+        }
+        (Method::GET | Method::HEAD, Some(name)) => {
+            if call.query.flag("watch") {
+                need(Verb::Watch)?;
+                return watch::watch(call).await;
+            }
+            need(Verb::Get)?;
+            crud::get(call, &name).await
+        }
+        (Method::POST, None) => {
+            need(Verb::Create)?;
+            let body = read_body(call, body).await?;
+            crud::create(call, &body).await
+        }
+        (Method::PUT, Some(name)) => {
+            need(Verb::Update)?;
+            let body = read_body(call, body).await?;
+            crud::update(call, &name, &body).await
+        }
+        (Method::PATCH, Some(name)) => {
+            need(Verb::Patch)?;
+            let body = read_body(call, body).await?;
+            crud::patch(call, &name, &body).await
+        }
+        (Method::DELETE, Some(name)) => {
+            need(Verb::Delete)?;
+            let body = read_body(call, body).await?;
+            crud::delete(call, &name, &body).await
+        }
+        (Method::DELETE, None) => {
+            need(Verb::DeleteCollection)?;
+            let body = read_body(call, body).await?;
+            list::delete_collection(call, &body).await
+        }
+        _ => Err(ApiError::method_not_allowed(method)),
+    }
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+async fn read_body<B>(_call: &Call<'_>, body: B) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+    B::Error: Into<crate::response::BoxError>,
+{
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::too_large(MAX_BODY_BYTES))
+        }
+        Err(err) => Err(ApiError::bad_request(format!(
+            "reading the request body: {err}"
+        ))),
+    }
+}
+
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The aggregated discovery version the client asks for, if it asks for one.
+fn aggregated_discovery(accept: &str) -> Option<&'static str> {
+    for media in accept.split(',') {
+        let media = media.replace(' ', "");
+        if media.contains("as=APIGroupDiscoveryList") && media.contains("g=apidiscovery.k8s.io") {
+            if media.contains("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            if media.contains("v=v2") {
+                return Some("v2");
+            }
+        }
+    }
+    None
+}
+
+fn aggregated(doc: serde_json::Value, version: &str) -> Response<ResponseBody> {
+    let content_type =
+        format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+    json_with_type(StatusCode::OK, &doc, &content_type)
+}
+
+/// Picks the response format from `Accept`: the first acceptable entry wins.
+fn negotiate(accept: &str) -> Result<Format, ApiError> {
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    for media in accept.split(',') {
+        let media = media.replace(' ', "");
+        let base = media.split(';').next().unwrap_or("");
+        let wants_table = media.contains("as=Table");
+        match base {
+            "application/json"
+                if wants_table
+                    && media.contains("g=meta.k8s.io")
+                    && !media.contains("v=v1beta1") =>
+            {
+                return Ok(Format::Table);
+            }
+            "application/json" | "*/*" | "application/*" if !media.contains("as=") => {
+                return Ok(Format::Json)
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(accept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_like_kubectl() {
+        let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(kubectl_get).unwrap(), Format::Table);
+        assert_eq!(negotiate("application/json").unwrap(), Format::Json);
+        assert_eq!(negotiate("").unwrap(), Format::Json);
+        assert_eq!(
+            negotiate("application/vnd.kubernetes.protobuf, */*").unwrap(),
+            Format::Json
+        );
+        assert!(negotiate("application/vnd.kubernetes.protobuf").is_err());
+        let discovery = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_discovery(discovery), Some("v2"));
+        assert_eq!(aggregated_discovery("application/json"), None);
+    }
+}

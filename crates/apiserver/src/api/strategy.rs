@@ -1,0 +1,274 @@
+//! What the API server does to an object on its way into the store, per verb: the part of
+//! upstream's REST strategies that is the same for every kind (system metadata, status/spec
+//! separation, generation), plus the per-kind defaulting and validation of `k3rs-api`.
+
+use k3rs_api::ResourceInfo;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::objects::{meta_str, metadata_mut, new_uid, now_rfc3339};
+
+/// Metadata fields only the server sets; a client's values are replaced on create.
+const SYSTEM_FIELDS: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "resourceVersion",
+    "selfLink",
+];
+
+/// Prepares a new object: system metadata, a reset status, defaults; then validates it.
+pub(crate) fn prepare_for_create(
+    resource: &ResourceInfo,
+    object: &mut Value,
+) -> Result<(), ApiError> {
+    let has_spec = object.get("spec").is_some();
+    let meta = metadata_mut(object)
+        .ok_or_else(|| ApiError::bad_request("the object is not a JSON object"))?;
+    for field in SYSTEM_FIELDS {
+        meta.remove(*field);
+    }
+    meta.insert("uid".into(), Value::from(new_uid()));
+    meta.insert("creationTimestamp".into(), Value::from(now_rfc3339()));
+    if has_spec {
+        meta.insert("generation".into(), Value::from(1));
+    }
+    if resource.has_subresource("status") {
+        reset_status(resource, object);
+    }
+    Ok(())
+}
+
+/// The status a new object starts with: empty, except where upstream sets one.
+fn reset_status(resource: &ResourceInfo, object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    match (resource.group, resource.kind) {
+        ("", "Pod") => {
+            let qos = qos_class(map.get("spec"));
+            map.insert(
+                "status".into(),
+                serde_json::json!({"phase": "Pending", "qosClass": qos}),
+            );
+        }
+        ("", "Namespace") => {
+            map.insert("status".into(), serde_json::json!({"phase": "Active"}));
+        }
+        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
+            map.insert("status".into(), serde_json::json!({"phase": "Pending"}));
+        }
+        _ => {
+            map.remove("status");
+        }
+    }
+}
+
+/// Upstream's pod QoS class: BestEffort without any requests or limits, Guaranteed when every
+/// container limits CPU and memory with requests equal to limits, Burstable otherwise.
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|field| spec.and_then(|s| s.get(*field)).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for container in containers {
+        let resources = container.get("resources");
+        let requests = resources
+            .and_then(|r| r.get("requests"))
+            .and_then(Value::as_object);
+        let limits = resources
+            .and_then(|r| r.get("limits"))
+            .and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for name in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(name));
+            let request = requests.and_then(|r| r.get(name)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// Builds the object to store from the current one and the client's new version.
+///
+/// The main resource keeps the stored status when the kind has a status subresource; the
+/// `status` subresource changes only the status. System metadata always comes from the stored
+/// object; `generation` moves when the spec changes.
+pub(crate) fn prepare_for_update(
+    resource: &ResourceInfo,
+    old: &Value,
+    new: &Value,
+    subresource: Option<&str>,
+) -> Result<Value, ApiError> {
+    let mut merged = match subresource {
+        Some("status") => {
+            let mut merged = old.clone();
+            if let Some(map) = merged.as_object_mut() {
+                match new.get("status") {
+                    Some(status) => map.insert("status".into(), status.clone()),
+                    None => map.remove("status"),
+                };
+            }
+            merged
+        }
+        _ => {
+            let mut merged = new.clone();
+            if resource.has_subresource("status") {
+                if let Some(map) = merged.as_object_mut() {
+                    match old.get("status") {
+                        Some(status) => map.insert("status".into(), status.clone()),
+                        None => map.remove("status"),
+                    };
+                }
+            }
+            merged
+        }
+    };
+    let old_meta = old.get("metadata").and_then(Value::as_object);
+    let meta = metadata_mut(&mut merged)
+        .ok_or_else(|| ApiError::bad_request("the object is not a JSON object"))?;
+    for field in SYSTEM_FIELDS {
+        match old_meta.and_then(|m| m.get(*field)) {
+            Some(value) => meta.insert((*field).to_owned(), value.clone()),
+            None => meta.remove(*field),
+        };
+    }
+    if old.get("spec") != merged.get("spec") {
+        let generation = old_meta
+            .and_then(|m| m.get("generation"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if let Some(meta) = metadata_mut(&mut merged) {
+            meta.insert("generation".into(), Value::from(generation + 1));
+        }
+    }
+    Ok(merged)
+}
+
+/// Checks the identity of a client's object against the endpoint: kind, apiVersion, name and
+/// namespace, defaulting what is missing. `name` is the URL's name (update, patch).
+pub(crate) fn check_identity(
+    resource: &ResourceInfo,
+    object: &mut Value,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), ApiError> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), Value::from(resource.api_version));
+        }
+        Some(version) if version == resource.api_version => {}
+        Some(version) => {
+            return Err(ApiError::bad_request(format!(
+            "the API version in the data ({version}) does not match the expected API version ({})",
+            resource.api_version
+        )))
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), Value::from(resource.kind));
+        }
+        Some(kind) if kind == resource.kind => {}
+        Some(kind) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                resource.kind
+            )))
+        }
+    }
+    let meta = metadata_mut(object)
+        .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    if resource.namespaced {
+        let path_ns = namespace.unwrap_or("default");
+        match meta.get("namespace").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("namespace".into(), Value::from(path_ns));
+            }
+            Some(ns) if ns == path_ns => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    if let Some(url_name) = name {
+        match meta.get("name").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("name".into(), Value::from(url_name));
+            }
+            Some(body_name) if body_name == url_name => {}
+            Some(body_name) => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name of a new object: its name, or its generateName plus a random suffix.
+pub(crate) fn name_for_create(
+    resource: &ResourceInfo,
+    object: &mut Value,
+) -> Result<String, ApiError> {
+    if let Some(name) = meta_str(object, "name").filter(|n| !n.is_empty()) {
+        return Ok(name.to_owned());
+    }
+    let generate = meta_str(object, "generateName").filter(|n| !n.is_empty());
+    let Some(prefix) = generate.map(str::to_owned) else {
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            "",
+            &[k3rs_api::FieldError::required(
+                k3rs_api::FieldPath::new("metadata").child("name"),
+                "name or generateName is required",
+            )],
+        ));
+    };
+    let name = format!("{prefix}{}", super::objects::name_suffix());
+    if let Some(meta) = metadata_mut(object) {
+        meta.insert("name".into(), Value::from(name.clone()));
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(
+            qos_class(Some(&json!({"containers": [{"name": "a"}]}))),
+            "BestEffort"
+        );
+        let guaranteed =
+            json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(Some(&guaranteed)), "Guaranteed");
+        let burstable = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
+        assert_eq!(qos_class(Some(&burstable)), "Burstable");
+    }
+}

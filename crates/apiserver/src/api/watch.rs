@@ -1,0 +1,225 @@
+//! `watch=1`: a stream of JSON lines (`{"type":"ADDED","object":{...}}`), from the store's watch,
+//! with initial events, bookmarks, selector transitions and timeouts as upstream.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use k3rs_store::{EventKind, StoreError, WatchEvent};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::list::collect;
+use super::objects::{collection_prefix, decode, set_resource_version};
+use super::selection::Selection;
+use super::{table, Call, Format};
+use crate::response::ResponseBody;
+
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+/// The longest a watch runs without a `timeoutSeconds` (upstream: 30–60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, ApiError> {
+    let selection = Selection::from_query(call)?;
+    let rv = call.query.get("resourceVersion");
+    let send_initial = call.query.get("sendInitialEvents");
+    let bookmarks = call.query.flag("allowWatchBookmarks");
+    let timeout = match call.query.integer("timeoutSeconds")? {
+        Some(secs) if secs > 0 => Duration::from_secs(secs as u64),
+        _ => DEFAULT_TIMEOUT,
+    };
+    // Upstream: no resourceVersion (or "0") means "the current state, then changes"; a
+    // resourceVersion means "changes after it", unless sendInitialEvents asks for the state.
+    let initial = match send_initial {
+        Some("true") => true,
+        Some(_) => false,
+        None => rv.is_none_or(|rv| rv == "0"),
+    };
+    let after: Option<i64> = match rv {
+        Some(raw) if raw != "0" => Some(raw.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion: Invalid value: {raw:?}: must be an integer"
+            ))
+        })?),
+        _ => None,
+    };
+    let watch_call = WatchCall {
+        resource: call.resource.clone(),
+        format: call.format,
+        include: call.query.get("includeObject").map(str::to_owned),
+        selection,
+        bookmarks,
+    };
+    let mut events: Vec<Value> = Vec::new();
+    let start = if initial {
+        let (items, revision, _) = collect(call, &watch_call.selection, None, None, None).await?;
+        for object in items {
+            events.push(watch_call.render("ADDED", object));
+        }
+        revision
+    } else {
+        after.unwrap_or_else(|| call.state.store.current_revision())
+    };
+    if initial && send_initial == Some("true") && bookmarks {
+        events.push(watch_call.bookmark(start, true));
+    }
+
+    let prefix = collection_prefix(&call.resource, call.namespace());
+    let stream = match call.state.store.watch(&prefix, start).await {
+        Ok(stream) => Some(stream),
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }) => {
+            events.push(error_event(&format!(
+                "too old resource version: {requested} ({compacted})"
+            )));
+            None
+        }
+        Err(err) => return Err(ApiError::internal(err)),
+    };
+
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let encoded: Vec<Bytes> = events.iter().map(line).collect();
+    tokio::spawn(async move {
+        for frame in encoded {
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+        let Some(mut stream) = stream else { return };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+        ticker.tick().await;
+        let mut latest = start;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = ticker.tick(), if watch_call.bookmarks => {
+                    if tx.send(line(&watch_call.bookmark(latest, false))).await.is_err() {
+                        return;
+                    }
+                }
+                next = stream.next() => match next {
+                    None => return,
+                    Some(Ok(event)) => {
+                        latest = event.revision;
+                        if let Some(out) = watch_call.translate(&event) {
+                            if tx.send(line(&out)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Some(Err(err)) => {
+                        let message = match err {
+                            StoreError::Compacted { requested, compacted } => format!("too old resource version: {requested} ({compacted})"),
+                            other => format!("the watch ended: {other}; list and watch again"),
+                        };
+                        let _ = tx.send(line(&error_event(&message))).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+
+    let body = StreamBody::new(
+        tokio_stream_from(rx).map(|bytes| Ok::<_, crate::response::BoxError>(Frame::data(bytes))),
+    );
+    let mut response = Response::new(BodyExt::boxed(body));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A receiver as a stream.
+fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn line(event: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(event).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+fn error_event(message: &str) -> Value {
+    json!({
+        "type": "ERROR",
+        "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": "Expired", "code": 410,
+        },
+    })
+}
+
+/// What the streaming task needs once the request is gone.
+struct WatchCall {
+    resource: std::sync::Arc<k3rs_api::ResourceInfo>,
+    format: Format,
+    include: Option<String>,
+    selection: Selection,
+    bookmarks: bool,
+}
+
+impl WatchCall {
+    /// A BOOKMARK at `revision`; `initial_end` marks the end of `sendInitialEvents`' events.
+    fn bookmark(&self, revision: i64, initial_end: bool) -> Value {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({
+            "type": "BOOKMARK",
+            "object": {
+                "kind": self.resource.kind,
+                "apiVersion": self.resource.api_version,
+                "metadata": metadata,
+            },
+        })
+    }
+
+    /// One event line's JSON, the object as JSON or as a one-row Table.
+    fn render(&self, kind: &str, object: Value) -> Value {
+        let object = match self.format {
+            Format::Json => object,
+            Format::Table => table::table_of(
+                &self.resource,
+                self.include.as_deref(),
+                std::slice::from_ref(&object),
+                None,
+            ),
+        };
+        json!({"type": kind, "object": object})
+    }
+
+    /// The API event for a store event, if the selection sees it: an object that starts or
+    /// stops matching is ADDED or DELETED, as upstream's watch cache reports it.
+    fn translate(&self, event: &WatchEvent) -> Option<Value> {
+        let decode_kv = |kv: &k3rs_store::KeyValue| decode(&self.resource, kv).ok();
+        let mut current = decode_kv(&event.kv)?;
+        let previous = event.prev.as_ref().and_then(decode_kv);
+        let now = self.selection.matches(&current);
+        let before = previous.as_ref().is_some_and(|p| self.selection.matches(p));
+        let kind = match event.kind {
+            EventKind::Created if now => "ADDED",
+            EventKind::Modified if now && before => "MODIFIED",
+            EventKind::Modified if now => "ADDED",
+            EventKind::Modified if before => "DELETED",
+            EventKind::Deleted if before || now => "DELETED",
+            _ => return None,
+        };
+        set_resource_version(&mut current, event.revision);
+        Some(self.render(kind, current))
+    }
+}
