@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
+use super::patching::Patch;
 use super::strategy;
 use super::{table, Call, Format};
 use crate::response::{json, ResponseBody};
@@ -117,7 +118,8 @@ pub(crate) async fn update(
     let mut new = parse_body(call, body)?;
     strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
     let precondition = objects::resource_version(&new)?;
-    write(call, name, precondition, |_old| Ok(new.clone())).await
+    let stored = write(call, name, precondition, |_old| Ok(new.clone())).await?;
+    Ok(respond(call, StatusCode::OK, &stored))
 }
 
 pub(crate) async fn patch(
@@ -125,72 +127,44 @@ pub(crate) async fn patch(
     name: &str,
     body: &[u8],
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let content_type = call
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    let patch: Value = match content_type.as_str() {
-        "application/json-patch+json" | "application/merge-patch+json" => {
-            serde_json::from_slice(body).map_err(|err| {
-                ApiError::bad_request(format!("couldn't decode the patch as JSON: {err}"))
-            })?
-        }
-        other => return Err(ApiError::unsupported_media_type(other)),
-    };
+    let patch = Patch::parse(call, body)?;
     let resource = call.resource.clone();
     let namespace = call.namespace().map(str::to_owned);
-    write(call, name, None, move |old| {
-        let mut patched = match content_type.as_str() {
-            "application/json-patch+json" => {
-                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                    .map_err(|err| ApiError::bad_request(format!("invalid JSON patch: {err}")))?;
-                let mut doc = old.clone();
-                json_patch::patch(&mut doc, &ops)
-                    .map_err(|err| ApiError::invalid_patch(&err.to_string()))?;
-                doc
-            }
-            _ => {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                }
-                let mut doc = old.clone();
-                json_patch::merge(&mut doc, &patch);
-                doc
-            }
-        };
+    let stored = write(call, name, None, move |old| {
+        let mut patched = patch.apply(old)?;
         strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
-        // A patch that sets resourceVersion makes it a precondition, as upstream.
-        if objects::resource_version(&patched)? != objects::resource_version(old)? {
-            if let Some(wanted) = objects::resource_version(&patched)? {
-                return Err(ApiError::conflict(
-                    super::error::Subject {
-                        group: resource.group,
-                        resource: resource.plural,
-                        name,
-                    },
-                    &format!("the object has been modified; please apply your changes to the latest version and try again (resourceVersion {wanted} was asked for)"),
-                ));
-            }
-        }
+        check_patched_version(call, name, old, &patched)?;
         Ok(patched)
     })
-    .await
+    .await?;
+    Ok(respond(call, StatusCode::OK, &stored))
+}
+
+/// A patch that sets `metadata.resourceVersion` makes it a precondition, as upstream.
+pub(crate) fn check_patched_version(
+    call: &Call<'_>,
+    name: &str,
+    old: &Value,
+    patched: &Value,
+) -> Result<(), ApiError> {
+    let wanted = objects::resource_version(patched)?;
+    if wanted.is_some() && wanted != objects::resource_version(old)? {
+        return Err(ApiError::conflict(
+            call.subject(name),
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the object, computes its new form with `change`, and stores it if it changed,
 /// retrying on a lost race unless the client gave a resourceVersion precondition.
-async fn write(
+pub(crate) async fn write(
     call: &Call<'_>,
     name: &str,
     precondition: Option<i64>,
     change: impl Fn(&Value) -> Result<Value, ApiError>,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Result<Value, ApiError> {
     let dry_run = call.query.dry_run()?;
     let subresource = call.path.subresource.as_deref();
     for _ in 0..RETRIES {
@@ -211,13 +185,13 @@ async fn write(
             && !namespaces::holds_deletion(&merged)
         {
             if dry_run {
-                return Ok(respond(call, StatusCode::OK, &merged));
+                return Ok(merged);
             }
             let key = object_key(&call.resource, call.namespace(), name);
             match call.state.store.delete(&key, Some(old_kv.mod_revision)).await {
                 Ok(deleted) => {
                     objects::set_resource_version(&mut merged, deleted.revision);
-                    return Ok(respond(call, StatusCode::OK, &merged));
+                    return Ok(merged);
                 }
                 Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
                 Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),
@@ -230,13 +204,13 @@ async fn write(
         let bytes = encode(&merged)?;
         if bytes == old_kv.value || dry_run {
             // Nothing changed (or nothing may): answer with the stored object, unwritten.
-            return Ok(respond(call, StatusCode::OK, &merged));
+            return Ok(merged);
         }
         let key = object_key(&call.resource, call.namespace(), name);
         match call.state.store.update(&key, bytes, old_kv.mod_revision).await {
             Ok(kv) => {
                 objects::set_resource_version(&mut merged, kv.mod_revision);
-                return Ok(respond(call, StatusCode::OK, &merged));
+                return Ok(merged);
             }
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
             Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),

@@ -12,8 +12,10 @@ mod error;
 mod list;
 mod namespaces;
 mod objects;
+mod patching;
 mod query;
 mod registry;
+mod scale;
 mod selection;
 mod strategy;
 mod table;
@@ -167,14 +169,25 @@ where
     let resource = &call.resource;
     let name = call.path.name.clone();
     let sub = call.path.subresource.clone();
-    if let Some(sub) = &sub {
-        if !resource.has_subresource(sub) || !matches!(sub.as_str(), "status") {
-            return Err(ApiError::no_route());
-        }
-    }
     // A namespaced resource's single object needs its namespace.
     if resource.namespaced && name.is_some() && call.namespace().is_none() {
         return Err(ApiError::no_route());
+    }
+    if let Some(sub) = &sub {
+        if !resource.has_subresource(sub) || !matches!(sub.as_str(), "status" | "scale") {
+            return Err(ApiError::no_route());
+        }
+        if !matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::PUT | Method::PATCH
+        ) {
+            return Err(ApiError::method_not_allowed(method));
+        }
+        if sub == "scale" {
+            let name = name.unwrap_or_default();
+            let body = read_body(call, body).await?;
+            return scale::scale(call, method, &name, &body).await;
+        }
     }
     let need = |verb: Verb| -> Result<(), ApiError> {
         if sub.is_some() || resource.supports(verb) {
