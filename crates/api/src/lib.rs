@@ -15,6 +15,7 @@
 
 pub mod field_error;
 pub mod resources;
+pub mod strict;
 
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use resources::{builtin_resources, ResourceInfo, Verb};

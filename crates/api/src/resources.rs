@@ -88,6 +88,10 @@ pub struct ResourceInfo {
     pub schema: fn(&mut SchemaGenerator) -> Schema,
     /// The schema name (OpenAPI definition name), e.g. `io.k8s.api.apps.v1.Deployment`.
     pub schema_name: fn() -> String,
+    /// Decodes a JSON object into the kind's typed form and encodes it again, as upstream
+    /// decodes every request: wrong types fail (with serde's message) and unknown fields are
+    /// dropped. See [`crate::strict`] for naming what was dropped.
+    pub typed: fn(&serde_json::Value) -> Result<serde_json::Value, String>,
 }
 
 impl ResourceInfo {
@@ -130,7 +134,7 @@ const PLAIN: Extra = Extra {
 
 fn info<T>(extra: Extra) -> ResourceInfo
 where
-    T: Resource + ListableResource + JsonSchema,
+    T: Resource + ListableResource + JsonSchema + serde::de::DeserializeOwned + serde::Serialize,
     T::Scope: Scope,
 {
     base::<T>(extra, T::LIST_KIND)
@@ -139,7 +143,7 @@ where
 /// A resource that is only ever created (a review or a binding): it has no list kind.
 fn create_only<T>() -> ResourceInfo
 where
-    T: Resource + JsonSchema,
+    T: Resource + JsonSchema + serde::de::DeserializeOwned + serde::Serialize,
     T::Scope: Scope,
 {
     base::<T>(
@@ -153,7 +157,7 @@ where
 
 fn base<T>(extra: Extra, list_kind: &'static str) -> ResourceInfo
 where
-    T: Resource + JsonSchema,
+    T: Resource + JsonSchema + serde::de::DeserializeOwned + serde::Serialize,
     T::Scope: Scope,
 {
     ResourceInfo {
@@ -171,6 +175,10 @@ where
         subresources: extra.subresources,
         schema: |generator| generator.subschema_for::<T>(),
         schema_name: || T::schema_name().into_owned(),
+        typed: |value| {
+            let typed: T = serde_json::from_value(value.clone()).map_err(|err| err.to_string())?;
+            serde_json::to_value(&typed).map_err(|err| err.to_string())
+        },
     }
 }
 
