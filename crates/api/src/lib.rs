@@ -15,6 +15,8 @@
 
 pub mod field_error;
 pub mod resources;
+pub mod selector;
 
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
+pub use selector::{Selector as LabelSelector, SelectorError};
