@@ -219,8 +219,8 @@ mod fuzz {
                 let again = FieldSelector::parse(&s.to_string()).unwrap();
                 let mut a = again.requirements().to_vec();
                 let mut b = s.requirements().to_vec();
-                a.sort_by(|x, y| x.to_string().cmp(&y.to_string()));
-                b.sort_by(|x, y| x.to_string().cmp(&y.to_string()));
+                a.sort_by_key(|x| x.to_string());
+                b.sort_by_key(|x| x.to_string());
                 prop_assert_eq!(a, b);
             }
         }
