@@ -14,8 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod field_error;
+pub mod fields;
 pub mod resources;
+pub mod selector;
 pub mod strict;
+pub mod table;
 
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
+pub use fields::{fields_of, FieldSelector, FieldSelectorError};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
+pub use selector::{Selector as LabelSelector, SelectorError};
+pub use table::{table_for, table_for_custom, Column, PrinterColumn, Row, Table};
