@@ -14,7 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod field_error;
+pub mod openapi;
 pub mod resources;
 
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
+pub use openapi::{
+    openapi_v2, openapi_v3_documents, openapi_v3_group_version, openapi_v3_index,
+    CustomResourceSchema,
+};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
