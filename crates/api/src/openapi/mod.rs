@@ -11,6 +11,12 @@
 //! operation carries `x-kubernetes-action` and `x-kubernetes-group-version-kind` (kubectl
 //! `explain` finds a resource's kind from its paths).
 //!
+//! Only JSON is produced. kubectl asks for `/openapi/v2` as protobuf
+//! (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`) and, refused with 406, falls
+//! back to `/swagger-2.0.0.pb-v1` and then does without; since 1.27 it reads v3 (JSON) for
+//! `explain`, client-side `apply` patches and the field-validation check, which is why the
+//! v3 documents carry everything kubectl needs.
+//!
 //! Nothing here does I/O: the API server builds the documents when the served set changes (a
 //! CRD is added or removed), caches the bytes and answers ETag requests.
 

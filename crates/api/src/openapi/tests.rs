@@ -3,18 +3,20 @@
 use super::*;
 use crate::resources::builtin_resources;
 
-/// Writes every document to `$K3RS_OPENAPI_DUMP/` (when set) for a look with real clients.
+/// Writes every document (with the CronTab CRD of [`crontab_crd`]) to `$K3RS_OPENAPI_DUMP/`
+/// when set, for a look with real clients and validators.
 #[test]
 fn dump_for_inspection() {
     let resources = builtin_resources();
+    let crds = CustomResourceSchema::from_crd(&crontab_crd());
     if let Ok(dir) = std::env::var("K3RS_OPENAPI_DUMP") {
-        let v2 = openapi_v2(&resources, &[]);
+        let v2 = openapi_v2(&resources, &crds);
         std::fs::write(
             format!("{dir}/v2.json"),
             serde_json::to_vec_pretty(&v2).unwrap(),
         )
         .unwrap();
-        for (path, doc) in openapi_v3_documents(&resources, &[]) {
+        for (path, doc) in openapi_v3_documents(&resources, &crds) {
             let name = path.replace('/', "_");
             std::fs::write(
                 format!("{dir}/v3_{name}.json"),
@@ -36,7 +38,7 @@ fn dump_for_inspection() {
             serde_json::to_vec_pretty(&table).unwrap(),
         )
         .unwrap();
-        let index = openapi_v3_index(&resources, &[]);
+        let index = openapi_v3_index(&resources, &crds);
         std::fs::write(
             format!("{dir}/v3_index.json"),
             serde_json::to_vec_pretty(&index).unwrap(),
