@@ -15,6 +15,7 @@
 
 pub mod field_error;
 pub mod fields;
+pub mod openapi;
 pub mod resources;
 pub mod selector;
 pub mod strict;
@@ -22,6 +23,10 @@ pub mod table;
 
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use fields::{fields_of, FieldSelector, FieldSelectorError};
+pub use openapi::{
+    openapi_v2, openapi_v3_documents, openapi_v3_group_version, openapi_v3_index,
+    CustomResourceSchema,
+};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
 pub use selector::{Selector as LabelSelector, SelectorError};
 pub use table::{table_for, table_for_custom, Column, PrinterColumn, Row, Table};
