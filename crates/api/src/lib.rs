@@ -13,8 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod defaults;
 pub mod field_error;
 pub mod resources;
 
+pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
