@@ -16,7 +16,12 @@
 pub mod defaults;
 pub mod field_error;
 pub mod resources;
+pub mod validation;
 
 pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use resources::{builtin_resources, ResourceInfo, Verb};
+pub use validation::{
+    generation_changes, prepare_update, tracks_generation, validate_create, validate_update,
+    UpdateEndpoint,
+};

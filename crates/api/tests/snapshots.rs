@@ -18,7 +18,9 @@ fn resource_for(obj: &Value) -> ResourceInfo {
 /// Runs `render` on every case of `suite` and compares with (or, under `UPDATE_EXPECT=1`,
 /// rewrites) the expected output.
 fn check_suite(suite: &str, render: impl Fn(&Value) -> String) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(suite);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(suite);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("testdata dir")
         .map(|e| e.expect("dir entry").path())
@@ -64,5 +66,28 @@ fn defaults() {
         k3rs_api::apply_defaults(&resource_for(input), &mut again);
         assert_eq!(obj, again, "defaulting is not idempotent");
         serde_json::to_string_pretty(&obj).expect("json") + "\n"
+    });
+}
+
+/// A validation case is an object (validated as created) or `{"old": …, "new": …}` (validated
+/// as an update); both are defaulted first, as the API server does.
+#[test]
+fn validation() {
+    check_suite("validation", |input| {
+        let defaulted = |obj: &Value| {
+            let mut obj = obj.clone();
+            k3rs_api::apply_defaults(&resource_for(&obj), &mut obj);
+            obj
+        };
+        let errors = match (input.get("old"), input.get("new")) {
+            (Some(old), Some(new)) => {
+                k3rs_api::validate_update(&resource_for(new), &defaulted(old), &defaulted(new))
+            }
+            _ => k3rs_api::validate_create(&resource_for(input), &defaulted(input)),
+        };
+        if errors.is_empty() {
+            return "valid\n".to_owned();
+        }
+        errors.iter().map(|e| format!("{e}\n")).collect()
     });
 }

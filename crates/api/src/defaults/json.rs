@@ -2,7 +2,6 @@
 
 use serde_json::{Map, Value};
 
-
 /// The child object `key` of `value`, created (as `{}`) when absent or null; `None` when `value`
 /// is not an object or the child exists with another type.
 pub(crate) fn child_obj<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Value> {
@@ -65,7 +64,10 @@ pub(crate) fn set_default_nonzero(value: &mut Value, key: &str, default: i64) {
 }
 
 /// The elements of the array `key` of `value`, mutably; empty when absent or not an array.
-pub(crate) fn items_mut<'a>(value: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+pub(crate) fn items_mut<'a>(
+    value: &'a mut Value,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Value> {
     value
         .as_object_mut()
         .and_then(|map| map.get_mut(key))
@@ -91,11 +93,6 @@ pub(crate) fn items<'a>(value: &'a Value, key: &str) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
-}
-
-/// Whether a field is "set" the way Go sees it after decoding: present and not null.
-pub(crate) fn is_set(value: Option<&Value>) -> bool {
-    !matches!(value, None | Some(Value::Null))
 }
 
 /// Whether a Go-decoded value would be its zero value: null, `""`, `0`, `false`, `[]` or `{}`.

@@ -19,6 +19,7 @@ use crate::ResourceInfo;
 use json::{existing_obj, items_mut, set_default, set_default_str, str_at};
 
 pub use pod::image_tag_is_latest;
+pub(crate) use pod::volume_sources;
 pub use workloads::job_selector;
 
 /// Fills in upstream's defaults for `obj`, an object of `resource`'s kind. Kinds without
@@ -59,6 +60,7 @@ pub fn apply_defaults(resource: &ResourceInfo, obj: &mut Value) {
         }
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => role_binding(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => custom_resource_definition(obj),
         _ => {}
     }
 }
@@ -174,5 +176,23 @@ fn role_binding(obj: &mut Value) {
         if matches!(str_at(subject, "kind"), "User" | "Group") {
             set_default_str(subject, "apiGroup", "rbac.authorization.k8s.io");
         }
+    }
+}
+
+/// `SetDefaults_CustomResourceDefinitionSpec`: `names.singular` (lowercased kind),
+/// `names.listKind` (`<kind>List`) and `conversion.strategy: None`.
+fn custom_resource_definition(obj: &mut Value) {
+    let Some(spec) = existing_obj(obj, "spec") else {
+        return;
+    };
+    if let Some(names) = existing_obj(spec, "names") {
+        let kind = str_at(names, "kind").to_owned();
+        if !kind.is_empty() {
+            set_default_str(names, "singular", &kind.to_lowercase());
+            set_default_str(names, "listKind", &format!("{kind}List"));
+        }
+    }
+    if let Some(conversion) = json::child_obj(spec, "conversion") {
+        set_default_str(conversion, "strategy", "None");
     }
 }

@@ -163,7 +163,10 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
                 }
             }
         }
-        if new_spec.get("healthCheckNodePort").is_none_or(Value::is_null) {
+        if new_spec
+            .get("healthCheckNodePort")
+            .is_none_or(Value::is_null)
+        {
             if let Some(port) = old_spec.get("healthCheckNodePort").cloned() {
                 new_spec["healthCheckNodePort"] = port;
             }
