@@ -173,3 +173,39 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ports_and_carry_over() {
+        let svc = json!({"spec": {"type": "NodePort", "ports": [
+            {"port": 80, "protocol": "TCP", "nodePort": 30080},
+            {"port": 443, "protocol": "TCP"}]}});
+        assert_eq!(ports_needing_node_port(&svc), vec![1]);
+        let lb = json!({"spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+            "ports": [{"port": 80}]}});
+        assert!(ports_needing_node_port(&lb).is_empty());
+        assert!(ports_needing_node_port(&json!({"spec": {"ports": [{"port": 80}]}})).is_empty());
+        let local = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}});
+        assert!(needs_health_check_node_port(&local));
+
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.43.0.7",
+            "clusterIPs": ["10.43.0.7"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"type": "NodePort",
+            "ports": [{"port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "TCP"}]}});
+        carry_over_allocations(&old, &mut new);
+        assert_eq!(new["spec"]["clusterIP"], "10.43.0.7");
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.43.0.7"]));
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        assert!(new["spec"]["ports"][1].get("nodePort").is_none());
+
+        let mut external = json!({"spec": {"type": "ExternalName", "externalName": "x.example"}});
+        carry_over_allocations(&old, &mut external);
+        assert!(external["spec"].get("clusterIP").is_none());
+        assert!(needs_cluster_ip(&json!({"type": "ClusterIP"})));
+        assert!(!needs_cluster_ip(&json!({"clusterIP": "None"})));
+    }
+}

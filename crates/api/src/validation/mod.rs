@@ -371,3 +371,69 @@ pub(crate) fn non_negative(obj: &Value, key: &str, path: &FieldPath, errs: &mut 
 pub(crate) fn string<'a>(obj: &'a Value, key: &str) -> &'a str {
     str_at(obj, key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin_resources;
+    use serde_json::json;
+
+    fn resource(kind: &str) -> ResourceInfo {
+        builtin_resources()
+            .into_iter()
+            .find(|r| r.kind == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn generation() {
+        let deploy = resource("Deployment");
+        let old = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"replicas": 1}});
+        let relabelled = json!({"metadata": {"labels": {"a": "c"}}, "spec": {"replicas": 1}});
+        let scaled = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"replicas": 2}});
+        assert!(!generation_changes(&deploy, &old, &relabelled));
+        assert!(generation_changes(&deploy, &old, &scaled));
+        assert!(tracks_generation(&deploy));
+        let cm = resource("ConfigMap");
+        assert!(!tracks_generation(&cm));
+        assert!(!generation_changes(
+            &cm,
+            &json!({"data": {"a": "1"}}),
+            &json!({"data": {"a": "2"}})
+        ));
+    }
+
+    #[test]
+    fn status_split() {
+        let deploy = resource("Deployment");
+        let old = json!({"metadata": {"labels": {"a": "1"}, "resourceVersion": "5"},
+            "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut main = json!({"metadata": {"labels": {"a": "2"}, "resourceVersion": "5"},
+            "spec": {"replicas": 3}, "status": {"replicas": 9}});
+        prepare_update(&deploy, UpdateEndpoint::Main, &old, &mut main);
+        assert_eq!(main["spec"]["replicas"], 3);
+        assert_eq!(main["status"]["replicas"], 1);
+        assert_eq!(main["metadata"]["labels"]["a"], "2");
+
+        let mut status = json!({"metadata": {"labels": {"a": "2"}, "resourceVersion": "6"},
+            "spec": {"replicas": 3}, "status": {"replicas": 9}});
+        prepare_update(&deploy, UpdateEndpoint::Status, &old, &mut status);
+        assert_eq!(status["spec"]["replicas"], 1);
+        assert_eq!(status["status"]["replicas"], 9);
+        assert_eq!(status["metadata"]["labels"]["a"], "1");
+        assert_eq!(status["metadata"]["resourceVersion"], "6");
+
+        // Kinds without a status subresource are left alone.
+        let cm = resource("ConfigMap");
+        let mut new = json!({"data": {"a": "2"}, "status": {"x": 1}});
+        prepare_update(&cm, UpdateEndpoint::Main, &json!({}), &mut new);
+        assert_eq!(new["status"]["x"], 1);
+
+        // A namespace's finalizers only change through /finalize.
+        let ns = resource("Namespace");
+        let old = json!({"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+        let mut new = json!({"spec": {"finalizers": []}, "status": {"phase": "Terminating"}});
+        prepare_update(&ns, UpdateEndpoint::Main, &old, &mut new);
+        assert_eq!(new, old);
+    }
+}
