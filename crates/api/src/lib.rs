@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod defaults;
 pub mod field_error;
 pub mod fields;
 pub mod openapi;
@@ -20,7 +21,9 @@ pub mod resources;
 pub mod selector;
 pub mod strict;
 pub mod table;
+pub mod validation;
 
+pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use fields::{fields_of, FieldSelector, FieldSelectorError};
 pub use openapi::{
@@ -30,3 +33,7 @@ pub use openapi::{
 pub use resources::{builtin_resources, ResourceInfo, Verb};
 pub use selector::{Selector as LabelSelector, SelectorError};
 pub use table::{table_for, table_for_custom, Column, PrinterColumn, Row, Table};
+pub use validation::{
+    generation_changes, prepare_update, tracks_generation, validate_create, validate_update,
+    UpdateEndpoint,
+};
