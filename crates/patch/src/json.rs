@@ -120,7 +120,10 @@ mod tests {
             json!([{"op": "add", "path": "a", "value": 1}]),
         ] {
             let error = apply_json_patch(&json!({}), &patch).unwrap_err();
-            assert!(matches!(error, PatchError::JsonPatchFormat { .. }), "{error}");
+            assert!(
+                matches!(error, PatchError::JsonPatchFormat { .. }),
+                "{error}"
+            );
         }
     }
 

@@ -67,6 +67,15 @@ impl PatchSchema {
             .is_some()
     }
 
+    /// The JSON Schema `type` of the value at this position (`object`, `array`, `string`, ...).
+    #[cfg(test)]
+    pub(crate) fn type_name(self) -> Option<&'static str> {
+        self.resolve()
+            .schema
+            .and_then(|schema| schema.get("type"))
+            .and_then(Value::as_str)
+    }
+
     pub(crate) const UNKNOWN: PatchSchema = PatchSchema {
         definition: None,
         schema: None,
@@ -83,7 +92,11 @@ impl PatchSchema {
                 return here;
             };
             let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
-                match schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+                match schema
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                {
                     Some([only]) => only.get("$ref").and_then(Value::as_str),
                     _ => None,
                 }

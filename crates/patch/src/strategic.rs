@@ -137,12 +137,7 @@ fn merge_map(
                     Value::Object(fresh_map(patch_value))
                 } else {
                     let field_path = child_path(path, &field);
-                    Value::Object(merge_map(
-                        current,
-                        patch_value,
-                        field_schema,
-                        &field_path,
-                    )?)
+                    Value::Object(merge_map(current, patch_value, field_schema, &field_path)?)
                 }
             }
             (Value::Array(current), Value::Array(patch_value)) => {
@@ -470,9 +465,8 @@ fn merge_list(
                     .get(merge_key)
                     .ok_or_else(|| missing_key(path, merge_key))?;
                 let key = canonical(key);
-                original.retain(|current| {
-                    current.get(merge_key).map(canonical).as_ref() != Some(&key)
-                });
+                original
+                    .retain(|current| current.get(merge_key).map(canonical).as_ref() != Some(&key));
             }
             Some("replace") => replace = true,
             Some("merge") => return fail(path, StrategicError::MergeDirectiveInList),
