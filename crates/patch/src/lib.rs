@@ -29,6 +29,8 @@ mod json;
 mod schema;
 mod strategic;
 pub mod strategy;
+#[cfg(test)]
+mod upstream_tests;
 
 pub use error::{PatchError, StrategicError};
 pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};

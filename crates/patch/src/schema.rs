@@ -1,27 +1,70 @@
 //! The type knowledge strategic merge patch needs: which field of which kind is a list (of what),
 //! a map (of what) or an object (of which definition), read from k8s-openapi's schemas.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use crate::strategy::{patch_strategy, FieldStrategy};
+use crate::strategy::{FieldStrategy, PATCH_STRATEGIES};
 
 /// Where the generator puts definitions, and so how every `$ref` starts.
 const REF_PREFIX: &str = "#/definitions/";
 
-/// The OpenAPI definitions of every built-in kind and every type they use, generated once.
-fn definitions() -> &'static Map<String, Value> {
-    static DEFINITIONS: OnceLock<Map<String, Value>> = OnceLock::new();
-    DEFINITIONS.get_or_init(|| {
-        let mut generator = SchemaSettings::draft07().into_generator();
-        for resource in k3rs_api::builtin_resources() {
-            // Registers the kind and, through `$ref`s, every nested type as a definition.
-            let _ = (resource.schema)(&mut generator);
+/// Definitions (name → schema, `$ref`s as `#/definitions/<name>`) and the patch strategies of
+/// their properties.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    definitions: Map<String, Value>,
+    /// Definition name → the tagged properties of that definition.
+    strategies: HashMap<&'static str, Vec<&'static FieldStrategy>>,
+}
+
+impl Catalog {
+    pub(crate) fn new(
+        definitions: Map<String, Value>,
+        strategies: &'static [FieldStrategy],
+    ) -> Catalog {
+        let mut by_definition: HashMap<&'static str, Vec<&'static FieldStrategy>> = HashMap::new();
+        for row in strategies {
+            by_definition.entry(row.definition).or_default().push(row);
         }
-        generator.take_definitions(false)
-    })
+        Catalog {
+            definitions,
+            strategies: by_definition,
+        }
+    }
+
+    /// The definitions of every built-in kind and every type they use, generated once.
+    fn builtin() -> &'static Catalog {
+        static BUILTIN: OnceLock<Catalog> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            let mut generator = SchemaSettings::draft07().into_generator();
+            for resource in k3rs_api::builtin_resources() {
+                // Registers the kind and, through `$ref`s, every nested type as a definition.
+                let _ = (resource.schema)(&mut generator);
+            }
+            Catalog::new(generator.take_definitions(false), PATCH_STRATEGIES)
+        })
+    }
+
+    pub(crate) fn schema(&'static self, name: &str) -> Option<PatchSchema> {
+        let (name, schema) = self.definitions.get_key_value(name)?;
+        Some(PatchSchema {
+            catalog: self,
+            definition: Some(name.as_str()),
+            schema: Some(schema),
+        })
+    }
+
+    fn strategy(&self, definition: &str, property: &str) -> Option<&'static FieldStrategy> {
+        self.strategies
+            .get(definition)?
+            .iter()
+            .find(|row| row.property == property)
+            .copied()
+    }
 }
 
 /// A position in the schema of a built-in kind: the schema of one value, and the definition it
@@ -31,26 +74,32 @@ fn definitions() -> &'static Map<String, Value> {
 /// as `RawExtension`): there strategic merge patch falls back to JSON merge patch rules (maps
 /// merge, lists are replaced). Upstream rejects some of these cases instead; k3rs leaves unknown
 /// fields to field validation and pruning, which see the patched object afterwards.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct PatchSchema {
+    catalog: &'static Catalog,
     definition: Option<&'static str>,
     schema: Option<&'static Value>,
+}
+
+impl std::fmt::Debug for PatchSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchSchema")
+            .field("definition", &self.definition)
+            .field("known", &self.schema.is_some())
+            .finish()
+    }
 }
 
 impl PatchSchema {
     /// The schema of the OpenAPI definition `name` (e.g. `io.k8s.api.apps.v1.Deployment`), if a
     /// built-in kind uses it.
     pub fn for_definition(name: &str) -> Option<PatchSchema> {
-        let (name, schema) = definitions().get_key_value(name)?;
-        Some(PatchSchema {
-            definition: Some(name.as_str()),
-            schema: Some(schema),
-        })
+        Catalog::builtin().schema(name)
     }
 
     /// The names of every definition built-in kinds use.
     pub fn definition_names() -> impl Iterator<Item = &'static str> {
-        definitions().keys().map(String::as_str)
+        Catalog::builtin().definitions.keys().map(String::as_str)
     }
 
     /// The definition this position is the schema of, if it is one.
@@ -76,10 +125,23 @@ impl PatchSchema {
             .and_then(Value::as_str)
     }
 
-    pub(crate) const UNKNOWN: PatchSchema = PatchSchema {
-        definition: None,
-        schema: None,
-    };
+    /// A position the schema does not describe.
+    fn unknown(self) -> PatchSchema {
+        PatchSchema {
+            catalog: self.catalog,
+            definition: None,
+            schema: None,
+        }
+    }
+
+    /// The position of `schema`, a schema inside this position's catalog.
+    fn at(self, schema: &'static Value) -> PatchSchema {
+        PatchSchema {
+            catalog: self.catalog,
+            definition: None,
+            schema: Some(schema),
+        }
+    }
 
     /// Follows `$ref`s (also a lone `$ref` wrapped in `allOf`) to the schema that describes the
     /// value.
@@ -105,17 +167,12 @@ impl PatchSchema {
                 return here;
             };
             let Some(name) = reference.strip_prefix(REF_PREFIX) else {
-                return PatchSchema::UNKNOWN;
+                return self.unknown();
             };
             let name = name.replace("~1", "/").replace("~0", "~");
-            match definitions().get_key_value(&name) {
-                Some((name, schema)) => {
-                    here = PatchSchema {
-                        definition: Some(name.as_str()),
-                        schema: Some(schema),
-                    }
-                }
-                None => return PatchSchema::UNKNOWN,
+            match self.catalog.schema(&name) {
+                Some(definition) => here = definition,
+                None => return self.unknown(),
             }
         }
         here
@@ -126,27 +183,17 @@ impl PatchSchema {
     pub(crate) fn field(self, key: &str) -> (PatchSchema, Option<&'static FieldStrategy>) {
         let here = self.resolve();
         let Some(schema) = here.schema else {
-            return (PatchSchema::UNKNOWN, None);
+            return (self.unknown(), None);
         };
         if let Some(property) = schema.get("properties").and_then(|p| p.get(key)) {
             let strategy = here
                 .definition
-                .and_then(|definition| patch_strategy(definition, key));
-            let child = PatchSchema {
-                definition: None,
-                schema: Some(property),
-            };
-            return (child, strategy);
+                .and_then(|definition| self.catalog.strategy(definition, key));
+            return (self.at(property), strategy);
         }
         match schema.get("additionalProperties") {
-            Some(values @ Value::Object(_)) => (
-                PatchSchema {
-                    definition: None,
-                    schema: Some(values),
-                },
-                None,
-            ),
-            _ => (PatchSchema::UNKNOWN, None),
+            Some(values @ Value::Object(_)) => (self.at(values), None),
+            _ => (self.unknown(), None),
         }
     }
 
@@ -154,11 +201,8 @@ impl PatchSchema {
     pub(crate) fn items(self) -> PatchSchema {
         let here = self.resolve();
         match here.schema.and_then(|schema| schema.get("items")) {
-            Some(items @ Value::Object(_)) => PatchSchema {
-                definition: None,
-                schema: Some(items),
-            },
-            _ => PatchSchema::UNKNOWN,
+            Some(items @ Value::Object(_)) => self.at(items),
+            _ => self.unknown(),
         }
     }
 }

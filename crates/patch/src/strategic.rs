@@ -144,14 +144,17 @@ fn merge_map(
                 if delete_list || strategy.is_some_and(|s| s.merges()) {
                     let merge_key = strategy.map_or("", |s| s.merge_key);
                     let field_path = child_path(path, &field);
-                    Value::Array(merge_list(
-                        current,
-                        patch_value,
-                        field_schema.items(),
-                        merge_key,
-                        delete_list,
-                        &field_path,
-                    )?)
+                    Value::Array(
+                        merge_list(
+                            current,
+                            patch_value,
+                            field_schema.items(),
+                            merge_key,
+                            delete_list,
+                            &field_path,
+                        )?
+                        .merged,
+                    )
                 } else {
                     Value::Array(fresh_list(patch_value))
                 }
@@ -276,20 +279,24 @@ fn apply_element_orders(
             ],
             &field_path,
         )?;
-        let server_order = original_list.clone().unwrap_or_default();
+        let mut server_order = original_list.clone().unwrap_or_default();
         let merged = match (original_list, patch_list) {
             (Some(current), None) => current,
             (None, Some(patch_list)) => fresh_list(patch_list),
             (Some(current), Some(patch_list)) => {
                 if strategy.is_some_and(|s| s.merges()) {
-                    merge_list(
+                    let list = merge_list(
                         current,
                         patch_list,
                         field_schema.items(),
                         merge_key,
                         false,
                         &field_path,
-                    )?
+                    )?;
+                    if let Some(view) = list.server_view {
+                        server_order = view;
+                    }
+                    list.merged
                 } else {
                     fresh_list(patch_list)
                 }
@@ -414,6 +421,16 @@ fn element_kind(lists: &[&[Value]], path: &str) -> Result<Option<ElementKind>> {
     Ok(kind)
 }
 
+/// A merged list, and the object's list as upstream's ordering then sees it.
+struct MergedList {
+    merged: Vec<Value>,
+    /// The object's list as upstream's `$setElementOrder` handling reads it *after* the merge:
+    /// Go deletes list elements in place (`append(s[:i], s[i+1:]...)`) and appends new ones into
+    /// the freed slots of the same backing array, so the "original" list it orders by is that
+    /// backing array. Upstream's tests pin the resulting order; only merge keys are kept here.
+    server_view: Option<Vec<Value>>,
+}
+
 /// Merges a list whose field has the `merge` strategy (or a `$deleteFromPrimitiveList`).
 fn merge_list(
     original: Vec<Value>,
@@ -422,9 +439,12 @@ fn merge_list(
     merge_key: &str,
     delete_list: bool,
     path: &str,
-) -> Result<Vec<Value>> {
+) -> Result<MergedList> {
     if original.is_empty() && patch.is_empty() {
-        return Ok(original);
+        return Ok(MergedList {
+            merged: original,
+            server_view: None,
+        });
     }
     let kind = element_kind(&[&original, &patch], path)?;
     if kind != Some(ElementKind::Object) {
@@ -444,14 +464,26 @@ fn merge_list(
                 .cloned()
                 .collect()
         };
-        return order_merged(merged, &patch, &original, "", kind, path);
+        let merged = order_merged(merged, &patch, &original, "", kind, path)?;
+        return Ok(MergedList {
+            merged,
+            server_view: None,
+        });
     }
     if merge_key.is_empty() {
         return fail(path, StrategicError::NoMergeKey);
     }
 
+    // Go's backing array of the object's list, as indices into `original` (see `server_view`).
+    let original_keys: Vec<Option<Value>> = original
+        .iter()
+        .map(|element| element.get(merge_key).cloned())
+        .collect();
+    let capacity = original.len();
+    let mut backing: Vec<usize> = (0..capacity).collect();
+    let mut live = capacity;
+
     // Elements with `$patch` first: deletions by merge key, and `replace` for the whole list.
-    let mut original = original;
     let mut plain = Vec::with_capacity(patch.len());
     let mut replace = false;
     for element in patch {
@@ -464,9 +496,17 @@ fn merge_list(
                 let key = element
                     .get(merge_key)
                     .ok_or_else(|| missing_key(path, merge_key))?;
-                let key = canonical(key);
-                original
-                    .retain(|current| current.get(merge_key).map(canonical).as_ref() != Some(&key));
+                let key = Some(canonical(key));
+                while let Some(slot) = (0..live).find(|&slot| {
+                    backing
+                        .get(slot)
+                        .and_then(|&index| original_keys.get(index))
+                        .and_then(|key| key.as_ref().map(canonical))
+                        == key
+                }) {
+                    backing.copy_within(slot + 1..live, slot);
+                    live -= 1;
+                }
             }
             Some("replace") => replace = true,
             Some("merge") => return fail(path, StrategicError::MergeDirectiveInList),
@@ -478,11 +518,16 @@ fn merge_list(
             }
         }
     }
-    let patch = if replace {
-        original = fresh_list(plain);
-        Vec::new()
+    let mut slots: Vec<Option<Value>> = original.into_iter().map(Some).collect();
+    let kept: Vec<Value> = backing
+        .iter()
+        .take(live)
+        .filter_map(|&index| slots.get_mut(index).and_then(Option::take))
+        .collect();
+    let (original, patch) = if replace {
+        (fresh_list(plain), Vec::new())
     } else {
-        plain
+        (kept, plain)
     };
 
     // Then each plain element merges into the object's element with the same key, or is added.
@@ -493,6 +538,7 @@ fn merge_list(
             position.insert(canonical(key), index);
         }
     }
+    let mut appended_keys = Vec::new();
     for element in &patch {
         let key = element
             .get(merge_key)
@@ -516,11 +562,40 @@ fn merge_list(
                 if let Some(element) = fresh_value(element.clone()) {
                     position.insert(canonical_key, merged.len());
                     merged.push(element);
+                    appended_keys.push(Some(key.clone()));
                 }
             }
         }
     }
-    order_merged(merged, &patch, &original, merge_key, kind, path)
+
+    // The backing array: live slots, then appended elements written into the freed slots
+    // (unless `replace` gave the list a new array), then stale slots left by the deletions.
+    let key_only = |key: Option<&Value>| -> Value {
+        let mut map = Map::new();
+        if let Some(key) = key {
+            map.insert(merge_key.to_owned(), key.clone());
+        }
+        Value::Object(map)
+    };
+    let appended: &[Option<Value>] = if replace { &[] } else { &appended_keys };
+    let server_view = (0..capacity)
+        .map(|slot| {
+            let key = match slot.checked_sub(live).and_then(|i| appended.get(i)) {
+                Some(appended) => appended.as_ref(),
+                None => backing
+                    .get(slot)
+                    .and_then(|&index| original_keys.get(index))
+                    .and_then(Option::as_ref),
+            };
+            key_only(key)
+        })
+        .collect();
+
+    let merged = order_merged(merged, &patch, &original, merge_key, kind, path)?;
+    Ok(MergedList {
+        merged,
+        server_view: Some(server_view),
+    })
 }
 
 /// Orders a merged list: the elements that `order` lists in its order, the others in their
