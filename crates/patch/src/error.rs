@@ -31,6 +31,28 @@ pub enum PatchError {
         /// What went wrong, in json-patch's words.
         reason: String,
     },
+    /// The `copy` operations of a JSON patch copy more than the API allows.
+    #[error("json patch operation {index} (copy) to path \"{path}\" copies more than the allowed {max} bytes in total")]
+    CopyTooLarge {
+        /// Zero-based index of the operation that passed the limit.
+        index: usize,
+        /// The operation's `path`.
+        path: String,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A JSON patch builds an object nested deeper than can be stored and read back.
+    #[error(
+        "json patch operation {index} at path \"{path}\" nests the object deeper than {max} levels"
+    )]
+    TooDeep {
+        /// Zero-based index of the operation that passed the limit.
+        index: usize,
+        /// The operation's `path`.
+        path: String,
+        /// The limit.
+        max: usize,
+    },
     /// A merge or strategic merge patch (or the object it applies to) is not a JSON object.
     #[error("{what} must be a json object")]
     NotAnObject {

@@ -33,7 +33,10 @@ pub mod strategy;
 mod upstream_tests;
 
 pub use error::{PatchError, StrategicError};
-pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};
+pub use json::{
+    apply_json_patch, apply_merge_patch, MAX_JSON_DEPTH, MAX_JSON_PATCH_COPY_BYTES,
+    MAX_JSON_PATCH_OPERATIONS,
+};
 pub use schema::PatchSchema;
 pub use strategic::{apply_strategic_merge_patch, apply_strategic_merge_patch_with};
 pub use strategy::{annotate_openapi_definitions, patch_strategy, FieldStrategy};

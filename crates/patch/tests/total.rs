@@ -178,6 +178,32 @@ fn pod_spec() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Drops list elements without a name or with a name seen before, at every depth.
+fn unique_names(value: Value) -> Value {
+    match value {
+        Value::Array(list) => {
+            let mut seen = std::collections::HashSet::new();
+            Value::Array(
+                list.into_iter()
+                    .filter(|element| match element {
+                        Value::Object(map) => map
+                            .get("name")
+                            .is_some_and(|name| seen.insert(name.to_string())),
+                        _ => true,
+                    })
+                    .map(unique_names)
+                    .collect(),
+            )
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (key, unique_names(value)))
+                .collect(),
+        ),
+        scalar => scalar,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 2000,
@@ -223,5 +249,20 @@ proptest! {
             &serde_json::json!({"spec": patch}),
             "io.k8s.api.core.v1.Pod",
         );
+    }
+
+    #[test]
+    fn strategic_patch_is_idempotent(doc in pod_spec(), patch in pod_spec()) {
+        // A second application may fail where the first did not (a list the object lacked is
+        // taken without checking merge keys, like upstream), but must not change anything.
+        // Duplicate merge keys are excluded: upstream merges them all into the first match.
+        let doc = serde_json::json!({"spec": unique_names(doc)});
+        let patch = serde_json::json!({"spec": unique_names(patch)});
+        if let Ok(once) = k3rs_patch::apply_strategic_merge_patch(&doc, &patch, "io.k8s.api.core.v1.Pod") {
+            let twice = k3rs_patch::apply_strategic_merge_patch(&once, &patch, "io.k8s.api.core.v1.Pod");
+            if let Ok(twice) = twice {
+                prop_assert_eq!(twice, once);
+            }
+        }
     }
 }
