@@ -115,6 +115,25 @@ pub enum StrategicError {
 }
 
 impl PatchError {
+    /// The HTTP status upstream's API server answers this error with (where upstream answers a
+    /// client's bad patch with 500, 422 instead: the client never sees a 500 for its own input).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            PatchError::JsonPatchFormat { .. } | PatchError::NotAnObject { .. } => 400,
+            PatchError::TooManyOperations { .. } => 413,
+            PatchError::UnknownSchema { .. } => 415,
+            PatchError::JsonPatchOperation { .. }
+            | PatchError::CopyTooLarge { .. }
+            | PatchError::TooDeep { .. } => 422,
+            PatchError::Strategic { kind, .. } => match kind {
+                StrategicError::RetainKeys(_)
+                | StrategicError::SetElementOrder(_)
+                | StrategicError::DirectiveKey(..) => 400,
+                _ => 422,
+            },
+        }
+    }
+
     pub(crate) fn strategic(path: &str, kind: StrategicError) -> PatchError {
         let path = if path.is_empty() { "<root>" } else { path };
         PatchError::Strategic {
