@@ -17,6 +17,7 @@ pub mod defaults;
 pub mod field_error;
 pub mod fields;
 pub mod openapi;
+pub mod patch_strategy;
 pub mod resources;
 pub mod selector;
 pub mod strict;

@@ -28,7 +28,6 @@ mod error;
 mod json;
 mod schema;
 mod strategic;
-pub mod strategy;
 #[cfg(test)]
 mod upstream_tests;
 
@@ -37,6 +36,12 @@ pub use json::{
     apply_json_patch, apply_merge_patch, MAX_JSON_DEPTH, MAX_JSON_PATCH_COPY_BYTES,
     MAX_JSON_PATCH_OPERATIONS,
 };
+pub use k3rs_api::patch_strategy::{annotate_openapi_definitions, patch_strategy, FieldStrategy};
 pub use schema::PatchSchema;
 pub use strategic::{apply_strategic_merge_patch, apply_strategic_merge_patch_with};
-pub use strategy::{annotate_openapi_definitions, patch_strategy, FieldStrategy};
+
+/// The table of upstream's patch strategies, which lives in `k3rs-api` so that the OpenAPI
+/// documents publish the same tags this engine applies.
+pub mod strategy {
+    pub use k3rs_api::patch_strategy::PATCH_STRATEGIES;
+}

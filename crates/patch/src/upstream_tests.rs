@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::schema::Catalog;
-use crate::strategy::FieldStrategy;
 use crate::{apply_strategic_merge_patch_with, PatchSchema};
+use k3rs_api::patch_strategy::FieldStrategy;
 
 const CASES: &str = include_str!("../tests/upstream.yaml");
 

@@ -21,7 +21,6 @@
 //! CRD is added or removed), caches the bytes and answers ETag requests.
 
 mod crd;
-mod patch_meta;
 mod paths;
 mod schema;
 #[cfg(test)]
@@ -35,10 +34,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
 pub use crd::CustomResourceSchema;
-pub use patch_meta::{patch_meta, PatchMeta, PATCH_META};
 
 use crate::resources::{ResourceInfo, Verb, ALL_VERBS};
-use schema::{add_patch_meta, fix_special_types, Format};
+use schema::{fix_special_types, Format};
 
 /// The Kubernetes version the documents describe (their `info.version`).
 pub const KUBERNETES_VERSION: &str = "v1.37.0";
@@ -237,7 +235,7 @@ fn definitions(format: Format, served: &[(Served, Source<'_>)]) -> Map<String, V
         generator.subschema_for::<k8s_openapi::api::core::v1::Binding>();
     }
     let mut definitions = generator.take_definitions(true);
-    add_patch_meta(&mut definitions);
+    crate::patch_strategy::annotate_openapi_definitions(&mut definitions);
     fix_special_types(format, &mut definitions);
 
     for (s, source) in served {

@@ -8,8 +8,6 @@ use schemars::transform::{
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
-use super::patch_meta::PATCH_META;
-
 /// Which document a schema goes into: the two formats differ in where definitions live and in
 /// which JSON Schema keywords they accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,31 +187,6 @@ impl Transform for RemoveKeyword {
     fn transform(&mut self, schema: &mut Schema) {
         transform_subschemas(self, schema);
         schema.remove(self.0);
-    }
-}
-
-/// Adds `x-kubernetes-patch-strategy` and `x-kubernetes-patch-merge-key` to the fields that
-/// have them upstream (k8s-openapi's schemas do not carry them); kubectl's client-side
-/// `apply` computes its strategic merge patch from these.
-pub(crate) fn add_patch_meta(definitions: &mut Map<String, Value>) {
-    for entry in PATCH_META {
-        let property = definitions
-            .get_mut(entry.definition)
-            .and_then(|d| d.get_mut("properties"))
-            .and_then(|p| p.get_mut(entry.field))
-            .and_then(Value::as_object_mut);
-        if let Some(property) = property {
-            property.insert(
-                "x-kubernetes-patch-strategy".into(),
-                Value::String(entry.strategy.into()),
-            );
-            if let Some(key) = entry.merge_key {
-                property.insert(
-                    "x-kubernetes-patch-merge-key".into(),
-                    Value::String(key.into()),
-                );
-            }
-        }
     }
 }
 

@@ -322,25 +322,6 @@ fn schemas_match_upstream_where_clients_look() {
     assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none());
 }
 
-#[test]
-fn every_patch_meta_entry_names_a_real_field() {
-    let v2 = openapi_v2(&builtin_resources(), &[]);
-    let definitions = definitions_of(&v2);
-    for entry in PATCH_META {
-        let field = definitions
-            .get(entry.definition)
-            .and_then(|d| d.pointer(&format!("/properties/{}", entry.field)));
-        assert!(field.is_some(), "{entry:?}");
-        if entry.merge_key.is_some() {
-            assert_eq!(field.unwrap()["type"], "array", "{entry:?}");
-        }
-    }
-    assert_eq!(
-        patch_meta("io.k8s.api.core.v1.Container", "env").and_then(|m| m.merge_key),
-        Some("name")
-    );
-}
-
 /// What `kubectl explain` (1.27+) reads: the resource's list or item path, whose operations
 /// carry the GVK; what its field-validation check reads: `fieldValidation` on PATCH operations.
 #[test]
