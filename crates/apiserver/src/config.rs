@@ -32,6 +32,46 @@ impl fmt::Debug for TlsMaterial {
     }
 }
 
+/// The issuer of service-account tokens when none is configured (upstream's and k3s's).
+pub const DEFAULT_SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// How service-account tokens are signed and checked (`--service-account-key-file`,
+/// `--service-account-issuer`, `--api-audiences` of kube-apiserver).
+#[derive(Clone)]
+pub struct ServiceAccountConfig {
+    /// The private key tokens are signed with: PEM, PKCS#8, ECDSA P-256 (ES256) or RSA (RS256).
+    /// `None` makes an ephemeral key at start, so tokens do not outlive the process.
+    pub signing_key_pem: Option<String>,
+    /// `iss` of issued tokens; tokens from any other issuer are refused.
+    pub issuer: String,
+    /// Tokens must be for one of these audiences; new tokens are for all of them by default.
+    pub api_audiences: Vec<String>,
+}
+
+impl Default for ServiceAccountConfig {
+    /// No key (ephemeral), upstream's issuer, and k3s's audiences (the issuer and `k3s`).
+    fn default() -> Self {
+        Self {
+            signing_key_pem: None,
+            issuer: DEFAULT_SERVICE_ACCOUNT_ISSUER.to_owned(),
+            api_audiences: vec![DEFAULT_SERVICE_ACCOUNT_ISSUER.to_owned(), "k3s".to_owned()],
+        }
+    }
+}
+
+impl fmt::Debug for ServiceAccountConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccountConfig")
+            .field(
+                "signing_key_pem",
+                &self.signing_key_pem.as_ref().map(|_| "<redacted>"),
+            )
+            .field("issuer", &self.issuer)
+            .field("api_audiences", &self.api_audiences)
+            .finish()
+    }
+}
+
 /// How the API server is started.
 #[derive(Clone, Debug)]
 pub struct ApiServerConfig {
@@ -46,6 +86,8 @@ pub struct ApiServerConfig {
     pub shutdown_grace: Duration,
     /// How long a client may take to finish the TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// Service-account token signing and checking.
+    pub service_accounts: ServiceAccountConfig,
 }
 
 impl ApiServerConfig {
@@ -61,6 +103,7 @@ impl ApiServerConfig {
             store,
             shutdown_grace: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            service_accounts: ServiceAccountConfig::default(),
         }
     }
 }

@@ -28,6 +28,12 @@ pub enum ApiServerError {
     /// The client certificate verifier could not be built from the client CA.
     #[error("building the client certificate verifier")]
     ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    /// The service-account signing key cannot be used.
+    #[error("service-account signing key: {reason}")]
+    ServiceAccountKey {
+        /// What is wrong with it (never contains key material).
+        reason: String,
+    },
     /// Reading the bound socket's address failed.
     #[error("reading the listening address")]
     LocalAddr(#[source] std::io::Error),

@@ -33,13 +33,20 @@ impl Endpoint {
     /// a slow disk should make the server unready, not get it restarted.
     fn checks(self) -> &'static [Check] {
         match self {
-            Self::Healthz => &[Check::Ping, Check::Log, Check::Store, Check::Bootstrap],
+            Self::Healthz => &[
+                Check::Ping,
+                Check::Log,
+                Check::Store,
+                Check::Bootstrap,
+                Check::RbacBootstrap,
+            ],
             Self::Livez => &[Check::Ping, Check::Log],
             Self::Readyz => &[
                 Check::Ping,
                 Check::Log,
                 Check::Store,
                 Check::Bootstrap,
+                Check::RbacBootstrap,
                 Check::Shutdown,
             ],
         }
@@ -53,6 +60,8 @@ enum Check {
     Store,
     /// The objects every cluster starts with exist (upstream's bootstrap post-start hooks).
     Bootstrap,
+    /// The default RBAC roles and bindings exist (upstream's `rbac/bootstrap-roles` hook).
+    RbacBootstrap,
     Shutdown,
 }
 
@@ -63,6 +72,7 @@ impl Check {
             Self::Log => "log",
             Self::Store => "store",
             Self::Bootstrap => "poststarthook/bootstrap-system-namespaces",
+            Self::RbacBootstrap => "poststarthook/rbac/bootstrap-roles",
             Self::Shutdown => "shutdown",
         }
     }
@@ -72,6 +82,7 @@ impl Check {
             Self::Ping | Self::Log => true,
             Self::Shutdown => !state.shutting_down.load(Ordering::SeqCst),
             Self::Bootstrap => state.bootstrapped.load(Ordering::SeqCst),
+            Self::RbacBootstrap => state.auth.bootstrapped.load(Ordering::SeqCst),
             Self::Store => {
                 let probe = state.store.get("/k3rs/health");
                 match tokio::time::timeout(STORE_CHECK_TIMEOUT, probe).await {

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod auth;
 mod config;
 mod error;
 mod health;
@@ -29,7 +30,9 @@ mod server;
 mod tls;
 mod version;
 
-pub use config::{ApiServerConfig, TlsMaterial};
+pub use config::{
+    ApiServerConfig, ServiceAccountConfig, TlsMaterial, DEFAULT_SERVICE_ACCOUNT_ISSUER,
+};
 pub use error::ApiServerError;
 pub use response::{BoxError, ResponseBody};
 pub use server::{ApiServer, ConnectionInfo};

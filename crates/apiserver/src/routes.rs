@@ -17,6 +17,8 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn k3rs_store::Store>,
     /// The resources the API serves.
     pub(crate) registry: crate::api::Registry,
+    /// Authentication and authorization.
+    pub(crate) auth: crate::auth::Auth,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
@@ -24,18 +26,20 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<dyn k3rs_store::Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn k3rs_store::Store>, auth: crate::auth::Auth) -> Self {
         Self {
             store,
             registry: crate::api::Registry::builtin(),
+            auth,
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }
     }
 }
 
-/// Answers one request. Never fails: every error is a `Status` response.
-pub(crate) async fn handle<B>(state: &AppState, request: Request<B>) -> Response<ResponseBody>
+/// Answers one request. Never fails: every error is a `Status` response. Nothing is served
+/// before [`crate::auth::admit`] has authenticated and authorized the request.
+pub(crate) async fn handle<B>(state: &AppState, mut request: Request<B>) -> Response<ResponseBody>
 where
     B: hyper::body::Body + Send,
     B::Data: Send,
@@ -44,7 +48,9 @@ where
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = if crate::api::is_api_path(&path) {
+    let response = if let Err(err) = crate::auth::admit(state, &mut request).await {
+        err.into_response()
+    } else if crate::api::is_api_path(&path) {
         crate::api::handle(state, request).await
     } else {
         route(state, &method, &path, request.uri().query()).await

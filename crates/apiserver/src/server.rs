@@ -57,7 +57,9 @@ impl ApiServer {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
-        let state = AppState::new(config.store);
+        let auth = crate::auth::Auth::new(&config.service_accounts)
+            .map_err(|reason| ApiServerError::ServiceAccountKey { reason })?;
+        let state = AppState::new(config.store, auth);
         Ok(Self {
             listener,
             local_addr,
@@ -95,6 +97,10 @@ impl ApiServer {
             .header_read_timeout(HEADER_READ_TIMEOUT);
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
+        let policy_cache = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move { state.auth.policy.run(state.store.clone()).await }
+        });
         let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
 
         tokio::pin!(shutdown);
@@ -125,6 +131,7 @@ impl ApiServer {
 
         drop(listener);
         bootstrap.abort();
+        policy_cache.abort();
         state.shutting_down.store(true, Ordering::SeqCst);
         tracing::info!(
             open_connections = graceful.count(),
@@ -198,8 +205,8 @@ impl Connection {
     }
 }
 
-/// Creates the system namespaces, retrying until the store takes them; `/readyz` reports
-/// not ready until then.
+/// Creates the system namespaces, then the default RBAC policy, retrying until the store takes
+/// them; `/readyz` reports not ready until then.
 async fn bootstrap(state: Arc<AppState>) {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -208,10 +215,21 @@ async fn bootstrap(state: Arc<AppState>) {
                 state
                     .bootstrapped
                     .store(true, std::sync::atomic::Ordering::SeqCst);
-                return;
+                break;
             }
             Err(err) => {
                 tracing::warn!(error = %err, "creating the system namespaces failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match crate::auth::bootstrap(&state).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "creating the default RBAC roles failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
