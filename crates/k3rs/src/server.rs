@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use k3rs_apiserver::{ApiServer, ApiServerConfig, TlsMaterial};
+use k3rs_apiserver::{ApiServer, ApiServerConfig, ServiceAccountConfig, TlsMaterial};
 use k3rs_pki::{ensure_server_pki, write_admin_kubeconfig, ServerPkiConfig};
 use k3rs_store::{SledStore, SledStoreConfig, Store};
 use tokio::signal::unix::{signal, SignalKind};
@@ -92,7 +92,12 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     };
     // Bind before writing kubeconfigs: if the port is taken (another k3rs?), its kubeconfig
     // stays untouched.
-    let api = ApiServer::bind(ApiServerConfig::new(bind, tls, store.clone())).await?;
+    let mut api_config = ApiServerConfig::new(bind, tls, store.clone());
+    api_config.service_accounts = ServiceAccountConfig {
+        signing_key_pem: Some(pki.service_account_key.expose().to_string()),
+        ..ServiceAccountConfig::default()
+    };
+    let api = ApiServer::bind(api_config).await?;
     let url = local_server_url(settings.bind_address, api.local_addr().port());
 
     write_admin_kubeconfig(

@@ -103,7 +103,7 @@ pub(crate) struct Issued {
     pub(crate) key_pem: String,
 }
 
-fn new_key(what: &str) -> Result<KeyPair, PkiError> {
+pub(crate) fn new_key(what: &str) -> Result<KeyPair, PkiError> {
     // ECDSA P-256 with SHA-256: what k3s uses, and small and fast on every client.
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|source| PkiError::Generate {
         what: format!("{what} key"),

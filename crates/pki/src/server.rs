@@ -46,6 +46,8 @@ pub struct ServerTlsPaths {
     pub admin_cert: PathBuf,
     /// The admin client key.
     pub admin_key: PathBuf,
+    /// The key service-account tokens are signed with (`service.key`, as k3s names it).
+    pub service_key: PathBuf,
 }
 
 impl ServerTlsPaths {
@@ -59,6 +61,7 @@ impl ServerTlsPaths {
             serving_key: dir.join("serving-kube-apiserver.key"),
             admin_cert: dir.join("client-admin.crt"),
             admin_key: dir.join("client-admin.key"),
+            service_key: dir.join("service.key"),
             dir,
         }
     }
@@ -189,6 +192,8 @@ pub struct ServerPki {
     pub serving: CertifiedKeyPem,
     /// The admin client certificate and key.
     pub admin: CertifiedKeyPem,
+    /// The service-account token signing key (ECDSA P-256, PKCS#8 PEM).
+    pub service_account_key: PrivateKeyPem,
     /// What happened to the CA, the serving and the admin certificate, in that order.
     pub actions: [CertAction; 3],
 }
@@ -235,13 +240,30 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
         &paths.admin_key,
     )?;
 
+    let service_account_key = ensure_service_account_key(&paths.service_key)?;
+
     Ok(ServerPki {
         ca_cert_pem: ca.pem.clone(),
         paths,
         serving,
         admin,
+        service_account_key,
         actions: [ca_action, serving_action, admin_action],
     })
+}
+
+/// Loads the service-account signing key, creating it when missing. An unreadable key is an
+/// error rather than replaced: a new key would silently invalidate every issued token.
+fn ensure_service_account_key(path: &Path) -> Result<PrivateKeyPem, PkiError> {
+    if let Some(pem) = read_if_exists(path)? {
+        certs::parse_key(&pem, path)?;
+        tracing::debug!(key = %path.display(), "reusing service-account key");
+        return Ok(PrivateKeyPem(pem));
+    }
+    let pem = certs::new_key("service-account")?.serialize_pem();
+    write_atomic(path, pem.as_bytes(), 0o600)?;
+    tracing::info!(key = %path.display(), "created service-account signing key");
+    Ok(PrivateKeyPem(pem))
 }
 
 struct LoadedCa {

@@ -260,9 +260,30 @@ fn files_are_private() {
         &pki.paths.serving_key,
         &pki.paths.admin_cert,
         &pki.paths.admin_key,
+        &pki.paths.service_key,
     ] {
         assert_eq!(mode(path), 0o600, "{}", path.display());
     }
+}
+
+#[test]
+fn the_service_account_key_is_kept_across_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let first = ensure_server_pki(&config).unwrap();
+    assert!(first
+        .service_account_key
+        .expose()
+        .contains("BEGIN PRIVATE KEY"));
+    let again = ensure_server_pki(&config).unwrap();
+    assert_eq!(first.service_account_key, again.service_account_key);
+    // A damaged key is reported, not replaced: replacing it would void every token.
+    fs::write(&first.paths.service_key, "garbage").unwrap();
+    assert!(ensure_server_pki(&config).is_err());
+    assert_eq!(
+        fs::read_to_string(&first.paths.service_key).unwrap(),
+        "garbage"
+    );
 }
 
 #[test]
