@@ -1,7 +1,8 @@
 //! Helpers shared by the authentication and authorization black-box tests: kubectl as the admin,
 //! as a bearer-token user, and curl for the JSON requests kubectl would send as protobuf.
 
-#![allow(dead_code)]
+// Test set-up: a failure here should stop the test loudly.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 /// Who a request is sent as.
 #[derive(Clone, Copy, Debug)]
-pub enum As<'a> {
+pub(crate) enum As<'a> {
     /// The admin client certificate (`system:admin`, `system:masters`).
     Admin,
     /// A bearer token, without any client certificate.
@@ -22,7 +23,7 @@ pub enum As<'a> {
 }
 
 /// kubectl as the admin (the server's kubeconfig).
-pub fn kubectl(server: &K3rsServer) -> Command {
+pub(crate) fn kubectl(server: &K3rsServer) -> Command {
     let mut command = Command::new(kubectl_bin());
     command
         .arg("--kubeconfig")
@@ -33,7 +34,7 @@ pub fn kubectl(server: &K3rsServer) -> Command {
 
 /// kubectl with only a bearer token: no kubeconfig, so no client certificate is sent along
 /// (a certificate would win over the token, as upstream's authenticator order has it).
-pub fn kubectl_with_token(server: &K3rsServer, token: &str) -> Command {
+pub(crate) fn kubectl_with_token(server: &K3rsServer, token: &str) -> Command {
     let mut command = Command::new(kubectl_bin());
     command
         .arg("--kubeconfig=/dev/null")
@@ -48,7 +49,7 @@ pub fn kubectl_with_token(server: &K3rsServer, token: &str) -> Command {
 }
 
 /// Runs a command and returns (success, stdout, stderr).
-pub fn run(command: &mut Command) -> (bool, String, String) {
+pub(crate) fn run(command: &mut Command) -> (bool, String, String) {
     let Output {
         status,
         stdout,
@@ -64,7 +65,7 @@ pub fn run(command: &mut Command) -> (bool, String, String) {
 }
 
 /// Runs a command that must succeed; returns its stdout.
-pub fn ok(command: &mut Command) -> String {
+pub(crate) fn ok(command: &mut Command) -> String {
     let (success, stdout, stderr) = run(command);
     assert!(
         success,
@@ -75,7 +76,7 @@ pub fn ok(command: &mut Command) -> String {
 
 /// `kubectl create -f -` of a JSON or YAML manifest (sent as JSON, as for every unstructured
 /// object); `-o json` of what the server answered.
-pub fn create(server: &K3rsServer, manifest: &str) -> Value {
+pub(crate) fn create(server: &K3rsServer, manifest: &str) -> Value {
     let mut command = kubectl(server);
     command.args(["create", "--validate=false", "-o", "json", "-f", "-"]);
     let stdout = with_stdin(&mut command, manifest);
@@ -83,7 +84,7 @@ pub fn create(server: &K3rsServer, manifest: &str) -> Value {
 }
 
 /// Runs `command` with `input` on stdin; it must succeed.
-pub fn with_stdin(command: &mut Command, input: &str) -> String {
+pub(crate) fn with_stdin(command: &mut Command, input: &str) -> String {
     use std::io::Write as _;
     let mut child = command
         .stdin(std::process::Stdio::piped())
@@ -109,7 +110,7 @@ pub fn with_stdin(command: &mut Command, input: &str) -> String {
 
 /// An HTTPS request with curl; returns the status code and the body parsed as JSON (or as a
 /// JSON string when it is not JSON).
-pub fn curl(
+pub(crate) fn curl(
     server: &K3rsServer,
     who: As<'_>,
     method: &str,
@@ -150,7 +151,7 @@ pub fn curl(
 }
 
 /// Retries `check` for up to `timeout` until it returns `Some`.
-pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -164,6 +165,6 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
 }
 
 /// Starts a server in `dir`.
-pub fn start(dir: &Path) -> K3rsServer {
+pub(crate) fn start(dir: &Path) -> K3rsServer {
     K3rsServer::start(dir).unwrap()
 }

@@ -1,0 +1,102 @@
+//! kubectl's own auth commands against k3rs: `auth can-i` (with `--as`), `create token` and
+//! using the token, `auth whoami`. kubectl sends these (and `create serviceaccount`,
+//! `create rolebinding`) as protobuf, so this file needs the API server's protobuf decoding;
+//! `auth.rs` covers the same server behaviour through JSON requests.
+
+mod auth_support;
+
+use std::time::Duration;
+
+use auth_support::{eventually, kubectl, kubectl_with_token, ok, run, start};
+
+#[test]
+fn kubectl_auth_can_i_as_admin_and_as_an_impersonated_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let out = ok(kubectl(&server).args(["auth", "can-i", "create", "pods"]));
+    assert_eq!(out.trim(), "yes");
+    let out = ok(kubectl(&server).args(["auth", "can-i", "*", "*", "--all-namespaces"]));
+    assert_eq!(out.trim(), "yes");
+    // `can-i` exits 1 for "no".
+    let (allowed, out, _) =
+        run(kubectl(&server).args(["auth", "can-i", "list", "pods", "--as=bob"]));
+    assert!(!allowed);
+    assert_eq!(out.trim(), "no");
+    ok(kubectl(&server).args([
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+        "--namespace=default",
+    ]));
+    let out = ok(kubectl(&server).args(["auth", "can-i", "list", "pods", "--as=bob"]));
+    assert_eq!(out.trim(), "yes");
+    let (allowed, out, _) = run(kubectl(&server).args([
+        "auth",
+        "can-i",
+        "list",
+        "pods",
+        "--as=bob",
+        "-n",
+        "kube-system",
+    ]));
+    assert!(!allowed);
+    assert_eq!(out.trim(), "no");
+    let (allowed, _, _) =
+        run(kubectl(&server).args(["auth", "can-i", "delete", "pods", "--as=bob"]));
+    assert!(!allowed);
+    // `--list` is a SelfSubjectRulesReview.
+    let out = ok(kubectl(&server).args(["auth", "can-i", "--list", "--as=bob"]));
+    assert!(out.contains("pods"), "{out}");
+}
+
+#[test]
+fn kubectl_create_token_then_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    // The default service account is the serviceaccount controller's job; create it when absent.
+    let (created, _, stderr) = run(kubectl(&server).args(["create", "serviceaccount", "default"]));
+    assert!(created || stderr.contains("AlreadyExists"), "{stderr}");
+    let token = ok(kubectl(&server).args(["create", "token", "default", "--duration=1h"]));
+    let token = token.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+
+    let (success, _, stderr) = run(kubectl_with_token(&server, &token).args(["get", "pods"]));
+    assert!(!success);
+    assert!(
+        stderr.contains(r#"pods is forbidden: User "system:serviceaccount:default:default" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{stderr}"
+    );
+    ok(kubectl(&server).args([
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]));
+    let listed = eventually(Duration::from_secs(5), || {
+        let (success, out, _) = run(kubectl_with_token(&server, &token).args(["get", "pods"]));
+        success.then_some(out)
+    });
+    assert!(listed.is_some(), "the token still cannot list pods");
+    let out = ok(kubectl_with_token(&server, &token).args([
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]));
+    assert_eq!(out, "system:serviceaccount:default:default");
+}
+
+#[test]
+fn kubectl_auth_whoami() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let out = ok(kubectl(&server).args(["auth", "whoami"]));
+    assert!(out.contains("system:admin"), "{out}");
+    assert!(out.contains("system:masters"), "{out}");
+    let out = ok(kubectl(&server).args(["auth", "whoami", "--as=bob", "--as-group=devs"]));
+    assert!(out.contains("bob"), "{out}");
+    assert!(out.contains("devs"), "{out}");
+}
