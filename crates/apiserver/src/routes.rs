@@ -17,6 +17,8 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn k3rs_store::Store>,
     /// The resources the API serves.
     pub(crate) registry: crate::api::Registry,
+    /// The OpenAPI documents of what the API serves.
+    pub(crate) openapi: crate::api::OpenApi,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
@@ -28,6 +30,7 @@ impl AppState {
         Self {
             store,
             registry: crate::api::Registry::builtin(),
+            openapi: crate::api::OpenApi::default(),
             bootstrapped: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }

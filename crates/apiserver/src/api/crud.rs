@@ -22,13 +22,20 @@ pub(crate) fn respond(
     status: StatusCode,
     object: &Value,
 ) -> Response<ResponseBody> {
-    match call.format {
+    let mut response = match call.format {
         Format::Json => json(status, object),
         Format::Table => json(
             status,
             &table::table(call, std::slice::from_ref(object), None),
         ),
+    };
+    for warning in call.take_warnings() {
+        let text = format!("299 - {}", Value::from(warning));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
     }
+    response
 }
 
 /// Reads the stored object `name`.
@@ -84,6 +91,7 @@ pub(crate) async fn create(
     let mut object = parse_body(call, body)?;
     let resource = &call.resource;
     strategy::check_identity(resource, &mut object, call.namespace(), None)?;
+    strategy::decode_typed(call, &mut object)?;
     if objects::resource_version(&object)?.is_some() {
         return Err(ApiError::bad_request(
             "resourceVersion should not be set on objects to be created",
@@ -117,6 +125,7 @@ pub(crate) async fn update(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let mut new = parse_body(call, body)?;
     strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
+    strategy::decode_typed(call, &mut new)?;
     let precondition = objects::resource_version(&new)?;
     let stored = write(call, name, precondition, |_old| Ok(new.clone())).await?;
     Ok(respond(call, StatusCode::OK, &stored))
@@ -133,6 +142,7 @@ pub(crate) async fn patch(
     let stored = write(call, name, None, move |old| {
         let mut patched = patch.apply(old)?;
         strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
+        strategy::decode_typed(call, &mut patched)?;
         check_patched_version(call, name, old, &patched)?;
         Ok(patched)
     })
@@ -420,6 +430,7 @@ pub(crate) async fn delete_many(
             query: super::query::Query::default(),
             format: Format::Json,
             headers: call.headers,
+            warnings: Default::default(),
         };
         scoped.path.namespace = namespace.clone();
         match delete_one(&scoped, name, &options, dry_run).await {
