@@ -19,6 +19,10 @@ pub(crate) struct AppState {
     pub(crate) registry: crate::api::Registry,
     /// The OpenAPI documents of what the API serves.
     pub(crate) openapi: crate::api::OpenApi,
+    /// Where Service ClusterIPs come from.
+    pub(crate) service_cidr: crate::api::ServiceCidr,
+    /// The API's port (the `default/kubernetes` Service's target port).
+    pub(crate) api_port: u16,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
@@ -26,9 +30,15 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<dyn k3rs_store::Store>) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn k3rs_store::Store>,
+        service_cidr: crate::api::ServiceCidr,
+        api_port: u16,
+    ) -> Self {
         Self {
             store,
+            service_cidr,
+            api_port,
             registry: crate::api::Registry::builtin(),
             openapi: crate::api::OpenApi::default(),
             bootstrapped: AtomicBool::new(false),

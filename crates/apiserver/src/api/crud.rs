@@ -4,6 +4,7 @@ use http::{Response, StatusCode};
 use k3rs_store::{KeyValue, StoreError};
 use serde_json::Value;
 
+use super::allocate;
 use super::error::ApiError;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
@@ -106,8 +107,15 @@ pub(crate) async fn create(
     if dry_run {
         return Ok(respond(call, StatusCode::CREATED, &object));
     }
+    let claimed = allocate_for(call, &mut object, None).await?;
     let key = object_key(resource, call.namespace(), &name);
-    let kv = match call.state.store.create(&key, encode(&object)?).await {
+    let created = call.state.store.create(&key, encode(&object)?).await;
+    if created.is_err() {
+        if let Some(claimed) = &claimed {
+            allocate::release(call.state.store.as_ref(), &call.state.registry, claimed).await;
+        }
+    }
+    let kv = match created {
         Ok(kv) => kv,
         Err(StoreError::AlreadyExists { .. }) => {
             return Err(ApiError::already_exists(call.subject(&name)))
@@ -200,6 +208,7 @@ pub(crate) async fn write(
             let key = object_key(&call.resource, call.namespace(), name);
             match call.state.store.delete(&key, Some(old_kv.mod_revision)).await {
                 Ok(deleted) => {
+                    released(call, &old).await;
                     objects::set_resource_version(&mut merged, deleted.revision);
                     return Ok(merged);
                 }
@@ -211,13 +220,33 @@ pub(crate) async fn write(
                 Err(err) => return Err(ApiError::internal(err)),
             }
         }
-        let bytes = encode(&merged)?;
-        if bytes == old_kv.value || dry_run {
+        if encode(&merged)? == old_kv.value || dry_run {
             // Nothing changed (or nothing may): answer with the stored object, unwritten.
             return Ok(merged);
         }
+        let claimed = allocate_for(call, &mut merged, Some(&old)).await?;
         let key = object_key(&call.resource, call.namespace(), name);
-        match call.state.store.update(&key, bytes, old_kv.mod_revision).await {
+        let updated = call
+            .state
+            .store
+            .update(&key, encode(&merged)?, old_kv.mod_revision)
+            .await;
+        match (&updated, &claimed) {
+            (Ok(_), Some(_)) => {
+                allocate::release_service(
+                    call.state.store.as_ref(),
+                    &call.state.registry,
+                    &old,
+                    Some(&merged),
+                )
+                .await;
+            }
+            (Err(_), Some(claimed)) => {
+                allocate::release(call.state.store.as_ref(), &call.state.registry, claimed).await;
+            }
+            _ => {}
+        }
+        match updated {
             Ok(kv) => {
                 objects::set_resource_version(&mut merged, kv.mod_revision);
                 return Ok(merged);
@@ -237,6 +266,37 @@ pub(crate) async fn write(
         call.subject(name),
         "the object is being changed by too many writers at once; try again",
     ))
+}
+
+fn is_service(call: &Call<'_>) -> bool {
+    call.resource.group.is_empty() && call.resource.kind == "Service"
+}
+
+/// Allocates what a Service needs (ClusterIP, NodePorts); `None` for every other kind.
+async fn allocate_for(
+    call: &Call<'_>,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<Option<allocate::Claimed>, ApiError> {
+    if !is_service(call) {
+        return Ok(None);
+    }
+    let claimed = allocate::allocate(
+        call.state.store.as_ref(),
+        &call.state.registry,
+        call.state.service_cidr,
+        object,
+        old,
+    )
+    .await?;
+    Ok(Some(claimed))
+}
+
+/// Gives back what a deleted object held (a Service's ClusterIP and NodePorts).
+async fn released(call: &Call<'_>, old: &Value) {
+    if is_service(call) {
+        allocate::release_service(call.state.store.as_ref(), &call.state.registry, old, None).await;
+    }
 }
 
 /// DeleteOptions from the body and the query.

@@ -6,6 +6,7 @@
 //! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
+mod allocate;
 mod crud;
 mod discovery;
 mod error;
@@ -30,6 +31,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use k3rs_api::{ResourceInfo, Verb};
 
+pub(crate) use allocate::{bootstrap_kubernetes_service, ServiceCidr};
 pub(crate) use error::ApiError;
 pub(crate) use namespaces::bootstrap;
 pub(crate) use openapi::OpenApi;
