@@ -147,16 +147,6 @@ impl Schema {
         for message in &mut messages {
             message.fields.sort_by_key(|f| f.tag);
         }
-        // Every pointer entry must name a field, or the list has gone stale.
-        for (message, field) in &explicit {
-            let known = by_name
-                .get(message)
-                .and_then(|i| messages.get(*i))
-                .is_some_and(|m| m.fields.iter().any(|f| f.json.as_deref() == Some(*field)));
-            if !known {
-                problems.push(format!("go_pointers.txt: no field {message}.{field}"));
-            }
-        }
         (Schema { messages, by_name }, problems)
     }
 }
@@ -241,6 +231,18 @@ mod tests {
                 .find(|f| f.json.as_deref() == Some("minReadySeconds"))
         });
         assert!(min_ready.is_some_and(|f| !f.explicit_zero));
+        // The pointer list is read from newer Go types (1.37) than the schema (1.35): entries for
+        // fields the schema does not have yet are expected, but most must match.
+        let marked = schema
+            .messages
+            .iter()
+            .flat_map(|m| &m.fields)
+            .filter(|f| f.explicit_zero)
+            .count();
+        assert!(
+            marked > 400,
+            "only {marked} pointer fields matched the schema"
+        );
     }
 
     #[test]
