@@ -326,6 +326,48 @@ fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
         "initial row and the change: {seen}"
     );
 
+    // Typed `kubectl create <kind>` sends protobuf bodies.
+    run(&["create", "configmap", "typed-cm", "--from-literal=a=b"])?;
+    run(&[
+        "create",
+        "secret",
+        "generic",
+        "typed-secret",
+        "--from-literal=x=y",
+    ])?;
+    run(&[
+        "create",
+        "deployment",
+        "typed-deploy",
+        "--image=nginx:1.25",
+        "--replicas=2",
+    ])?;
+    run(&[
+        "create",
+        "service",
+        "clusterip",
+        "typed-svc",
+        "--tcp=80:8080",
+    ])?;
+    run(&["create", "job", "typed-job", "--image=busybox:1.36"])?;
+    run(&["create", "serviceaccount", "typed-sa"])?;
+    let typed = run(&["get", "cm,secret,deploy,svc,job,sa", "-o", "name"])?;
+    for name in [
+        "configmap/typed-cm",
+        "secret/typed-secret",
+        "deployment.apps/typed-deploy",
+        "service/typed-svc",
+        "job.batch/typed-job",
+        "serviceaccount/typed-sa",
+    ] {
+        assert!(typed.lines().any(|l| l == name), "{name} in {typed}");
+    }
+    assert_eq!(
+        run(&["get", "secret", "typed-secret", "-o", "jsonpath={.data.x}"])?,
+        "eQ==",
+        "binary data survives protobuf"
+    );
+
     // Delete.
     run(&["delete", "deployment", "web"])?;
     run(&["delete", "service", "web"])?;

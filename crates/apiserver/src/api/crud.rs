@@ -74,6 +74,20 @@ pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError
             .map_err(|err| {
                 ApiError::bad_request(format!("couldn't decode the request body as YAML: {err}"))
             })?,
+        "application/vnd.kubernetes.protobuf" => {
+            let expected = (call.resource.api_version, call.resource.kind);
+            match k3rs_protobuf::decode(body, Some(expected)) {
+                Ok(decoded) => decoded.object,
+                Err(k3rs_protobuf::ProtobufError::UnknownKind { .. }) => {
+                    return Err(ApiError::unsupported_media_type(base))
+                }
+                Err(err) => {
+                    return Err(ApiError::bad_request(format!(
+                        "couldn't decode the protobuf request body: {err}"
+                    )))
+                }
+            }
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
