@@ -3,38 +3,15 @@
 /// `2006-01-02T15:04:05Z` (seconds) or `2006-01-02T15:04:05.000000Z` (with `micros`), in UTC.
 /// `None` outside years 0–9999, which RFC 3339 cannot write.
 pub(crate) fn rfc3339(seconds: i64, micros: Option<u32>) -> Option<String> {
-    let days = seconds.div_euclid(86_400);
-    let secs_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
+    // Years 0 to 9999: from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+    if !(-62_167_219_200..=253_402_300_799).contains(&seconds) {
         return None;
     }
-    let (h, m, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
-    let mut out = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}");
-    if let Some(micros) = micros {
-        out.push_str(&format!(".{micros:06}"));
-    }
-    out.push('Z');
-    Some(out)
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+    let whole = k3rs_api::table::format_rfc3339(seconds);
+    Some(match micros {
+        None => whole,
+        Some(micros) => format!("{}.{micros:06}Z", whole.trim_end_matches('Z')),
+    })
 }
 
 /// Go's `time.Duration.String()`: `1h0m0s`, `1.5s`, `300ms`, `0s`.
