@@ -21,7 +21,7 @@ mod scale;
 mod selection;
 mod strategy;
 mod table;
-mod target;
+pub(crate) mod target;
 mod watch;
 
 use std::sync::Arc;
