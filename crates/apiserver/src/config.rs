@@ -88,6 +88,9 @@ pub struct ApiServerConfig {
     pub tls_handshake_timeout: Duration,
     /// Service-account token signing and checking.
     pub service_accounts: ServiceAccountConfig,
+    /// The IPv4 range Service ClusterIPs come from (`--service-cidr`); its first address is the
+    /// `default/kubernetes` Service's.
+    pub service_cidr: String,
 }
 
 impl ApiServerConfig {
@@ -104,6 +107,7 @@ impl ApiServerConfig {
             shutdown_grace: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             service_accounts: ServiceAccountConfig::default(),
+            service_cidr: "10.43.0.0/16".to_owned(),
         }
     }
 }

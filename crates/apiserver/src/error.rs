@@ -34,6 +34,9 @@ pub enum ApiServerError {
         /// What is wrong with it (never contains key material).
         reason: String,
     },
+    /// The service CIDR cannot be used.
+    #[error("--service-cidr: {0}")]
+    ServiceCidr(String),
     /// Reading the bound socket's address failed.
     #[error("reading the listening address")]
     LocalAddr(#[source] std::io::Error),

@@ -5,14 +5,17 @@
 //! as kube-apiserver) and `/version`, and a Kubernetes `Status` 404 for every other path. The
 //! REST API (discovery, CRUD, watch) is added behind the same router. Client certificates are
 //! requested but optional: one that is presented must chain to the cluster CA, and the verified
-//! chain travels with every request in [`ConnectionInfo`] for authentication to read.
+//! chain travels with every request in [`ConnectionInfo`] for authentication to read. Every
+//! request is authenticated (client certificate, service-account JWT, bootstrap token; anonymous
+//! only for health and version) and authorized by RBAC before any handler runs.
 //!
 //! **Invariants**
 //! - A client never sees a Rust error or panic text: every error is a `Status` object with the
 //!   right HTTP code.
 //! - Shutdown is graceful: on the shutdown signal the listener closes, `/readyz` fails, open
 //!   connections get a grace period, and only then are they cut.
-//! - Private keys are never logged; [`TlsMaterial`]'s `Debug` redacts the key.
+//! - Private keys are never logged; [`TlsMaterial`]'s and [`ServiceAccountConfig`]'s `Debug`
+//!   redact their keys.
 //!
 //! This crate never touches files: certificates come in as PEM from the caller (see `k3rs-pki`),
 //! and all state lives in the [`k3rs_store::Store`] it is given.
@@ -24,6 +27,7 @@ mod auth;
 mod config;
 mod error;
 mod health;
+mod metrics;
 mod response;
 mod routes;
 mod server;

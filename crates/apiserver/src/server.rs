@@ -59,7 +59,9 @@ impl ApiServer {
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
         let auth = crate::auth::Auth::new(&config.service_accounts)
             .map_err(|reason| ApiServerError::ServiceAccountKey { reason })?;
-        let state = AppState::new(config.store, auth);
+        let service_cidr = crate::api::ServiceCidr::parse(&config.service_cidr)
+            .map_err(ApiServerError::ServiceCidr)?;
+        let state = AppState::new(config.store, service_cidr, local_addr.port(), auth);
         Ok(Self {
             listener,
             local_addr,
@@ -210,7 +212,17 @@ impl Connection {
 async fn bootstrap(state: Arc<AppState>) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match crate::api::bootstrap(state.store.as_ref(), &state.registry).await {
+        let done = async {
+            crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
+            crate::api::bootstrap_kubernetes_service(
+                state.store.as_ref(),
+                &state.registry,
+                state.service_cidr,
+                state.api_port,
+            )
+            .await
+        };
+        match done.await {
             Ok(()) => {
                 state
                     .bootstrapped

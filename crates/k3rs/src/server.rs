@@ -97,6 +97,7 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         signing_key_pem: Some(pki.service_account_key.expose().to_string()),
         ..ServiceAccountConfig::default()
     };
+    api_config.service_cidr = settings.service_cidr.clone();
     let api = ApiServer::bind(api_config).await?;
     let url = local_server_url(settings.bind_address, api.local_addr().port());
 

@@ -24,7 +24,12 @@ pub(crate) enum As<'a> {
 
 /// kubectl as the admin (the server's kubeconfig).
 pub(crate) fn kubectl(server: &K3rsServer) -> Command {
-    let mut command = Command::new(kubectl_bin());
+    kubectl_release(&kubectl_bin(), server)
+}
+
+/// A given kubectl binary as the admin.
+pub(crate) fn kubectl_release(bin: &Path, server: &K3rsServer) -> Command {
+    let mut command = Command::new(bin);
     command
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
@@ -35,7 +40,12 @@ pub(crate) fn kubectl(server: &K3rsServer) -> Command {
 /// kubectl with only a bearer token: no kubeconfig, so no client certificate is sent along
 /// (a certificate would win over the token, as upstream's authenticator order has it).
 pub(crate) fn kubectl_with_token(server: &K3rsServer, token: &str) -> Command {
-    let mut command = Command::new(kubectl_bin());
+    kubectl_release_with_token(&kubectl_bin(), server, token)
+}
+
+/// A given kubectl binary with only a bearer token.
+pub(crate) fn kubectl_release_with_token(bin: &Path, server: &K3rsServer, token: &str) -> Command {
+    let mut command = Command::new(bin);
     command
         .arg("--kubeconfig=/dev/null")
         .arg(format!("--server={}", server.url()))

@@ -6,12 +6,14 @@
 //! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
+mod allocate;
 pub(crate) mod crud;
 mod discovery;
 pub(crate) mod error;
 mod list;
 mod namespaces;
 pub(crate) mod objects;
+mod openapi;
 mod patching;
 pub(crate) mod query;
 mod registry;
@@ -29,8 +31,10 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use k3rs_api::{ResourceInfo, Verb};
 
+pub(crate) use allocate::{bootstrap_kubernetes_service, ServiceCidr};
 pub(crate) use error::ApiError;
 pub(crate) use namespaces::bootstrap;
+pub(crate) use openapi::OpenApi;
 pub(crate) use registry::Registry;
 
 use crate::response::{json, json_with_type, ResponseBody};
@@ -58,11 +62,26 @@ pub(crate) struct Call<'a> {
     pub(crate) query: Query,
     pub(crate) format: Format,
     pub(crate) headers: &'a HeaderMap,
+    /// Warnings for the client (`Warning: 299` headers), e.g. unknown fields under `Warn`.
+    pub(crate) warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Call<'_> {
     pub(crate) fn namespace(&self) -> Option<&str> {
         self.path.namespace.as_deref()
+    }
+
+    /// Adds warnings for the client.
+    pub(crate) fn warn(&self, warnings: Vec<String>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(warnings);
+    }
+
+    /// The warnings so far.
+    pub(crate) fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub(crate) fn subject<'b>(&'b self, name: &'b str) -> error::Subject<'b> {
@@ -76,7 +95,11 @@ impl Call<'_> {
 
 /// Whether `path` belongs to the API (as opposed to health and version endpoints).
 pub(crate) fn is_api_path(path: &str) -> bool {
-    path == "/api" || path == "/apis" || path.starts_with("/api/") || path.starts_with("/apis/")
+    path == "/api"
+        || path == "/apis"
+        || path.starts_with("/api/")
+        || path.starts_with("/apis/")
+        || path.starts_with("/openapi/")
 }
 
 /// Answers one API request. Never fails: errors become `Status` responses.
@@ -103,8 +126,16 @@ where
     B::Data: Send,
     B::Error: Into<crate::response::BoxError>,
 {
-    let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let accept = header(&parts.headers, http::header::ACCEPT);
+    if parts.uri.path().starts_with("/openapi/") {
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::method_not_allowed(&parts.method));
+        }
+        return state
+            .openapi
+            .serve(&state.registry, parts.uri.path(), accept);
+    }
+    let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let registry = &state.registry;
     let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
     let discovery_only = !matches!(target, Target::Resource(_));
@@ -150,6 +181,7 @@ where
                 query: Query::parse(parts.uri.query()),
                 format,
                 headers: &parts.headers,
+                warnings: Default::default(),
             };
             // Reviews and TokenRequest are answered by the auth module, never stored.
             if crate::auth::reviews::serves(&call) {

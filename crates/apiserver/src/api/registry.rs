@@ -31,6 +31,11 @@ impl Registry {
             .cloned()
     }
 
+    /// Every served resource.
+    pub(crate) fn all(&self) -> &[Arc<ResourceInfo>] {
+        &self.resources
+    }
+
     /// Groups in discovery order, each with its versions (preferred first).
     pub(crate) fn groups(&self) -> Vec<(String, Vec<&'static str>)> {
         let mut out: Vec<(String, Vec<&'static str>)> = Vec::new();
