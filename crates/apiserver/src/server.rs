@@ -96,6 +96,7 @@ impl ApiServer {
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
         let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
+        let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
 
         tokio::pin!(shutdown);
         loop {
@@ -125,6 +126,7 @@ impl ApiServer {
 
         drop(listener);
         bootstrap.abort();
+        crd_controller.abort();
         state.shutting_down.store(true, Ordering::SeqCst);
         tracing::info!(
             open_connections = graceful.count(),

@@ -4,6 +4,7 @@ use http::{Response, StatusCode};
 use k3rs_store::{KeyValue, StoreError};
 use serde_json::Value;
 
+use super::crd;
 use super::error::ApiError;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
@@ -84,6 +85,8 @@ pub(crate) async fn create(
     let mut object = parse_body(call, body)?;
     let resource = &call.resource;
     strategy::check_identity(resource, &mut object, call.namespace(), None)?;
+    crd::check_create(call)?;
+    crd::decode(call, &mut object)?;
     if objects::resource_version(&object)?.is_some() {
         return Err(ApiError::bad_request(
             "resourceVersion should not be set on objects to be created",
@@ -95,6 +98,7 @@ pub(crate) async fn create(
         namespaces::check_accepts_creates(call, &namespace, &name).await?;
     }
     strategy::prepare_for_create(resource, &mut object)?;
+    crd::validate(call, &object, None)?;
     if dry_run {
         return Ok(respond(call, StatusCode::CREATED, &object));
     }
@@ -177,8 +181,10 @@ pub(crate) async fn write(
                 ));
             }
         }
-        let new = change(&old)?;
+        let mut new = change(&old)?;
+        crd::decode(call, &mut new)?;
         let mut merged = strategy::prepare_for_update(&call.resource, &old, &new, subresource)?;
+        crd::validate(call, &merged, Some(&old))?;
         // The last finalizer of an object being deleted is gone: the delete completes now.
         if meta_str(&merged, "deletionTimestamp").is_some()
             && objects::finalizers(&merged).is_empty()
@@ -308,6 +314,11 @@ async fn delete_one(
         }
         let mut marked = old.clone();
         let mut finalizers = objects::finalizers(&old);
+        if let Some(finalizer) = crd::delete_finalizer(&call.resource, &old) {
+            if !finalizers.iter().any(|f| f == finalizer) {
+                finalizers.push(finalizer.into());
+            }
+        }
         match options.propagation.as_deref() {
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.push("foregroundDeletion".into());

@@ -6,6 +6,7 @@
 //! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
+pub(crate) mod crd;
 mod crud;
 mod discovery;
 mod error;

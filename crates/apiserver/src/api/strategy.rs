@@ -32,7 +32,8 @@ pub(crate) fn prepare_for_create(
     }
     meta.insert("uid".into(), Value::from(new_uid()));
     meta.insert("creationTimestamp".into(), Value::from(now_rfc3339()));
-    if has_spec {
+    // Custom resources always carry a generation, as upstream.
+    if has_spec || resource.is_custom() {
         meta.insert("generation".into(), Value::from(1));
     }
     if resource.has_subresource("status") {
@@ -146,7 +147,13 @@ pub(crate) fn prepare_for_update(
             None => meta.remove(*field),
         };
     }
-    if old.get("spec") != merged.get("spec") {
+    // Custom resources: anything but metadata and status counts (k3rs_api::generation_changes).
+    let spec_changed = if resource.is_custom() {
+        k3rs_api::generation_changes(resource, old, &merged)
+    } else {
+        old.get("spec") != merged.get("spec")
+    };
+    if spec_changed {
         let generation = old_meta
             .and_then(|m| m.get("generation"))
             .and_then(Value::as_i64)

@@ -25,6 +25,10 @@ pub(crate) fn table_of(
     list_metadata: Option<Value>,
 ) -> Value {
     let include = include.unwrap_or("Metadata");
+    // Custom resources: their CRD's printer columns.
+    if let Some(table) = super::crd::table(_resource, include, objects, list_metadata.clone()) {
+        return table;
+    }
     let columns = json!([
         {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0},
         {"name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "priority": 0},
