@@ -295,6 +295,32 @@ spec:
         "{err}"
     );
 
+    // Under fieldValidation=Strict, unknown fields are refused instead of pruned.
+    let strict = cluster.file(
+        "strict.json",
+        r#"{"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+            "metadata": {"name": "strict-cron"},
+            "spec": {"cronSpec": "* * * * *", "unknownField": 1}}"#,
+    );
+    let err = cluster.fails(&[
+        "create",
+        "--raw",
+        "/apis/stable.example.com/v1/namespaces/default/crontabs?fieldValidation=Strict",
+        "-f",
+        &strict,
+    ]);
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "spec.unknownField""#),
+        "{err}"
+    );
+
+    // After a restart the CRD is served again from the store.
+    let mut cluster = cluster;
+    cluster.server.restart().unwrap();
+    cluster.eventually(&["get", "ct", "my-cron", "-o", "name"], |out| {
+        String::from_utf8_lossy(&out.stdout).trim() == "crontab.stable.example.com/my-cron"
+    });
+
     // Deleting the CRD deletes its objects and stops serving them.
     cluster.ok(&[
         "delete",

@@ -33,13 +33,20 @@ impl Endpoint {
     /// a slow disk should make the server unready, not get it restarted.
     fn checks(self) -> &'static [Check] {
         match self {
-            Self::Healthz => &[Check::Ping, Check::Log, Check::Store, Check::Bootstrap],
+            Self::Healthz => &[
+                Check::Ping,
+                Check::Log,
+                Check::Store,
+                Check::Bootstrap,
+                Check::CrdsSynced,
+            ],
             Self::Livez => &[Check::Ping, Check::Log],
             Self::Readyz => &[
                 Check::Ping,
                 Check::Log,
                 Check::Store,
                 Check::Bootstrap,
+                Check::CrdsSynced,
                 Check::Shutdown,
             ],
         }
@@ -53,6 +60,9 @@ enum Check {
     Store,
     /// The objects every cluster starts with exist (upstream's bootstrap post-start hooks).
     Bootstrap,
+    /// The CRDs in the store are served (upstream's `crd-informer-synced`): right after a
+    /// restart, custom resources do not answer 404.
+    CrdsSynced,
     Shutdown,
 }
 
@@ -63,6 +73,7 @@ impl Check {
             Self::Log => "log",
             Self::Store => "store",
             Self::Bootstrap => "poststarthook/bootstrap-system-namespaces",
+            Self::CrdsSynced => "poststarthook/crd-informer-synced",
             Self::Shutdown => "shutdown",
         }
     }
@@ -72,6 +83,7 @@ impl Check {
             Self::Ping | Self::Log => true,
             Self::Shutdown => !state.shutting_down.load(Ordering::SeqCst),
             Self::Bootstrap => state.bootstrapped.load(Ordering::SeqCst),
+            Self::CrdsSynced => state.crds_synced.load(Ordering::SeqCst),
             Self::Store => {
                 let probe = state.store.get("/k3rs/health");
                 match tokio::time::timeout(STORE_CHECK_TIMEOUT, probe).await {

@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub(crate) registry: crate::api::Registry,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
+    /// Set once the CRD controller has served the CRDs in the store (its first pass).
+    pub(crate) crds_synced: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
     pub(crate) shutting_down: AtomicBool,
 }
@@ -29,6 +31,7 @@ impl AppState {
             store,
             registry: crate::api::Registry::builtin(),
             bootstrapped: AtomicBool::new(false),
+            crds_synced: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }
     }

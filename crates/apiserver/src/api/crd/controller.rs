@@ -180,6 +180,9 @@ async fn converge(state: &AppState, prefix: &str) -> Result<Pass, StoreError> {
     if state.registry.set_custom(served, schemas) {
         tracing::info!("serving custom resources: {}", served_names(state));
     }
+    state
+        .crds_synced
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(Pass { revision, waiting })
 }
 
