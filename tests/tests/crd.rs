@@ -2,8 +2,8 @@
 //! (discovery, short name, printer columns, status subresource, schema validation and
 //! pruning), and deleted with its objects.
 //!
-//! kubectl runs with `--validate=false` on create: by default it first checks objects against
-//! `/openapi/v3`, which the server does not serve yet.
+//! kubectl validates as it does by default (against `/openapi/v3`, which includes the served
+//! CRDs, and with `fieldValidation=Strict`), except for the one create that shows pruning.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -157,7 +157,7 @@ fn crd_serves_its_custom_resources_until_deleted() {
     };
 
     let crd = cluster.file("crd.yaml", CRD);
-    let out = cluster.ok(&["create", "--validate=false", "-f", &crd]);
+    let out = cluster.ok(&["create", "-f", &crd]);
     assert!(
         out.contains(
             "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
@@ -190,6 +190,10 @@ fn crd_serves_its_custom_resources_until_deleted() {
     ]);
     assert_eq!(status, "True CronTab [\"v1\"]");
 
+    // The OpenAPI documents describe it.
+    let explain = cluster.ok(&["explain", "crontab.spec.replicas"]);
+    assert!(explain.contains("FIELD: replicas <integer>"), "{explain}");
+
     // A custom object: created (pruned, defaulted), listed, shown with the printer columns.
     let object = cluster.file(
         "crontab.yaml",
@@ -206,6 +210,7 @@ status:
   replicas: 9
 "#,
     );
+    // Unknown fields are pruned when the client does not ask for strict validation.
     cluster.ok(&["create", "--validate=false", "-f", &object]);
     let stored: serde_json::Value =
         serde_json::from_str(&cluster.ok(&["get", "crontab", "my-cron", "-o", "json"])).unwrap();
@@ -276,7 +281,7 @@ spec:
   replicas: "three"
 "#,
     );
-    let err = cluster.fails(&["create", "--validate=false", "-f", &invalid]);
+    let err = cluster.fails(&["create", "-f", &invalid]);
     // kubectl prints a 422's causes after `The <kind> "<name>" is invalid: `.
     assert!(
         err.contains(r#"The CronTab "bad-cron" is invalid: spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#),
@@ -342,7 +347,7 @@ spec:
     assert_eq!(crds.trim(), "");
 
     // Created again, the CRD serves an empty collection: its old objects are gone.
-    cluster.ok(&["create", "--validate=false", "-f", &crd]);
+    cluster.ok(&["create", "-f", &crd]);
     cluster.eventually(&["get", "crontabs", "-o", "name"], |out| {
         out.status.success() && String::from_utf8_lossy(&out.stdout).trim().is_empty()
     });

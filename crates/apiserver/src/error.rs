@@ -28,6 +28,9 @@ pub enum ApiServerError {
     /// The client certificate verifier could not be built from the client CA.
     #[error("building the client certificate verifier")]
     ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    /// The service CIDR cannot be used.
+    #[error("--service-cidr: {0}")]
+    ServiceCidr(String),
     /// Reading the bound socket's address failed.
     #[error("reading the listening address")]
     LocalAddr(#[source] std::io::Error),

@@ -23,6 +23,7 @@ mod api;
 mod config;
 mod error;
 mod health;
+mod metrics;
 mod response;
 mod routes;
 mod server;

@@ -17,6 +17,14 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn k3rs_store::Store>,
     /// The resources the API serves.
     pub(crate) registry: crate::api::Registry,
+    /// Request counts and latencies for `/metrics`.
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// The OpenAPI documents of what the API serves.
+    pub(crate) openapi: crate::api::OpenApi,
+    /// Where Service ClusterIPs come from.
+    pub(crate) service_cidr: crate::api::ServiceCidr,
+    /// The API's port (the `default/kubernetes` Service's target port).
+    pub(crate) api_port: u16,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
     /// Set once the CRD controller has served the CRDs in the store (its first pass).
@@ -26,10 +34,18 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<dyn k3rs_store::Store>) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn k3rs_store::Store>,
+        service_cidr: crate::api::ServiceCidr,
+        api_port: u16,
+    ) -> Self {
         Self {
             store,
+            service_cidr,
+            api_port,
             registry: crate::api::Registry::builtin(),
+            openapi: crate::api::OpenApi::default(),
+            metrics: crate::metrics::Metrics::default(),
             bootstrapped: AtomicBool::new(false),
             crds_synced: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -47,11 +63,19 @@ where
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_owned);
     let response = if crate::api::is_api_path(&path) {
         crate::api::handle(state, request).await
     } else {
-        route(state, &method, &path, request.uri().query()).await
+        route(state, &method, &path, query.as_deref()).await
     };
+    state.metrics.observe(
+        &method,
+        &path,
+        query.as_deref(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::debug!(
         %method,
         %path,
@@ -89,6 +113,12 @@ async fn route(
             return not_found();
         }
         return health::handle(state, endpoint, rest, query).await;
+    }
+    if first == "metrics" && rest.is_none() {
+        if !read_only {
+            return method_not_allowed(method);
+        }
+        return crate::response::text(http::StatusCode::OK, state.metrics.render());
     }
     if first == "version" && rest.is_none() {
         if !read_only {

@@ -57,7 +57,9 @@ impl ApiServer {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
-        let state = AppState::new(config.store);
+        let service_cidr = crate::api::ServiceCidr::parse(&config.service_cidr)
+            .map_err(ApiServerError::ServiceCidr)?;
+        let state = AppState::new(config.store, service_cidr, local_addr.port());
         Ok(Self {
             listener,
             local_addr,
@@ -205,7 +207,17 @@ impl Connection {
 async fn bootstrap(state: Arc<AppState>) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match crate::api::bootstrap(state.store.as_ref(), &state.registry).await {
+        let done = async {
+            crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
+            crate::api::bootstrap_kubernetes_service(
+                state.store.as_ref(),
+                &state.registry,
+                state.service_cidr,
+                state.api_port,
+            )
+            .await
+        };
+        match done.await {
             Ok(()) => {
                 state
                     .bootstrapped

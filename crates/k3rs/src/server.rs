@@ -92,7 +92,9 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     };
     // Bind before writing kubeconfigs: if the port is taken (another k3rs?), its kubeconfig
     // stays untouched.
-    let api = ApiServer::bind(ApiServerConfig::new(bind, tls, store.clone())).await?;
+    let mut api_config = ApiServerConfig::new(bind, tls, store.clone());
+    api_config.service_cidr = settings.service_cidr.clone();
+    let api = ApiServer::bind(api_config).await?;
     let url = local_server_url(settings.bind_address, api.local_addr().port());
 
     write_admin_kubeconfig(

@@ -4,6 +4,7 @@ use http::{Response, StatusCode};
 use k3rs_store::{KeyValue, StoreError};
 use serde_json::Value;
 
+use super::allocate;
 use super::crd;
 use super::error::ApiError;
 use super::namespaces;
@@ -23,13 +24,20 @@ pub(crate) fn respond(
     status: StatusCode,
     object: &Value,
 ) -> Response<ResponseBody> {
-    match call.format {
+    let mut response = match call.format {
         Format::Json => json(status, object),
         Format::Table => json(
             status,
             &table::table(call, std::slice::from_ref(object), None),
         ),
+    };
+    for warning in call.take_warnings() {
+        let text = format!("299 - {}", Value::from(warning));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
     }
+    response
 }
 
 /// Reads the stored object `name`.
@@ -67,6 +75,20 @@ pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError
             .map_err(|err| {
                 ApiError::bad_request(format!("couldn't decode the request body as YAML: {err}"))
             })?,
+        "application/vnd.kubernetes.protobuf" => {
+            let expected = (call.resource.api_version, call.resource.kind);
+            match k3rs_protobuf::decode(body, Some(expected)) {
+                Ok(decoded) => decoded.object,
+                Err(k3rs_protobuf::ProtobufError::UnknownKind { .. }) => {
+                    return Err(ApiError::unsupported_media_type(base))
+                }
+                Err(err) => {
+                    return Err(ApiError::bad_request(format!(
+                        "couldn't decode the protobuf request body: {err}"
+                    )))
+                }
+            }
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -86,7 +108,7 @@ pub(crate) async fn create(
     let resource = &call.resource;
     strategy::check_identity(resource, &mut object, call.namespace(), None)?;
     crd::check_create(call)?;
-    crd::decode(call, &mut object)?;
+    strategy::decode_typed(call, &mut object)?;
     if objects::resource_version(&object)?.is_some() {
         return Err(ApiError::bad_request(
             "resourceVersion should not be set on objects to be created",
@@ -98,12 +120,18 @@ pub(crate) async fn create(
         namespaces::check_accepts_creates(call, &namespace, &name).await?;
     }
     strategy::prepare_for_create(resource, &mut object)?;
-    crd::validate(call, &object, None)?;
     if dry_run {
         return Ok(respond(call, StatusCode::CREATED, &object));
     }
+    let claimed = allocate_for(call, &mut object, None).await?;
     let key = object_key(resource, call.namespace(), &name);
-    let kv = match call.state.store.create(&key, encode(&object)?).await {
+    let created = call.state.store.create(&key, encode(&object)?).await;
+    if created.is_err() {
+        if let Some(claimed) = &claimed {
+            allocate::release(call.state.store.as_ref(), &call.state.registry, claimed).await;
+        }
+    }
+    let kv = match created {
         Ok(kv) => kv,
         Err(StoreError::AlreadyExists { .. }) => {
             return Err(ApiError::already_exists(call.subject(&name)))
@@ -121,6 +149,7 @@ pub(crate) async fn update(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let mut new = parse_body(call, body)?;
     strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
+    strategy::decode_typed(call, &mut new)?;
     let precondition = objects::resource_version(&new)?;
     let stored = write(call, name, precondition, |_old| Ok(new.clone())).await?;
     Ok(respond(call, StatusCode::OK, &stored))
@@ -137,6 +166,7 @@ pub(crate) async fn patch(
     let stored = write(call, name, None, move |old| {
         let mut patched = patch.apply(old)?;
         strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
+        strategy::decode_typed(call, &mut patched)?;
         check_patched_version(call, name, old, &patched)?;
         Ok(patched)
     })
@@ -181,10 +211,8 @@ pub(crate) async fn write(
                 ));
             }
         }
-        let mut new = change(&old)?;
-        crd::decode(call, &mut new)?;
+        let new = change(&old)?;
         let mut merged = strategy::prepare_for_update(&call.resource, &old, &new, subresource)?;
-        crd::validate(call, &merged, Some(&old))?;
         // The last finalizer of an object being deleted is gone: the delete completes now.
         if meta_str(&merged, "deletionTimestamp").is_some()
             && objects::finalizers(&merged).is_empty()
@@ -196,6 +224,7 @@ pub(crate) async fn write(
             let key = object_key(&call.resource, call.namespace(), name);
             match call.state.store.delete(&key, Some(old_kv.mod_revision)).await {
                 Ok(deleted) => {
+                    released(call, &old).await;
                     objects::set_resource_version(&mut merged, deleted.revision);
                     return Ok(merged);
                 }
@@ -207,13 +236,33 @@ pub(crate) async fn write(
                 Err(err) => return Err(ApiError::internal(err)),
             }
         }
-        let bytes = encode(&merged)?;
-        if bytes == old_kv.value || dry_run {
+        if encode(&merged)? == old_kv.value || dry_run {
             // Nothing changed (or nothing may): answer with the stored object, unwritten.
             return Ok(merged);
         }
+        let claimed = allocate_for(call, &mut merged, Some(&old)).await?;
         let key = object_key(&call.resource, call.namespace(), name);
-        match call.state.store.update(&key, bytes, old_kv.mod_revision).await {
+        let updated = call
+            .state
+            .store
+            .update(&key, encode(&merged)?, old_kv.mod_revision)
+            .await;
+        match (&updated, &claimed) {
+            (Ok(_), Some(_)) => {
+                allocate::release_service(
+                    call.state.store.as_ref(),
+                    &call.state.registry,
+                    &old,
+                    Some(&merged),
+                )
+                .await;
+            }
+            (Err(_), Some(claimed)) => {
+                allocate::release(call.state.store.as_ref(), &call.state.registry, claimed).await;
+            }
+            _ => {}
+        }
+        match updated {
             Ok(kv) => {
                 objects::set_resource_version(&mut merged, kv.mod_revision);
                 return Ok(merged);
@@ -233,6 +282,37 @@ pub(crate) async fn write(
         call.subject(name),
         "the object is being changed by too many writers at once; try again",
     ))
+}
+
+fn is_service(call: &Call<'_>) -> bool {
+    call.resource.group.is_empty() && call.resource.kind == "Service"
+}
+
+/// Allocates what a Service needs (ClusterIP, NodePorts); `None` for every other kind.
+async fn allocate_for(
+    call: &Call<'_>,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<Option<allocate::Claimed>, ApiError> {
+    if !is_service(call) {
+        return Ok(None);
+    }
+    let claimed = allocate::allocate(
+        call.state.store.as_ref(),
+        &call.state.registry,
+        call.state.service_cidr,
+        object,
+        old,
+    )
+    .await?;
+    Ok(Some(claimed))
+}
+
+/// Gives back what a deleted object held (a Service's ClusterIP and NodePorts).
+async fn released(call: &Call<'_>, old: &Value) {
+    if is_service(call) {
+        allocate::release_service(call.state.store.as_ref(), &call.state.registry, old, None).await;
+    }
 }
 
 /// DeleteOptions from the body and the query.
@@ -431,6 +511,7 @@ pub(crate) async fn delete_many(
             query: super::query::Query::default(),
             format: Format::Json,
             headers: call.headers,
+            warnings: Default::default(),
         };
         scoped.path.namespace = namespace.clone();
         match delete_one(&scoped, name, &options, dry_run).await {

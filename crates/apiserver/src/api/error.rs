@@ -150,13 +150,16 @@ impl ApiError {
         }
     }
 
-    /// 422 for a patch that cannot be applied to the object.
-    pub(crate) fn invalid_patch(why: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid",
-            format!("the server rejected our request due to an error in our request: {why}"),
-        )
+    /// A patch that cannot be applied, with the status code upstream uses for its kind of failure.
+    pub(crate) fn from_patch(err: k3rs_patch::PatchError) -> ApiError {
+        let code = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let reason = match code {
+            StatusCode::UNPROCESSABLE_ENTITY => "Invalid",
+            StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+            _ => "BadRequest",
+        };
+        ApiError::new(code, reason, err.to_string())
     }
 
     /// 405 MethodNotAllowed.

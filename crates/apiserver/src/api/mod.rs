@@ -6,6 +6,7 @@
 //! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
+mod allocate;
 pub(crate) mod crd;
 mod crud;
 mod discovery;
@@ -13,6 +14,7 @@ mod error;
 mod list;
 mod namespaces;
 mod objects;
+mod openapi;
 mod patching;
 mod query;
 mod registry;
@@ -20,7 +22,7 @@ mod scale;
 mod selection;
 mod strategy;
 mod table;
-mod target;
+pub(crate) mod target;
 mod watch;
 
 use std::sync::Arc;
@@ -30,8 +32,10 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use k3rs_api::{ResourceInfo, Verb};
 
+pub(crate) use allocate::{bootstrap_kubernetes_service, ServiceCidr};
 pub(crate) use error::ApiError;
 pub(crate) use namespaces::bootstrap;
+pub(crate) use openapi::OpenApi;
 pub(crate) use registry::Registry;
 
 use crate::response::{json, json_with_type, ResponseBody};
@@ -59,11 +63,26 @@ pub(crate) struct Call<'a> {
     pub(crate) query: Query,
     pub(crate) format: Format,
     pub(crate) headers: &'a HeaderMap,
+    /// Warnings for the client (`Warning: 299` headers), e.g. unknown fields under `Warn`.
+    pub(crate) warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Call<'_> {
     pub(crate) fn namespace(&self) -> Option<&str> {
         self.path.namespace.as_deref()
+    }
+
+    /// Adds warnings for the client.
+    pub(crate) fn warn(&self, warnings: Vec<String>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(warnings);
+    }
+
+    /// The warnings so far.
+    pub(crate) fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub(crate) fn subject<'b>(&'b self, name: &'b str) -> error::Subject<'b> {
@@ -77,7 +96,11 @@ impl Call<'_> {
 
 /// Whether `path` belongs to the API (as opposed to health and version endpoints).
 pub(crate) fn is_api_path(path: &str) -> bool {
-    path == "/api" || path == "/apis" || path.starts_with("/api/") || path.starts_with("/apis/")
+    path == "/api"
+        || path == "/apis"
+        || path.starts_with("/api/")
+        || path.starts_with("/apis/")
+        || path.starts_with("/openapi/")
 }
 
 /// Answers one API request. Never fails: errors become `Status` responses.
@@ -104,8 +127,16 @@ where
     B::Data: Send,
     B::Error: Into<crate::response::BoxError>,
 {
-    let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let accept = header(&parts.headers, http::header::ACCEPT);
+    if parts.uri.path().starts_with("/openapi/") {
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::method_not_allowed(&parts.method));
+        }
+        return state
+            .openapi
+            .serve(&state.registry, parts.uri.path(), accept);
+    }
+    let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let registry = &state.registry;
     let read_only = parts.method == Method::GET || parts.method == Method::HEAD;
     let discovery_only = !matches!(target, Target::Resource(_));
@@ -151,6 +182,7 @@ where
                 query: Query::parse(parts.uri.query()),
                 format,
                 headers: &parts.headers,
+                warnings: Default::default(),
             };
             resource_request(&call, &parts.method, body).await
         }

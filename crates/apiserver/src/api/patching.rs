@@ -1,5 +1,5 @@
-//! Patch bodies: JSON patch, JSON merge patch (and, as they land, strategic merge patch and
-//! server-side apply), parsed once and applied to an object.
+//! Patch bodies: JSON patch, JSON merge patch and strategic merge patch (server-side apply is
+//! still to come), parsed once and applied to an object with `k3rs-patch`.
 
 use serde_json::Value;
 
@@ -10,9 +10,11 @@ use super::Call;
 #[derive(Debug)]
 pub(crate) enum Patch {
     /// `application/json-patch+json` (RFC 6902).
-    Json(json_patch::Patch),
+    Json(Value),
     /// `application/merge-patch+json` (RFC 7386).
     Merge(Value),
+    /// `application/strategic-merge-patch+json`, with the kind's OpenAPI definition name.
+    Strategic { patch: Value, schema: String },
 }
 
 impl Patch {
@@ -34,11 +36,7 @@ impl Patch {
             })
         };
         match content_type.as_str() {
-            "application/json-patch+json" => {
-                let ops = serde_json::from_value(json()?)
-                    .map_err(|err| ApiError::bad_request(format!("invalid JSON patch: {err}")))?;
-                Ok(Patch::Json(ops))
-            }
+            "application/json-patch+json" => Ok(Patch::Json(json()?)),
             "application/merge-patch+json" => {
                 let patch = json()?;
                 if !patch.is_object() {
@@ -46,18 +44,31 @@ impl Patch {
                 }
                 Ok(Patch::Merge(patch))
             }
+            "application/strategic-merge-patch+json" => {
+                let patch = json()?;
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request(
+                        "a strategic merge patch must be a JSON object",
+                    ));
+                }
+                Ok(Patch::Strategic {
+                    patch,
+                    schema: (call.resource.schema_name)(),
+                })
+            }
             other => Err(ApiError::unsupported_media_type(other)),
         }
     }
 
     /// The patched copy of `doc`.
     pub(crate) fn apply(&self, doc: &Value) -> Result<Value, ApiError> {
-        let mut out = doc.clone();
-        match self {
-            Patch::Json(ops) => json_patch::patch(&mut out, ops)
-                .map_err(|err| ApiError::invalid_patch(&err.to_string()))?,
-            Patch::Merge(patch) => json_patch::merge(&mut out, patch),
-        }
-        Ok(out)
+        let result = match self {
+            Patch::Json(ops) => k3rs_patch::apply_json_patch(doc, ops),
+            Patch::Merge(patch) => k3rs_patch::apply_merge_patch(doc, patch),
+            Patch::Strategic { patch, schema } => {
+                k3rs_patch::apply_strategic_merge_patch(doc, patch, schema)
+            }
+        };
+        result.map_err(ApiError::from_patch)
     }
 }

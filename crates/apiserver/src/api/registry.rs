@@ -19,7 +19,8 @@ pub(crate) struct Registry {
 pub(crate) struct CustomSet {
     /// Served versions, by group, version priority and plural.
     pub(crate) resources: Vec<Arc<ResourceInfo>>,
-    /// The same versions as the OpenAPI documents need them.
+    /// The same versions as the OpenAPI documents need them (`openapi.rs` rebuilds its
+    /// documents when `revision` moves).
     pub(crate) schemas: Vec<CustomResourceSchema>,
     /// Moves on every change of the set (OpenAPI documents are rebuilt when it moves).
     pub(crate) revision: u64,
@@ -40,14 +41,6 @@ impl Registry {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-    }
-
-    /// The served CRD versions as the OpenAPI documents take them, and the revision of that set
-    /// (cache the documents per revision).
-    #[allow(dead_code, reason = "for the OpenAPI endpoints, which are being added")]
-    pub(crate) fn custom_schemas(&self) -> (Vec<CustomResourceSchema>, u64) {
-        let set = self.custom();
-        (set.schemas.clone(), set.revision)
     }
 
     /// Whether `group` has built-in resources (a CRD may not add to it).
@@ -109,6 +102,11 @@ impl Registry {
             return Some(found.clone());
         }
         self.custom().resources.iter().find(matches).cloned()
+    }
+
+    /// Every built-in resource (custom resources: [`Registry::custom`]).
+    pub(crate) fn builtins(&self) -> &[Arc<ResourceInfo>] {
+        &self.builtin
     }
 
     /// Groups in discovery order (built-in groups, then custom ones), each with its versions

@@ -1,6 +1,7 @@
 //! Which objects a list, watch or deletecollection selects: label selector, field selector, and
 //! the single name of a watch on one object.
 
+use k3rs_api::{FieldSelector, LabelSelector};
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -8,56 +9,51 @@ use super::objects::meta_str;
 use super::Call;
 
 /// The compiled selection of a request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Selection {
-    /// `metadata.name` must equal this (a watch of one object, or `fieldSelector=metadata.name=`).
+    resource: std::sync::Arc<k3rs_api::ResourceInfo>,
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+    /// The object name in the path (a watch of one object).
     name: Option<String>,
-    /// `metadata.namespace` must equal this (`fieldSelector=metadata.namespace=`).
-    namespace: Option<String>,
 }
 
 impl Selection {
-    /// The selection a request's query (and path) asks for.
+    /// The selection a request's query (and path) asks for; bad selectors are 400s with
+    /// upstream's messages.
     pub(crate) fn from_query(call: &Call<'_>) -> Result<Selection, ApiError> {
-        let mut selection = Selection {
+        let labels = call
+            .query
+            .get("labelSelector")
+            .map(LabelSelector::parse)
+            .transpose()
+            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+        let fields = call
+            .query
+            .get("fieldSelector")
+            .map(|raw| FieldSelector::parse_for(&call.resource, raw))
+            .transpose()
+            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+        Ok(Selection {
+            resource: call.resource.clone(),
+            labels,
+            fields,
             name: call.path.name.clone(),
-            namespace: None,
-        };
-        if let Some(raw) = call.query.get("labelSelector") {
-            return Err(ApiError::bad_request(format!(
-                "unable to parse requirement: label selectors are not served yet ({raw:?})"
-            )));
-        }
-        if let Some(raw) = call.query.get("fieldSelector") {
-            for term in raw.split(',') {
-                match term.split_once('=') {
-                    Some(("metadata.name", value)) => {
-                        selection.name = Some(value.trim_start_matches('=').to_owned())
-                    }
-                    Some(("metadata.namespace", value)) => {
-                        selection.namespace = Some(value.trim_start_matches('=').to_owned())
-                    }
-                    _ => {
-                        return Err(ApiError::bad_request(format!(
-                            "field label not supported: {term}"
-                        )))
-                    }
-                }
-            }
-        }
-        Ok(selection)
+        })
     }
 
     /// Whether `object` is selected.
     pub(crate) fn matches(&self, object: &Value) -> bool {
-        let name_ok = self
-            .name
+        self.name
             .as_deref()
-            .is_none_or(|name| meta_str(object, "name") == Some(name));
-        let namespace_ok = self
-            .namespace
-            .as_deref()
-            .is_none_or(|ns| meta_str(object, "namespace").unwrap_or("") == ns);
-        name_ok && namespace_ok
+            .is_none_or(|name| meta_str(object, "name") == Some(name))
+            && self
+                .labels
+                .as_ref()
+                .is_none_or(|l| l.matches_object(object))
+            && self
+                .fields
+                .as_ref()
+                .is_none_or(|f| f.matches_object(&self.resource, object))
     }
 }

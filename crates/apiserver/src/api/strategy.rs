@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::objects::{meta_str, metadata_mut, new_uid, now_rfc3339};
+use super::Call;
 
 /// Metadata fields only the server sets; a client's values are replaced on create.
 const SYSTEM_FIELDS: &[&str] = &[
@@ -19,12 +20,65 @@ const SYSTEM_FIELDS: &[&str] = &[
     "selfLink",
 ];
 
+/// `fieldValidation`: what to do with fields the kind does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    /// The request's `fieldValidation` (upstream's default is `Warn`; kubectl sends `Strict`).
+    pub(crate) fn of(call: &Call<'_>) -> Result<FieldValidation, ApiError> {
+        match call.query.get("fieldValidation") {
+            None | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Decodes `object` as the kind's type, as upstream decodes every request body: a wrong type is
+/// a 400, unknown fields are dropped — and reported as the request's `fieldValidation` asks.
+pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), ApiError> {
+    let validation = FieldValidation::of(call)?;
+    // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
+    let typed = call.resource.decode(object).map_err(|err| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as {}: {err}",
+            call.resource.kind
+        ))
+    })?;
+    let unknown = k3rs_api::strict::unknown_fields(object, &typed);
+    if !unknown.is_empty() {
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        match validation {
+            FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    listed.join(", ")
+                )))
+            }
+            FieldValidation::Warn => call.warn(listed),
+            FieldValidation::Ignore => {}
+        }
+    }
+    *object = typed;
+    Ok(())
+}
+
 /// Prepares a new object: system metadata, a reset status, defaults; then validates it.
 pub(crate) fn prepare_for_create(
     resource: &ResourceInfo,
     object: &mut Value,
 ) -> Result<(), ApiError> {
-    let has_spec = object.get("spec").is_some();
     let meta = metadata_mut(object)
         .ok_or_else(|| ApiError::bad_request("the object is not a JSON object"))?;
     for field in SYSTEM_FIELDS {
@@ -32,12 +86,22 @@ pub(crate) fn prepare_for_create(
     }
     meta.insert("uid".into(), Value::from(new_uid()));
     meta.insert("creationTimestamp".into(), Value::from(now_rfc3339()));
-    // Custom resources always carry a generation, as upstream.
-    if has_spec || resource.is_custom() {
+    if k3rs_api::tracks_generation(resource) {
         meta.insert("generation".into(), Value::from(1));
     }
     if resource.has_subresource("status") {
         reset_status(resource, object);
+    }
+    k3rs_api::apply_defaults(resource, object);
+    let errors = k3rs_api::validate_create(resource, object);
+    if !errors.is_empty() {
+        let name = meta_str(object, "name").unwrap_or("");
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            name,
+            &errors,
+        ));
     }
     Ok(())
 }
@@ -107,37 +171,19 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
 ///
 /// The main resource keeps the stored status when the kind has a status subresource; the
 /// `status` subresource changes only the status. System metadata always comes from the stored
-/// object; `generation` moves when the spec changes.
+/// object; `generation` moves when the spec changes. The result is defaulted and validated.
 pub(crate) fn prepare_for_update(
     resource: &ResourceInfo,
     old: &Value,
     new: &Value,
     subresource: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let mut merged = match subresource {
-        Some("status") => {
-            let mut merged = old.clone();
-            if let Some(map) = merged.as_object_mut() {
-                match new.get("status") {
-                    Some(status) => map.insert("status".into(), status.clone()),
-                    None => map.remove("status"),
-                };
-            }
-            merged
-        }
-        _ => {
-            let mut merged = new.clone();
-            if resource.has_subresource("status") {
-                if let Some(map) = merged.as_object_mut() {
-                    match old.get("status") {
-                        Some(status) => map.insert("status".into(), status.clone()),
-                        None => map.remove("status"),
-                    };
-                }
-            }
-            merged
-        }
+    let endpoint = match subresource {
+        Some("status") => k3rs_api::UpdateEndpoint::Status,
+        _ => k3rs_api::UpdateEndpoint::Main,
     };
+    let mut merged = new.clone();
+    k3rs_api::prepare_update(resource, endpoint, old, &mut merged);
     let old_meta = old.get("metadata").and_then(Value::as_object);
     let meta = metadata_mut(&mut merged)
         .ok_or_else(|| ApiError::bad_request("the object is not a JSON object"))?;
@@ -147,13 +193,11 @@ pub(crate) fn prepare_for_update(
             None => meta.remove(*field),
         };
     }
-    // Custom resources: anything but metadata and status counts (k3rs_api::generation_changes).
-    let spec_changed = if resource.is_custom() {
-        k3rs_api::generation_changes(resource, old, &merged)
-    } else {
-        old.get("spec") != merged.get("spec")
-    };
-    if spec_changed {
+    if resource.group.is_empty() && resource.kind == "Service" {
+        k3rs_api::defaults::service::carry_over_allocations(old, &mut merged);
+    }
+    k3rs_api::apply_defaults(resource, &mut merged);
+    if k3rs_api::generation_changes(resource, old, &merged) {
         let generation = old_meta
             .and_then(|m| m.get("generation"))
             .and_then(Value::as_i64)
@@ -161,6 +205,16 @@ pub(crate) fn prepare_for_update(
         if let Some(meta) = metadata_mut(&mut merged) {
             meta.insert("generation".into(), Value::from(generation + 1));
         }
+    }
+    let errors = k3rs_api::validate_update(resource, old, &merged);
+    if !errors.is_empty() {
+        let name = meta_str(&merged, "name").unwrap_or("");
+        return Err(ApiError::invalid(
+            resource.kind,
+            resource.group,
+            name,
+            &errors,
+        ));
     }
     Ok(merged)
 }

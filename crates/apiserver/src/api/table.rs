@@ -1,8 +1,10 @@
-//! Server-side `Table` output for `kubectl get`: columns and one row per object.
+//! Server-side `Table` output for `kubectl get`: the printers of `k3rs-api`, plus what only the
+//! server knows — list metadata, the embedded objects (`includeObject`), and `noHeaders`.
 
-use serde_json::{json, Value};
+use std::time::SystemTime;
 
 use k3rs_api::ResourceInfo;
+use serde_json::{json, Value};
 
 use super::Call;
 
@@ -11,59 +13,58 @@ use super::Call;
 pub(crate) fn table(call: &Call<'_>, objects: &[Value], list_metadata: Option<Value>) -> Value {
     table_of(
         &call.resource,
-        call.query.get("includeObject"),
+        &TableOptions {
+            include: call.query.get("includeObject").map(str::to_owned),
+            no_headers: call.query.flag("noHeaders"),
+        },
         objects,
         list_metadata,
     )
 }
 
-/// The Table of `objects` of `resource`; `include` is the `includeObject` parameter.
+/// The Table parameters of a request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TableOptions {
+    /// `includeObject`: `None`, `Metadata` (the default) or `Object`.
+    pub(crate) include: Option<String>,
+    /// `noHeaders`: leave out the column definitions (watch events after the first).
+    pub(crate) no_headers: bool,
+}
+
+/// The Table of `objects` of `resource`.
 pub(crate) fn table_of(
-    _resource: &ResourceInfo,
-    include: Option<&str>,
+    resource: &ResourceInfo,
+    options: &TableOptions,
     objects: &[Value],
     list_metadata: Option<Value>,
 ) -> Value {
-    let include = include.unwrap_or("Metadata");
-    // Custom resources: their CRD's printer columns.
-    if let Some(table) = super::crd::table(_resource, include, objects, list_metadata.clone()) {
-        return table;
-    }
-    let columns = json!([
-        {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0},
-        {"name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "priority": 0},
-    ]);
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|object| {
-            let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
-            let cells = json!([
-                meta.get("name").cloned().unwrap_or(Value::Null),
-                meta.get("creationTimestamp")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            ]);
-            let mut row = json!({"cells": cells});
+    let printed = k3rs_api::table_for(resource, objects, SystemTime::now());
+    let mut table = printed.to_json();
+    let include = options.include.as_deref().unwrap_or("Metadata");
+    if let Some(rows) = table.get_mut("rows").and_then(Value::as_array_mut) {
+        for (row, object) in rows.iter_mut().zip(objects) {
             let embedded = match include {
-                "None" => None,
-                "Object" => Some(object.clone()),
-                _ => Some(json!({
+                "None" => continue,
+                "Object" => object.clone(),
+                _ => json!({
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",
-                    "metadata": meta,
-                })),
+                    "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                }),
             };
-            if let (Some(embedded), Some(map)) = (embedded, row.as_object_mut()) {
-                map.insert("object".into(), embedded);
+            if let Some(row) = row.as_object_mut() {
+                row.insert("object".into(), embedded);
             }
-            row
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_metadata.unwrap_or_else(|| json!({})),
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+        }
+    }
+    if let Some(map) = table.as_object_mut() {
+        map.insert(
+            "metadata".into(),
+            list_metadata.unwrap_or_else(|| json!({})),
+        );
+        if options.no_headers {
+            map.remove("columnDefinitions");
+        }
+    }
+    table
 }

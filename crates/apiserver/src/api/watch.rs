@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::list::collect;
 use super::objects::{collection_prefix, decode, set_resource_version};
 use super::selection::Selection;
-use super::{table, Call, Format};
+use super::table::{self, TableOptions};
+use super::{Call, Format};
 use crate::response::ResponseBody;
 
 /// How often a watch that allows bookmarks gets one.
@@ -51,7 +52,10 @@ pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, Api
     let watch_call = WatchCall {
         resource: call.resource.clone(),
         format: call.format,
-        include: call.query.get("includeObject").map(str::to_owned),
+        table: TableOptions {
+            include: call.query.get("includeObject").map(str::to_owned),
+            no_headers: false,
+        },
         selection,
         bookmarks,
     };
@@ -167,7 +171,7 @@ fn error_event(message: &str) -> Value {
 struct WatchCall {
     resource: std::sync::Arc<k3rs_api::ResourceInfo>,
     format: Format,
-    include: Option<String>,
+    table: TableOptions,
     selection: Selection,
     bookmarks: bool,
 }
@@ -195,7 +199,7 @@ impl WatchCall {
             Format::Json => object,
             Format::Table => table::table_of(
                 &self.resource,
-                self.include.as_deref(),
+                &self.table,
                 std::slice::from_ref(&object),
                 None,
             ),
