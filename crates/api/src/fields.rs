@@ -130,6 +130,9 @@ impl FieldSelector {
         &self,
         resource: &ResourceInfo,
     ) -> Result<FieldSelector, FieldSelectorError> {
+        if let Some(custom) = &resource.custom {
+            return self.for_custom_resource(&custom.selectable_fields);
+        }
         let mut requirements = Vec::with_capacity(self.requirements.len());
         for r in &self.requirements {
             let field = convert_field_label(resource.group, resource.kind, &r.field)?;
@@ -419,6 +422,9 @@ fn boolean(object: &Value, pointer: &str) -> bool {
 /// `metadata.name`, `metadata.namespace` for namespaced kinds, and each kind's own fields
 /// (`spec.nodeName`, `status.phase`, `spec.unschedulable` as `true`/`false`, …).
 pub fn fields_of(resource: &ResourceInfo, object: &Value) -> BTreeMap<String, String> {
+    if let Some(custom) = &resource.custom {
+        return custom_resource_fields(resource.namespaced, &custom.selectable_fields, object);
+    }
     let mut fields = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         fields.insert(k.to_owned(), v);

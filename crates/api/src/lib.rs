@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod custom;
 pub mod defaults;
 pub mod field_error;
 pub mod fields;
@@ -24,6 +25,7 @@ pub mod strict;
 pub mod table;
 pub mod validation;
 
+pub use custom::{CustomResource, ScaleSubresource};
 pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use fields::{fields_of, FieldSelector, FieldSelectorError};

@@ -92,6 +92,10 @@ pub struct ResourceInfo {
     /// decodes every request: wrong types fail (with serde's message) and unknown fields are
     /// dropped. See [`crate::strict`] for naming what was dropped.
     pub typed: fn(&serde_json::Value) -> Result<serde_json::Value, String>,
+    /// What a CRD serves beyond these facts (schema, printer columns, selectable fields, scale
+    /// paths); `None` for built-in resources. Custom resources have no Rust type: their
+    /// `typed` is the identity and their decoding is the schema's pruning ([`Self::decode`]).
+    pub custom: Option<std::sync::Arc<crate::custom::CustomResource>>,
 }
 
 impl ResourceInfo {
@@ -103,6 +107,26 @@ impl ResourceInfo {
     /// Whether the resource serves the subresource `name`.
     pub fn has_subresource(&self, name: &str) -> bool {
         self.subresources.contains(&name)
+    }
+
+    /// Decodes a client's object as upstream decodes a request body: built-in kinds through
+    /// their typed round trip (`typed`), custom resources by pruning what their schema does
+    /// not specify. Comparing input and output with [`crate::strict::unknown_fields`] names
+    /// the dropped fields for `fieldValidation=Strict`.
+    pub fn decode(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+        match &self.custom {
+            Some(custom) => {
+                let mut pruned = value.clone();
+                custom.prune(&mut pruned);
+                Ok(pruned)
+            }
+            None => (self.typed)(value),
+        }
+    }
+
+    /// Whether this is a custom resource (served for a CRD).
+    pub fn is_custom(&self) -> bool {
+        self.custom.is_some()
     }
 }
 
@@ -179,6 +203,7 @@ where
             let typed: T = serde_json::from_value(value.clone()).map_err(|err| err.to_string())?;
             serde_json::to_value(&typed).map_err(|err| err.to_string())
         },
+        custom: None,
     }
 }
 

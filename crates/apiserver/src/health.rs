@@ -39,6 +39,7 @@ impl Endpoint {
                 Check::Store,
                 Check::Bootstrap,
                 Check::RbacBootstrap,
+                Check::CrdsSynced,
             ],
             Self::Livez => &[Check::Ping, Check::Log],
             Self::Readyz => &[
@@ -47,6 +48,7 @@ impl Endpoint {
                 Check::Store,
                 Check::Bootstrap,
                 Check::RbacBootstrap,
+                Check::CrdsSynced,
                 Check::Shutdown,
             ],
         }
@@ -62,6 +64,9 @@ enum Check {
     Bootstrap,
     /// The default RBAC roles and bindings exist (upstream's `rbac/bootstrap-roles` hook).
     RbacBootstrap,
+    /// The CRDs in the store are served (upstream's `crd-informer-synced`): right after a
+    /// restart, custom resources do not answer 404.
+    CrdsSynced,
     Shutdown,
 }
 
@@ -73,6 +78,7 @@ impl Check {
             Self::Store => "store",
             Self::Bootstrap => "poststarthook/bootstrap-system-namespaces",
             Self::RbacBootstrap => "poststarthook/rbac/bootstrap-roles",
+            Self::CrdsSynced => "poststarthook/crd-informer-synced",
             Self::Shutdown => "shutdown",
         }
     }
@@ -83,6 +89,7 @@ impl Check {
             Self::Shutdown => !state.shutting_down.load(Ordering::SeqCst),
             Self::Bootstrap => state.bootstrapped.load(Ordering::SeqCst),
             Self::RbacBootstrap => state.auth.bootstrapped.load(Ordering::SeqCst),
+            Self::CrdsSynced => state.crds_synced.load(Ordering::SeqCst),
             Self::Store => {
                 let probe = state.store.get("/k3rs/health");
                 match tokio::time::timeout(STORE_CHECK_TIMEOUT, probe).await {

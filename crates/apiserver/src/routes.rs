@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub(crate) api_port: u16,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
+    /// Set once the CRD controller has served the CRDs in the store (its first pass).
+    pub(crate) crds_synced: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
     pub(crate) shutting_down: AtomicBool,
 }
@@ -49,6 +51,7 @@ impl AppState {
             openapi: crate::api::OpenApi::default(),
             metrics: crate::metrics::Metrics::default(),
             bootstrapped: AtomicBool::new(false),
+            crds_synced: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -104,6 +104,7 @@ impl ApiServer {
             async move { state.auth.policy.run(state.store.clone()).await }
         });
         let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
+        let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
 
         tokio::pin!(shutdown);
         loop {
@@ -134,6 +135,7 @@ impl ApiServer {
         drop(listener);
         bootstrap.abort();
         policy_cache.abort();
+        crd_controller.abort();
         state.shutting_down.store(true, Ordering::SeqCst);
         tracing::info!(
             open_connections = graceful.count(),

@@ -276,7 +276,7 @@ async fn health_endpoints_answer_ok_in_plain_text() {
     assert_eq!(verbose.status, StatusCode::OK);
     assert_eq!(
         verbose.body,
-        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]poststarthook/bootstrap-system-namespaces ok\n[+]poststarthook/rbac/bootstrap-roles ok\n[+]shutdown ok\nreadyz check passed\n"
+        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]poststarthook/bootstrap-system-namespaces ok\n[+]poststarthook/rbac/bootstrap-roles ok\n[+]poststarthook/crd-informer-synced ok\n[+]shutdown ok\nreadyz check passed\n"
     );
     let livez = server.get("/livez?verbose=1").await;
     assert_eq!(livez.body, "[+]ping ok\n[+]log ok\nlivez check passed\n");
@@ -305,7 +305,7 @@ async fn readyz_fails_when_the_store_does() {
     // Liveness does not depend on the store; an excluded check does not count.
     assert_eq!(server.get("/livez").await.status, StatusCode::OK);
     let excluded = server
-        .get("/readyz?verbose&exclude=store&exclude=poststarthook/bootstrap-system-namespaces&exclude=poststarthook/rbac/bootstrap-roles")
+        .get("/readyz?verbose&exclude=store&exclude=poststarthook/bootstrap-system-namespaces&exclude=poststarthook/rbac/bootstrap-roles&exclude=poststarthook/crd-informer-synced")
         .await;
     assert_eq!(excluded.status, StatusCode::OK, "{}", excluded.body);
     assert!(excluded.body.contains("[+]store excluded: ok"));

@@ -23,9 +23,13 @@ pub(crate) use pod::volume_sources;
 pub use workloads::job_selector;
 
 /// Fills in upstream's defaults for `obj`, an object of `resource`'s kind. Kinds without
-/// defaults (and custom resources) are left untouched.
+/// defaults are left untouched; custom resources get their schema's defaults.
 pub fn apply_defaults(resource: &ResourceInfo, obj: &mut Value) {
     if !obj.is_object() {
+        return;
+    }
+    if let Some(custom) = &resource.custom {
+        custom.apply_defaults(obj);
         return;
     }
     match (resource.group, resource.kind) {

@@ -130,8 +130,14 @@ impl Table {
     }
 }
 
-/// The Table for `objects` of a built-in `resource`, ages counted up to `now`.
+/// The Table for `objects` of `resource` (a custom resource: from its printer columns), ages
+/// counted up to `now`.
 pub fn table_for(resource: &ResourceInfo, objects: &[Value], now: SystemTime) -> Table {
+    if let Some(custom) = &resource.custom {
+        // A column whose JSONPath does not parse falls back to the default table, as upstream.
+        return table_for_custom(&custom.printer_columns, objects, now)
+            .unwrap_or_else(|_| default_table(objects));
+    }
     let now = time::nanos_of(now);
     match builtin::printer(resource.group, resource.kind) {
         Some(printer) => Table {

@@ -69,6 +69,10 @@ pub fn validate_update(resource: &ResourceInfo, old: &Value, new: &Value) -> Vec
 }
 
 fn kind_rules(resource: &ResourceInfo, obj: &Value, errs: &mut Vec<FieldError>) {
+    if let Some(custom) = &resource.custom {
+        errs.extend(custom.validate(obj));
+        return;
+    }
     match (resource.group, resource.kind) {
         ("", "Pod") => pod::validate_pod(obj, errs),
         ("", "PodTemplate") => pod::validate_template(

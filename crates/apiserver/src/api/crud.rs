@@ -5,6 +5,7 @@ use k3rs_store::{KeyValue, StoreError};
 use serde_json::Value;
 
 use super::allocate;
+use super::crd;
 use super::error::ApiError;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
@@ -106,6 +107,7 @@ pub(crate) async fn create(
     let mut object = parse_body(call, body)?;
     let resource = &call.resource;
     strategy::check_identity(resource, &mut object, call.namespace(), None)?;
+    crd::check_create(call)?;
     strategy::decode_typed(call, &mut object)?;
     if objects::resource_version(&object)?.is_some() {
         return Err(ApiError::bad_request(
@@ -392,6 +394,11 @@ async fn delete_one(
         }
         let mut marked = old.clone();
         let mut finalizers = objects::finalizers(&old);
+        if let Some(finalizer) = crd::delete_finalizer(&call.resource, &old) {
+            if !finalizers.iter().any(|f| f == finalizer) {
+                finalizers.push(finalizer.into());
+            }
+        }
         match options.propagation.as_deref() {
             Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.push("foregroundDeletion".into());

@@ -7,6 +7,7 @@
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
 mod allocate;
+pub(crate) mod crd;
 pub(crate) mod crud;
 mod discovery;
 pub(crate) mod error;

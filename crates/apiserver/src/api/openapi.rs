@@ -22,10 +22,11 @@ struct Documents {
     v3: BTreeMap<String, (Bytes, String)>,
 }
 
-/// The documents, built on first use and rebuilt after [`OpenApi::invalidate`].
+/// The documents, built on first use and rebuilt after [`OpenApi::invalidate`] or when the
+/// served CRDs change (the registry's custom revision moves).
 #[derive(Debug, Default)]
 pub(crate) struct OpenApi {
-    built: RwLock<Option<Arc<Documents>>>,
+    built: RwLock<Option<(u64, Arc<Documents>)>>,
 }
 
 impl OpenApi {
@@ -36,28 +37,33 @@ impl OpenApi {
     }
 
     fn documents(&self, registry: &Registry) -> Arc<Documents> {
-        if let Some(built) = self
+        let custom = registry.custom();
+        if let Some((revision, built)) = self
             .built
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            return Arc::clone(built);
+            if *revision == custom.revision {
+                return Arc::clone(built);
+            }
         }
         let resources: Vec<k3rs_api::ResourceInfo> =
-            registry.all().iter().map(|r| (**r).clone()).collect();
-        let v3_docs = openapi_v3_documents(&resources, &[]);
+            registry.builtins().iter().map(|r| (**r).clone()).collect();
+        let crds = &custom.schemas;
+        let v3_docs = openapi_v3_documents(&resources, crds);
         let to_bytes =
             |value: &serde_json::Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
         let built = Arc::new(Documents {
-            v2: to_bytes(&openapi_v2(&resources, &[])),
+            v2: to_bytes(&openapi_v2(&resources, crds)),
             v3_index: to_bytes(&openapi_v3_index_of(&v3_docs)),
             v3: v3_docs
                 .iter()
                 .map(|(path, doc)| (path.clone(), (to_bytes(doc), document_hash(doc))))
                 .collect(),
         });
-        *self.built.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&built));
+        *self.built.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((custom.revision, Arc::clone(&built)));
         built
     }
 

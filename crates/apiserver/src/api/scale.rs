@@ -1,4 +1,5 @@
-//! The `scale` subresource: an `autoscaling/v1` `Scale` view of a workload's replicas.
+//! The `scale` subresource: an `autoscaling/v1` `Scale` view of a workload's replicas (for a
+//! custom resource, at the paths its CRD names).
 
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ pub(crate) async fn scale(
     name: &str,
     body: &[u8],
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let paths = ScalePaths::of(call);
     let stored = match *method {
         Method::GET | Method::HEAD => read(call, name).await?.1,
         Method::PUT => {
@@ -23,23 +25,73 @@ pub(crate) async fn scale(
             let precondition = objects::resource_version(&scale)?;
             let replicas = replicas_of(&scale)?;
             write(call, name, precondition, |old| {
-                Ok(with_replicas(old, replicas))
+                Ok(with_replicas(&paths, old, replicas))
             })
             .await?
         }
         Method::PATCH => {
             let patch = Patch::parse(call, body)?;
             write(call, name, None, |old| {
-                let current = to_scale(old);
+                let current = to_scale(&paths, old);
                 let patched = patch.apply(&current)?;
                 crud::check_patched_version(call, name, &current, &patched)?;
-                Ok(with_replicas(old, replicas_of(&patched)?))
+                Ok(with_replicas(&paths, old, replicas_of(&patched)?))
             })
             .await?
         }
         _ => return Err(ApiError::method_not_allowed(method)),
     };
-    Ok(json_response(StatusCode::OK, &to_scale(&stored)))
+    Ok(json_response(StatusCode::OK, &to_scale(&paths, &stored)))
+}
+
+/// Where the replicas and the selector live: `spec.replicas`, `status.replicas` and the
+/// `spec.selector` label selector for built-in workloads; a custom resource's CRD names its own
+/// (`specReplicasPath`, `statusReplicasPath`, and `labelSelectorPath`, a string).
+struct ScalePaths {
+    spec_replicas: Vec<String>,
+    status_replicas: Vec<String>,
+    /// `None`: the built-in `spec.selector`.
+    selector: Option<Vec<String>>,
+    custom: bool,
+}
+
+fn json_path(path: &str) -> Vec<String> {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl ScalePaths {
+    fn of(call: &Call<'_>) -> ScalePaths {
+        match call.resource.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+            Some(scale) => ScalePaths {
+                spec_replicas: json_path(&scale.spec_replicas_path),
+                status_replicas: json_path(&scale.status_replicas_path),
+                selector: Some(
+                    scale
+                        .label_selector_path
+                        .as_deref()
+                        .map(json_path)
+                        .unwrap_or_default(),
+                ),
+                custom: true,
+            },
+            None => ScalePaths {
+                spec_replicas: json_path("spec.replicas"),
+                status_replicas: json_path("status.replicas"),
+                selector: None,
+                custom: false,
+            },
+        }
+    }
+}
+
+fn at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    if path.is_empty() {
+        return None;
+    }
+    path.iter().try_fold(object, |value, key| value.get(key))
 }
 
 fn replicas_of(scale: &Value) -> Result<i64, ApiError> {
@@ -53,19 +105,30 @@ fn replicas_of(scale: &Value) -> Result<i64, ApiError> {
     }
 }
 
-fn with_replicas(object: &Value, replicas: i64) -> Value {
+fn with_replicas(paths: &ScalePaths, object: &Value, replicas: i64) -> Value {
     let mut out = object.clone();
-    if let Some(map) = out.as_object_mut() {
-        let spec = map.entry("spec").or_insert_with(|| json!({}));
-        if let Some(spec) = spec.as_object_mut() {
-            spec.insert("replicas".into(), json!(replicas));
-        }
+    let Some((last, parents)) = paths.spec_replicas.split_last() else {
+        return out;
+    };
+    let mut node = &mut out;
+    for key in parents {
+        let Some(map) = node.as_object_mut() else {
+            // A scalar in the way: nothing to set (validation reports the object as it is).
+            return object.clone();
+        };
+        node = map.entry(key.clone()).or_insert_with(|| json!({}));
     }
-    out
+    match node.as_object_mut() {
+        Some(map) => {
+            map.insert(last.clone(), json!(replicas));
+            out
+        }
+        None => object.clone(),
+    }
 }
 
 /// The Scale view of a workload.
-fn to_scale(object: &Value) -> Value {
+fn to_scale(paths: &ScalePaths, object: &Value) -> Value {
     let meta = |field| {
         meta_str(object, field)
             .map(Value::from)
@@ -81,20 +144,24 @@ fn to_scale(object: &Value) -> Value {
     if let Some(map) = metadata.as_object_mut() {
         map.retain(|_, v| !v.is_null());
     }
-    let spec = object.get("spec");
-    let replicas = spec
-        .and_then(|s| s.get("replicas"))
+    // A workload without replicas runs one; a custom resource without them has none.
+    let replicas = at(object, &paths.spec_replicas)
         .cloned()
-        .unwrap_or(json!(1));
-    let status_replicas = object
-        .get("status")
-        .and_then(|s| s.get("replicas"))
+        .unwrap_or(json!(if paths.custom { 0 } else { 1 }));
+    let status_replicas = at(object, &paths.status_replicas)
         .cloned()
         .unwrap_or(json!(0));
-    let selector = spec
-        .and_then(|s| s.get("selector"))
-        .map(selector_string)
-        .unwrap_or_default();
+    let selector = match &paths.selector {
+        None => object
+            .get("spec")
+            .and_then(|s| s.get("selector"))
+            .map(selector_string)
+            .unwrap_or_default(),
+        Some(path) => at(object, path)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

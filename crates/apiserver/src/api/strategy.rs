@@ -46,7 +46,8 @@ impl FieldValidation {
 /// a 400, unknown fields are dropped — and reported as the request's `fieldValidation` asks.
 pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), ApiError> {
     let validation = FieldValidation::of(call)?;
-    let typed = (call.resource.typed)(object).map_err(|err| {
+    // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
+    let typed = call.resource.decode(object).map_err(|err| {
         ApiError::bad_request(format!(
             "the body of the request could not be decoded as {}: {err}",
             call.resource.kind
