@@ -93,7 +93,6 @@ fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
     );
     assert!(explained.contains("-required-"), "{explained}");
 
-    kubectl.ok(server, &["apply", "-f", "-"]).ok();
     let (ok, _, err) = kubectl.run_with_input(
         server,
         &["apply", "-f", "-"],
