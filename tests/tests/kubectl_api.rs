@@ -207,6 +207,43 @@ fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
         "strategic merge kept the image"
     );
 
+    // A PUT that changes nothing writes nothing and answers with the stored resourceVersion
+    // (an object made by `create`: `replace` rewrites apply's last-applied annotation).
+    let made = kubectl.run_with_input(
+        server,
+        &["-n", &ns, "create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unchanged}\ndata: {a: b}\n",
+    )?;
+    assert!(made.0, "{}", made.2);
+    let current: serde_json::Value =
+        serde_json::from_str(&run(&["get", "cm", "unchanged", "-o", "json"])?)?;
+    let revision = current["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut unversioned = current.clone();
+    if let Some(meta) = unversioned["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+    }
+    let replaced = kubectl.run_with_input(
+        server,
+        &[
+            "-n",
+            &ns,
+            "replace",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+        &unversioned.to_string(),
+    )?;
+    assert!(replaced.0, "{}", replaced.2);
+    assert_eq!(
+        replaced.1, revision,
+        "an unchanged replace keeps the resourceVersion"
+    );
+
     // Selectors.
     let selected = run(&["get", "cm", "-l", "stage=test", "-o", "name"])?;
     assert_eq!(selected.trim(), "configmap/settings");

@@ -183,10 +183,7 @@ pub(crate) fn check_patched_version(
 ) -> Result<(), ApiError> {
     let wanted = objects::resource_version(patched)?;
     if wanted.is_some() && wanted != objects::resource_version(old)? {
-        return Err(ApiError::conflict(
-            call.subject(name),
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
+        return Err(ApiError::stale(call.subject(name)));
     }
     Ok(())
 }
@@ -205,10 +202,7 @@ pub(crate) async fn write(
         let (old_kv, old) = read(call, name).await?;
         if let Some(wanted) = precondition {
             if wanted != old_kv.mod_revision {
-                return Err(ApiError::conflict(
-                    call.subject(name),
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
+                return Err(ApiError::stale(call.subject(name)));
             }
         }
         let new = change(&old)?;
@@ -219,25 +213,38 @@ pub(crate) async fn write(
             && !namespaces::holds_deletion(&merged)
         {
             if dry_run {
+                objects::set_resource_version(&mut merged, old_kv.mod_revision);
                 return Ok(merged);
             }
             let key = object_key(&call.resource, call.namespace(), name);
-            match call.state.store.delete(&key, Some(old_kv.mod_revision)).await {
+            match call
+                .state
+                .store
+                .delete(&key, Some(old_kv.mod_revision))
+                .await
+            {
                 Ok(deleted) => {
                     released(call, &old).await;
                     objects::set_resource_version(&mut merged, deleted.revision);
                     return Ok(merged);
                 }
-                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
-                Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
+                    if precondition.is_none() =>
+                {
+                    continue
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::not_found(call.subject(name)))
+                }
                 Err(StoreError::Conflict { .. }) => {
-                    return Err(ApiError::conflict(call.subject(name), "the object has been modified; please apply your changes to the latest version and try again"))
+                    return Err(ApiError::stale(call.subject(name)))
                 }
                 Err(err) => return Err(ApiError::internal(err)),
             }
         }
         if encode(&merged)? == old_kv.value || dry_run {
-            // Nothing changed (or nothing may): answer with the stored object, unwritten.
+            // Nothing changed (or nothing may): answer with the object as stored, unwritten.
+            objects::set_resource_version(&mut merged, old_kv.mod_revision);
             return Ok(merged);
         }
         let claimed = allocate_for(call, &mut merged, Some(&old)).await?;
@@ -267,14 +274,15 @@ pub(crate) async fn write(
                 objects::set_resource_version(&mut merged, kv.mod_revision);
                 return Ok(merged);
             }
-            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) if precondition.is_none() => continue,
-            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(call.subject(name))),
-            Err(StoreError::Conflict { .. }) => {
-                return Err(ApiError::conflict(
-                    call.subject(name),
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ))
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
+                if precondition.is_none() =>
+            {
+                continue
             }
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::not_found(call.subject(name)))
+            }
+            Err(StoreError::Conflict { .. }) => return Err(ApiError::stale(call.subject(name))),
             Err(err) => return Err(ApiError::internal(err)),
         }
     }

@@ -110,6 +110,14 @@ impl ApiError {
         }
     }
 
+    /// 409 Conflict for a write based on an old resourceVersion, in upstream's words.
+    pub(crate) fn stale(subject: Subject<'_>) -> ApiError {
+        ApiError::conflict(
+            subject,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
     /// 422 Invalid with one cause per field error.
     pub(crate) fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> ApiError {
         let list = errors
