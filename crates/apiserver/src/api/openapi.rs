@@ -22,20 +22,14 @@ struct Documents {
     v3: BTreeMap<String, (Bytes, String)>,
 }
 
-/// The documents, built on first use and rebuilt after [`OpenApi::invalidate`] or when the
-/// served CRDs change (the registry's custom revision moves).
+/// The documents, built on first use and rebuilt when the served CRDs change (the registry's
+/// custom revision moves).
 #[derive(Debug, Default)]
 pub(crate) struct OpenApi {
     built: RwLock<Option<(u64, Arc<Documents>)>>,
 }
 
 impl OpenApi {
-    /// Forgets the documents (the served resources changed).
-    #[allow(dead_code)]
-    pub(crate) fn invalidate(&self) {
-        *self.built.write().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     fn documents(&self, registry: &Registry) -> Arc<Documents> {
         let custom = registry.custom();
         if let Some((revision, built)) = self
