@@ -3,10 +3,11 @@
 //! fields, the object after pruning and defaulting, and the validation errors.
 //! `UPDATE_EXPECT=1 cargo test -p k3rs-api --test custom_resources` rewrites the `.out` files.
 
-use std::path::{Path, PathBuf};
-
 use k3rs_api::custom::schema;
 use serde_json::Value;
+use support::check_suite;
+
+mod support;
 
 fn render(case: &Value) -> String {
     let schema_json = &case["schema"];
@@ -30,38 +31,5 @@ fn render(case: &Value) -> String {
 
 #[test]
 fn schema_cases() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/custom");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("testdata/custom")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    cases.sort();
-    assert!(!cases.is_empty(), "no cases in {}", dir.display());
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
-    let mut failures = Vec::new();
-    for case in &cases {
-        let input: Value = serde_json::from_str(&std::fs::read_to_string(case).expect("read"))
-            .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-        let actual = render(&input);
-        let out = case.with_extension("out");
-        if update {
-            std::fs::write(&out, &actual).expect("write expectation");
-            continue;
-        }
-        let expected = std::fs::read_to_string(&out).unwrap_or_default();
-        if expected != actual {
-            failures.push(format!(
-                "--- {}\nexpected:\n{expected}\nactual:\n{actual}",
-                out.display()
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases differ (UPDATE_EXPECT=1 to accept):\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    check_suite("custom", render);
 }
