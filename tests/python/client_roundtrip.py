@@ -97,7 +97,10 @@ def main(kubeconfig: str, namespace: str) -> None:
             }],
         },
     }
-    ext.create_custom_resource_definition(crd)
+    created_crd = ext.create_custom_resource_definition(crd)
+    # Like upstream, a new CRD already carries its storage version (the naming controller fills
+    # in the rest a moment later), so clients that read `status` right away find one.
+    assert created_crd.status.stored_versions == ["v1"], created_crd.status
     deadline = time.time() + 30
     while True:
         got = ext.read_custom_resource_definition(f"{plural}.{group}")

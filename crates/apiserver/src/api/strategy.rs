@@ -125,6 +125,28 @@ fn reset_status(resource: &ResourceInfo, object: &mut Value) {
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
             map.insert("status".into(), serde_json::json!({"phase": "Pending"}));
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            // Upstream records the storage version at once, so `storedVersions` and the
+            // (still empty) `acceptedNames` are present before the naming controller runs.
+            let storage = map
+                .get("spec")
+                .and_then(|spec| spec.get("versions"))
+                .and_then(Value::as_array)
+                .and_then(|versions| {
+                    versions
+                        .iter()
+                        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                })
+                .and_then(|v| v.get("name"))
+                .cloned();
+            map.insert(
+                "status".into(),
+                serde_json::json!({
+                    "acceptedNames": {"plural": "", "kind": ""},
+                    "storedVersions": storage.into_iter().collect::<Vec<_>>(),
+                }),
+            );
+        }
         _ => {
             map.remove("status");
         }
