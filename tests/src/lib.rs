@@ -465,3 +465,20 @@ impl Kubectl {
         Ok(stderr)
     }
 }
+
+/// Runs `scenario` with every kubectl release of [`kubectls`] against `server`, panicking with
+/// the release and the server's log at the first failure.
+pub fn with_each_kubectl(
+    server: &K3rsServer,
+    scenario: impl Fn(&K3rsServer, &Kubectl) -> Result<()>,
+) {
+    for kubectl in kubectls() {
+        if let Err(err) = scenario(server, &kubectl) {
+            panic!(
+                "kubectl {}: {err:#}\nserver log:\n{}",
+                kubectl.version,
+                server.log_text()
+            );
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! output, watch, dry-run, diff, edit, delete, and the errors kubectl prints.
 
 use anyhow::Result;
-use k3rs_tests::{kubectls, K3rsServer, Kubectl};
+use k3rs_tests::{with_each_kubectl, K3rsServer, Kubectl};
 
 const MANIFEST: &str = r#"
 apiVersion: v1
@@ -423,14 +423,6 @@ fn server_dir_file(server: &K3rsServer, name: &str, text: &str) -> Result<std::p
 fn kubectl_releases_drive_the_api() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = K3rsServer::start(dir.path())?;
-    for kubectl in kubectls() {
-        if let Err(err) = scenario(&server, &kubectl) {
-            panic!(
-                "kubectl {}: {err:#}\nserver log:\n{}",
-                kubectl.version,
-                server.log_text()
-            );
-        }
-    }
+    with_each_kubectl(&server, scenario);
     Ok(())
 }

@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
 mod error;
 mod json;
 mod schema;

@@ -45,7 +45,11 @@ impl Catalog {
                 // Registers the kind and, through `$ref`s, every nested type as a definition.
                 let _ = (resource.schema)(&mut generator);
             }
-            Catalog::new(generator.take_definitions(false), PATCH_STRATEGIES)
+            let mut definitions = generator.take_definitions(false);
+            // Structured merge (server-side apply) reads the list and map markers from the
+            // schemas themselves, as it does from a CRD's.
+            k3rs_api::patch_strategy::annotate_openapi_definitions(&mut definitions);
+            Catalog::new(definitions, PATCH_STRATEGIES)
         })
     }
 
@@ -65,6 +69,32 @@ impl Catalog {
             .find(|row| row.property == property)
             .copied()
     }
+}
+
+/// The `$ref` of a schema: its own, or a lone one wrapped in `allOf`.
+pub(crate) fn reference_of(schema: &Value) -> Option<&str> {
+    schema.get("$ref").and_then(Value::as_str).or_else(|| {
+        match schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([only]) => only.get("$ref").and_then(Value::as_str),
+            _ => None,
+        }
+    })
+}
+
+/// The definition a `$ref` of the built-in schemas names (`None`: it points elsewhere).
+pub(crate) fn definition_name(reference: &str) -> Option<String> {
+    let name = reference.strip_prefix(REF_PREFIX)?;
+    Some(name.replace("~1", "/").replace("~0", "~"))
+}
+
+/// The definitions of every built-in kind and the types they use, annotated with upstream's
+/// `x-kubernetes-*` list and map markers.
+pub(crate) fn builtin_definitions() -> &'static Map<String, Value> {
+    &Catalog::builtin().definitions
 }
 
 /// A position in the schema of a built-in kind: the schema of one value, and the definition it
@@ -153,23 +183,12 @@ impl PatchSchema {
             let Some(schema) = here.schema else {
                 return here;
             };
-            let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
-                match schema
-                    .get("allOf")
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                {
-                    Some([only]) => only.get("$ref").and_then(Value::as_str),
-                    _ => None,
-                }
-            });
-            let Some(reference) = reference else {
+            let Some(reference) = reference_of(schema) else {
                 return here;
             };
-            let Some(name) = reference.strip_prefix(REF_PREFIX) else {
+            let Some(name) = definition_name(reference) else {
                 return self.unknown();
             };
-            let name = name.replace("~1", "/").replace("~0", "~");
             match self.catalog.schema(&name) {
                 Some(definition) => here = definition,
                 None => return self.unknown(),

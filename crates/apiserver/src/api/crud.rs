@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::allocate;
 use super::crd;
 use super::error::ApiError;
+use super::managed;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
 use super::patching::Patch;
@@ -103,8 +104,27 @@ pub(crate) async fn create(
     call: &Call<'_>,
     body: &[u8],
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let object = parse_body(call, body)?;
+    let created = create_object(call, object, Ownership::Track).await?;
+    Ok(respond(call, StatusCode::CREATED, &created))
+}
+
+/// How a write records field ownership (`metadata.managedFields`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// The writer owns what it changed (operation `Update`).
+    Track,
+    /// Server-side apply has already set the managed fields.
+    Applied,
+}
+
+/// Creates `object` (a client's body, or an apply's result) and returns it as stored.
+async fn create_object(
+    call: &Call<'_>,
+    mut object: Value,
+    ownership: Ownership,
+) -> Result<Value, ApiError> {
     let dry_run = call.query.dry_run()?;
-    let mut object = parse_body(call, body)?;
     let resource = &call.resource;
     strategy::check_identity(resource, &mut object, call.namespace(), None)?;
     crd::check_create(call)?;
@@ -120,8 +140,11 @@ pub(crate) async fn create(
         namespaces::check_accepts_creates(call, &namespace, &name).await?;
     }
     strategy::prepare_for_create(resource, &mut object)?;
+    if ownership == Ownership::Track {
+        managed::track(call, None, &mut object)?;
+    }
     if dry_run {
-        return Ok(respond(call, StatusCode::CREATED, &object));
+        return Ok(object);
     }
     let claimed = allocate_for(call, &mut object, None).await?;
     let key = object_key(resource, call.namespace(), &name);
@@ -139,7 +162,7 @@ pub(crate) async fn create(
         Err(err) => return Err(ApiError::internal(err)),
     };
     objects::set_resource_version(&mut object, kv.mod_revision);
-    Ok(respond(call, StatusCode::CREATED, &object))
+    Ok(object)
 }
 
 pub(crate) async fn update(
@@ -151,7 +174,10 @@ pub(crate) async fn update(
     strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
     strategy::decode_typed(call, &mut new)?;
     let precondition = objects::resource_version(&new)?;
-    let stored = write(call, name, precondition, |_old| Ok(new.clone())).await?;
+    let stored = write(call, name, precondition, Ownership::Track, |_old| {
+        Ok(new.clone())
+    })
+    .await?;
     Ok(respond(call, StatusCode::OK, &stored))
 }
 
@@ -161,14 +187,43 @@ pub(crate) async fn patch(
     body: &[u8],
 ) -> Result<Response<ResponseBody>, ApiError> {
     let patch = Patch::parse(call, body)?;
+    if let Patch::Apply(config) = patch {
+        return apply(call, name, config).await;
+    }
     let resource = call.resource.clone();
     let namespace = call.namespace().map(str::to_owned);
-    let stored = write(call, name, None, move |old| {
+    let stored = write(call, name, None, Ownership::Track, move |old| {
         let mut patched = patch.apply(old)?;
         strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
         strategy::decode_typed(call, &mut patched)?;
         check_patched_version(call, name, old, &patched)?;
         Ok(patched)
+    })
+    .await?;
+    Ok(respond(call, StatusCode::OK, &stored))
+}
+
+/// Server-side apply: merges the configuration into the object (creating it when missing, except
+/// through a subresource) and stores the result like any write.
+async fn apply(
+    call: &Call<'_>,
+    name: &str,
+    mut config: Value,
+) -> Result<Response<ResponseBody>, ApiError> {
+    strategy::check_identity(&call.resource, &mut config, call.namespace(), Some(name))?;
+    let precondition = objects::resource_version(&config)?;
+    if let Err(err) = read(call, name).await {
+        if err.code != StatusCode::NOT_FOUND || call.path.subresource.is_some() {
+            return Err(err);
+        }
+        let applied = managed::apply(call, None, &config)?;
+        let created = create_object(call, applied, Ownership::Applied).await?;
+        return Ok(respond(call, StatusCode::CREATED, &created));
+    }
+    let stored = write(call, name, precondition, Ownership::Applied, |old| {
+        let mut merged = managed::apply(call, Some(old), &config)?;
+        strategy::decode_typed(call, &mut merged)?;
+        Ok(merged)
     })
     .await?;
     Ok(respond(call, StatusCode::OK, &stored))
@@ -194,6 +249,7 @@ pub(crate) async fn write(
     call: &Call<'_>,
     name: &str,
     precondition: Option<i64>,
+    ownership: Ownership,
     change: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
     let dry_run = call.query.dry_run()?;
@@ -241,6 +297,9 @@ pub(crate) async fn write(
                 }
                 Err(err) => return Err(ApiError::internal(err)),
             }
+        }
+        if ownership == Ownership::Track {
+            managed::track(call, Some(&old), &mut merged)?;
         }
         if encode(&merged)? == old_kv.value || dry_run {
             // Nothing changed (or nothing may): answer with the object as stored, unwritten.

@@ -110,6 +110,27 @@ impl ApiError {
         }
     }
 
+    /// 409 Conflict for a server-side apply that would change fields other managers own: one
+    /// `FieldManagerConflict` cause per field, as upstream's `NewApplyConflict`.
+    pub(crate) fn apply_conflict(conflicts: &[k3rs_patch::apply::Conflict]) -> ApiError {
+        let message = k3rs_patch::apply::ApplyError::Conflicts(conflicts.to_vec()).to_string();
+        let causes = conflicts
+            .iter()
+            .map(|c| StatusCause {
+                reason: Some("FieldManagerConflict".to_owned()),
+                message: Some(format!("conflict with {}", c.manager)),
+                field: Some(c.field.clone()),
+            })
+            .collect();
+        ApiError {
+            details: Some(Box::new(StatusDetails {
+                causes: Some(causes),
+                ..Default::default()
+            })),
+            ..ApiError::new(StatusCode::CONFLICT, "Conflict", message)
+        }
+    }
+
     /// 409 Conflict for a write based on an old resourceVersion, in upstream's words.
     pub(crate) fn stale(subject: Subject<'_>) -> ApiError {
         ApiError::conflict(

@@ -12,6 +12,7 @@ pub(crate) mod crud;
 mod discovery;
 pub(crate) mod error;
 mod list;
+mod managed;
 mod namespaces;
 pub(crate) mod objects;
 mod openapi;

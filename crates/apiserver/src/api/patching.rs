@@ -1,5 +1,6 @@
-//! Patch bodies: JSON patch, JSON merge patch and strategic merge patch (server-side apply is
-//! still to come), parsed once and applied to an object with `k3rs-patch`.
+//! Patch bodies: JSON patch, JSON merge patch, strategic merge patch and server-side apply
+//! configurations, parsed once; the first three apply to an object with `k3rs-patch`, an apply
+//! goes through [`super::managed::apply`].
 
 use serde_json::Value;
 
@@ -15,6 +16,8 @@ pub(crate) enum Patch {
     Merge(Value),
     /// `application/strategic-merge-patch+json`, with the kind's OpenAPI definition name.
     Strategic { patch: Value, schema: String },
+    /// `application/apply-patch+yaml`: a server-side apply configuration (YAML or JSON).
+    Apply(Value),
 }
 
 impl Patch {
@@ -56,6 +59,16 @@ impl Patch {
                     schema: (call.resource.schema_name)(),
                 })
             }
+            "application/apply-patch+yaml" => {
+                let config: Value = serde_yaml::from_slice(body)
+                    .map_err(|err| ApiError::bad_request(format!("error decoding YAML: {err}")))?;
+                if !config.is_object() {
+                    return Err(ApiError::bad_request(
+                        "an apply configuration must be a YAML or JSON object",
+                    ));
+                }
+                Ok(Patch::Apply(config))
+            }
             other => Err(ApiError::unsupported_media_type(other)),
         }
     }
@@ -67,6 +80,11 @@ impl Patch {
             Patch::Merge(patch) => k3rs_patch::apply_merge_patch(doc, patch),
             Patch::Strategic { patch, schema } => {
                 k3rs_patch::apply_strategic_merge_patch(doc, patch, schema)
+            }
+            Patch::Apply(_) => {
+                return Err(ApiError::bad_request(
+                    "server-side apply is not supported on this subresource",
+                ))
             }
         };
         result.map_err(ApiError::from_patch)

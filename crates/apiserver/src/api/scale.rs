@@ -4,7 +4,7 @@
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::crud::{self, parse_body, read, write};
+use super::crud::{self, parse_body, read, write, Ownership};
 use super::error::ApiError;
 use super::objects::{self, meta_str};
 use super::patching::Patch;
@@ -24,14 +24,14 @@ pub(crate) async fn scale(
             let scale = parse_body(call, body)?;
             let precondition = objects::resource_version(&scale)?;
             let replicas = replicas_of(&scale)?;
-            write(call, name, precondition, |old| {
+            write(call, name, precondition, Ownership::Track, |old| {
                 Ok(with_replicas(&paths, old, replicas))
             })
             .await?
         }
         Method::PATCH => {
             let patch = Patch::parse(call, body)?;
-            write(call, name, None, |old| {
+            write(call, name, None, Ownership::Track, |old| {
                 let current = to_scale(&paths, old);
                 let patched = patch.apply(&current)?;
                 crud::check_patched_version(call, name, &current, &patched)?;
