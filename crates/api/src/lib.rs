@@ -4,7 +4,8 @@
 //! version, kind, plural, scope, verbs, short names, categories, subresources and schema. Around
 //! it: label and field selectors, defaulting and validation of built-in kinds (validation reports
 //! [`FieldError`]s in upstream's wording, which the API server turns into 422 `Status` causes),
-//! server-side Table printing for `kubectl get`, and the OpenAPI v2/v3 documents.
+//! server-side Table printing for `kubectl get`, the patch strategies and list/map topology
+//! (`+listType`, `+mapType`, ...) of the built-in types, and the OpenAPI v2/v3 documents.
 //!
 //! **Invariants**
 //! - No I/O, no clock reads hidden in helpers (the caller passes "now"), no store access: every
@@ -20,6 +21,7 @@ pub mod fields;
 pub mod openapi;
 pub mod patch_strategy;
 pub mod resources;
+pub mod schema_topology;
 pub mod selector;
 pub mod strict;
 pub mod table;

@@ -157,23 +157,15 @@ pub fn patch_strategy(definition: &str, property: &str) -> Option<&'static Field
 /// `kubectl apply` reads them from `/openapi/v2` to compute its strategic merge patches.
 pub fn annotate_openapi_definitions(definitions: &mut Map<String, Value>) {
     for row in PATCH_STRATEGIES {
-        let property = definitions
-            .get_mut(row.definition)
-            .and_then(|schema| schema.get_mut("properties"))
-            .and_then(|properties| properties.get_mut(row.property))
-            .and_then(Value::as_object_mut);
-        if let Some(property) = property {
-            property.insert(
-                "x-kubernetes-patch-strategy".to_owned(),
-                Value::from(row.strategy),
-            );
-            if !row.merge_key.is_empty() {
-                property.insert(
-                    "x-kubernetes-patch-merge-key".to_owned(),
-                    Value::from(row.merge_key),
-                );
-            }
-        }
+        let merge_key = (!row.merge_key.is_empty())
+            .then(|| ("x-kubernetes-patch-merge-key", Value::from(row.merge_key)));
+        let strategy = ("x-kubernetes-patch-strategy", Value::from(row.strategy));
+        crate::openapi::annotate_property(
+            definitions,
+            row.definition,
+            row.property,
+            [strategy].into_iter().chain(merge_key),
+        );
     }
 }
 

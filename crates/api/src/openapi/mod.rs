@@ -194,6 +194,26 @@ fn list_definition(format: Format, s: &Served, list_kind: &str) -> Value {
     })
 }
 
+/// Writes `extensions` (name, value) into the schema of `property` in the definition
+/// `definition` of `definitions`, where both exist.
+pub(crate) fn annotate_property(
+    definitions: &mut Map<String, Value>,
+    definition: &str,
+    property: &str,
+    extensions: impl IntoIterator<Item = (&'static str, Value)>,
+) {
+    let schema = definitions
+        .get_mut(definition)
+        .and_then(|schema| schema.get_mut("properties"))
+        .and_then(|properties| properties.get_mut(property))
+        .and_then(Value::as_object_mut);
+    if let Some(schema) = schema {
+        for (name, value) in extensions {
+            schema.insert(name.to_owned(), value);
+        }
+    }
+}
+
 /// Every definition reachable from `served`, plus the meta types every document has.
 fn definitions(format: Format, served: &[(Served, Source<'_>)]) -> Map<String, Value> {
     use k8s_openapi::api::{authentication, autoscaling, policy};
@@ -236,6 +256,7 @@ fn definitions(format: Format, served: &[(Served, Source<'_>)]) -> Map<String, V
     }
     let mut definitions = generator.take_definitions(true);
     crate::patch_strategy::annotate_openapi_definitions(&mut definitions);
+    crate::schema_topology::annotate_openapi_topology(&mut definitions);
     fix_special_types(format, &mut definitions);
 
     for (s, source) in served {

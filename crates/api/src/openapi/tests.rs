@@ -320,6 +320,17 @@ fn schemas_match_upstream_where_clients_look() {
     let finalizers = &v2d[OBJECT_META]["properties"]["finalizers"];
     assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
     assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none());
+
+    // The list and map topology server-side apply clients build apply configurations from.
+    let ports = &v3d["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+    assert_eq!(ports["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        ports["x-kubernetes-list-map-keys"],
+        json!(["containerPort", "protocol"])
+    );
+    assert_eq!(finalizers["x-kubernetes-list-type"], "set");
+    let label_selector = "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector";
+    assert_eq!(v3d[label_selector]["x-kubernetes-map-type"], "atomic");
 }
 
 /// What `kubectl explain` (1.27+) reads: the resource's list or item path, whose operations
