@@ -49,6 +49,7 @@ impl Catalog {
             // Structured merge (server-side apply) reads the list and map markers from the
             // schemas themselves, as it does from a CRD's.
             k3rs_api::patch_strategy::annotate_openapi_definitions(&mut definitions);
+            k3rs_api::schema_topology::annotate_openapi_topology(&mut definitions);
             Catalog::new(definitions, PATCH_STRATEGIES)
         })
     }
