@@ -19,41 +19,53 @@ enum Bench {
     /// The k3rs store against etcd 3.4, in one run; writes its section of docs/benchmarks.md.
     ///
     /// Extra arguments go to `k3rs-bench store` (see `cargo xtask bench store --help-bench`).
-    Store {
-        /// Print the benchmark's own options.
-        #[arg(long)]
-        help_bench: bool,
-        /// Arguments for `k3rs-bench store`, e.g. `--writes 5000 --concurrency 1,4,16`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        bench_args: Vec<String>,
-    },
+    Store(BenchArgs),
+    /// The k3rs API server (release build) against etcd 3.4 alone: creates/s, get and list
+    /// latency at 10k objects, watch fan-out to 500 watchers, server memory; writes its section
+    /// of docs/benchmarks.md.
+    ///
+    /// Extra arguments go to `k3rs-bench api` (see `cargo xtask bench api --help-bench`).
+    Api(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Print the benchmark's own options.
+    #[arg(long)]
+    help_bench: bool,
+    /// Arguments for `k3rs-bench <name>`, e.g. `--writes 5000 --concurrency 1,4,16`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    bench_args: Vec<String>,
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
-    match args.bench {
-        Bench::Store {
-            help_bench,
-            bench_args,
-        } => {
-            if !args.no_deps && !help_bench {
-                // etcd-server for the baseline, protoc for etcd-client.
-                crate::deps::ensure()?;
-            }
-            // Data on the target dir's disk, not /tmp (which may be tmpfs, where fsync is free).
-            let work_dir = target_dir()?.join("k3rs-bench");
-            let report = workspace_root().join("docs").join("benchmarks.md");
-            let mut cmd = cargo();
-            cmd.args(["run", "--release", "-p", "k3rs-bench", "--", "store"]);
-            if help_bench {
-                cmd.arg("--help");
-            } else {
-                cmd.arg("--work-dir")
-                    .arg(work_dir)
-                    .arg("--report")
-                    .arg(report)
-                    .args(bench_args);
-            }
-            run_cmd(&mut cmd)
-        }
+    let (name, bench) = match args.bench {
+        Bench::Store(bench) => ("store", bench),
+        Bench::Api(bench) => ("api", bench),
+    };
+    if !args.no_deps && !bench.help_bench {
+        // etcd-server for the baseline, protoc for etcd-client.
+        crate::deps::ensure()?;
     }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "k3rs-bench", "--", name]);
+    if bench.help_bench {
+        cmd.arg("--help");
+        return run_cmd(&mut cmd);
+    }
+    if name == "api" {
+        // The server under test is the release binary a user installs.
+        run_cmd(cargo().args(["build", "--release", "-p", "k3rs"]))?;
+        cmd.arg("--k3rs")
+            .arg(target_dir()?.join("release").join("k3rs"));
+    }
+    // Data on the target dir's disk, not /tmp (which may be tmpfs, where fsync is free).
+    let work_dir = target_dir()?.join("k3rs-bench");
+    let report = workspace_root().join("docs").join("benchmarks.md");
+    cmd.arg("--work-dir")
+        .arg(work_dir)
+        .arg("--report")
+        .arg(report)
+        .args(bench.bench_args);
+    run_cmd(&mut cmd)
 }

@@ -3,13 +3,18 @@
 //!
 //! `k3rs-bench store`: the k3rs store (sled backend, embedded as the API server embeds it)
 //! against etcd 3.4 (a child process on loopback, reached over gRPC as the API server reaches it).
+//! `k3rs-bench api`: the k3rs API server (a `k3rs server` child over HTTPS) against etcd 3.4
+//! alone, the storage a stock control plane puts under kube-apiserver.
 //! Results are printed as a table and written to `docs/benchmarks.md`.
 //!
 //! Numbers from here are never test assertions: they describe one machine on one day.
 
 #![forbid(unsafe_code)]
 
+mod api;
+mod etcd;
 mod machine;
+mod report;
 mod stats;
 mod store;
 
@@ -31,11 +36,15 @@ struct Cli {
 enum Bench {
     /// The k3rs store against etcd 3.4: durable writes, lists of 10k objects, watch delivery.
     Store(store::Args),
+    /// The k3rs API server against etcd 3.4 alone: creates, gets and lists at 10k objects,
+    /// watch fan-out, memory.
+    Api(api::Args),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
         Bench::Store(args) => store::run(args),
+        Bench::Api(args) => api::run(args),
     }
 }

@@ -1,6 +1,11 @@
-//! Latency samples and their percentiles.
+//! Latency samples and their percentiles, and rounds of concurrent timed operations.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::sync::Barrier;
 
 /// A set of measured durations.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +44,58 @@ impl Samples {
     pub(crate) fn p99(&self) -> Duration {
         self.percentile(99.0)
     }
+}
+
+/// One round of operations by concurrent clients: how long it took in all, and each operation.
+#[derive(Debug)]
+pub(crate) struct Round {
+    pub(crate) clients: usize,
+    pub(crate) wall: Duration,
+    pub(crate) latency: Samples,
+}
+
+impl Round {
+    /// Operations per second over the round's wall time.
+    pub(crate) fn per_second(&self) -> f64 {
+        self.latency.len() as f64 / self.wall.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// `clients` tasks each run `op(client, i)` for `i` in `0..per_client`, all starting together;
+/// every operation is timed.
+pub(crate) async fn concurrently<F, Fut>(clients: usize, per_client: usize, op: F) -> Result<Round>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let mut tasks = Vec::with_capacity(clients);
+    for client in 0..clients {
+        let op = Arc::clone(&op);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Samples::default();
+            barrier.wait().await;
+            for i in 0..per_client {
+                let start = Instant::now();
+                op(client, i).await?;
+                latency.push(start.elapsed());
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut latency = Samples::default();
+    for task in tasks {
+        latency.extend(task.await.context("a client task panicked")??);
+    }
+    Ok(Round {
+        clients,
+        wall: start.elapsed(),
+        latency,
+    })
 }
 
 #[cfg(test)]

@@ -7,18 +7,15 @@
 //!    records when each event arrives; latency runs from issuing the create to the event.
 
 mod backend;
-mod etcd;
 mod report;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
-use tokio::sync::Barrier;
 
-use crate::stats::Samples;
+use crate::stats::{concurrently, Round, Samples};
 use backend::Backend;
 
 #[derive(Debug, clap::Args)]
@@ -47,19 +44,8 @@ pub(crate) struct Args {
     /// Seed of the value sizes and contents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The etcd 3.4 binary (Debian `etcd-server`).
-    #[arg(long, default_value = "/usr/bin/etcd")]
-    etcd: PathBuf,
-    /// Where both stores keep their data during the run. Must be a real disk: on tmpfs an fsync
-    /// costs nothing and durable-write numbers mean nothing.
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
-    work_dir: PathBuf,
-    /// The Markdown file whose store section is replaced with this run's results.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/benchmarks.md"))]
-    report: PathBuf,
-    /// Print the results without writing the report file.
-    #[arg(long)]
-    no_report: bool,
+    #[command(flatten)]
+    common: crate::report::Common,
     /// Run only one side (for debugging the harness; the report needs both).
     #[arg(long, value_enum, default_value_t = Only::Both)]
     only: Only,
@@ -81,25 +67,10 @@ const FILL_CLIENTS: usize = 16;
 /// A watch that has not delivered every event by then has lost some.
 const WATCH_DEADLINE: Duration = Duration::from_secs(60);
 
-/// One concurrency level of the write phase.
-#[derive(Debug)]
-pub(crate) struct WriteRound {
-    pub(crate) clients: usize,
-    pub(crate) writes: usize,
-    pub(crate) wall: Duration,
-    pub(crate) latency: Samples,
-}
-
-impl WriteRound {
-    pub(crate) fn per_second(&self) -> f64 {
-        self.writes as f64 / self.wall.as_secs_f64().max(f64::EPSILON)
-    }
-}
-
 /// Everything measured on one store.
 #[derive(Debug)]
 pub(crate) struct Results {
-    pub(crate) writes: Vec<WriteRound>,
+    pub(crate) writes: Vec<Round>,
     pub(crate) list_all: Samples,
     pub(crate) list_paged: Samples,
     pub(crate) list_page: Samples,
@@ -122,22 +93,22 @@ fn validate(args: &Args) -> Result<()> {
     if args.page_size == 0 || args.list_runs == 0 || args.watch_events == 0 {
         bail!("--page-size, --list-runs and --watch-events must be positive");
     }
-    if args.only != Only::K3rs && !args.etcd.exists() {
+    if args.only != Only::K3rs && !args.common.etcd.exists() {
         bail!(
             "{} not found: install Debian etcd-server (`cargo xtask deps`) or pass --etcd",
-            args.etcd.display()
+            args.common.etcd.display()
         );
     }
     Ok(())
 }
 
 async fn run_async(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.work_dir)
-        .with_context(|| format!("creating {}", args.work_dir.display()))?;
+    std::fs::create_dir_all(&args.common.work_dir)
+        .with_context(|| format!("creating {}", args.common.work_dir.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("k3rs-bench-store-")
-        .tempdir_in(&args.work_dir)
-        .with_context(|| format!("creating a directory in {}", args.work_dir.display()))?;
+        .tempdir_in(&args.common.work_dir)
+        .with_context(|| format!("creating a directory in {}", args.common.work_dir.display()))?;
     let filesystem = crate::machine::filesystem_of(scratch.path());
     if filesystem.starts_with("tmpfs") {
         eprintln!("warning: {filesystem}: fsync is free here, durable-write numbers mean little");
@@ -149,7 +120,7 @@ async fn run_async(args: Args) -> Result<()> {
     } else {
         let dir = scratch.path().join("etcd");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let (server, client) = etcd::EtcdServer::start(&args.etcd, &dir).await?;
+        let (server, client) = crate::etcd::EtcdServer::start(&args.common.etcd, &dir).await?;
         eprintln!("etcd: running");
         let results = workload(Backend::etcd(&client), &args, &values).await;
         drop(server);
@@ -173,24 +144,24 @@ async fn run_async(args: Args) -> Result<()> {
         args: &args,
         machine: crate::machine::Machine::detect(),
         filesystem,
-        etcd_version: etcd::version(&args.etcd).unwrap_or_else(|_| "3.4".to_owned()),
+        etcd_version: crate::etcd::version(&args.common.etcd).unwrap_or_else(|_| "3.4".to_owned()),
         k3rs: k3rs.as_ref(),
         etcd: etcd.as_ref(),
     };
     let markdown = report.render();
     println!("{markdown}");
-    if args.no_report {
+    if args.common.no_report {
         return Ok(());
     }
     if k3rs.is_none() || etcd.is_none() {
         eprintln!(
             "not writing {}: the report needs both stores",
-            args.report.display()
+            args.common.report.display()
         );
         return Ok(());
     }
-    report::write_section(&args.report, &markdown)?;
-    eprintln!("wrote {}", args.report.display());
+    crate::report::write_section(&args.common.report, "store", &markdown)?;
+    eprintln!("wrote {}", args.common.report.display());
     Ok(())
 }
 
@@ -238,7 +209,7 @@ async fn workload(backend: Backend, args: &Args, values: &[Vec<u8>]) -> Result<R
     let list_prefix = "/bench/list/";
     let per_client = args.list_objects.div_ceil(FILL_CLIENTS);
     let fill = concurrent_creates(&backend, list_prefix, FILL_CLIENTS, per_client, &values).await?;
-    let expected = fill.writes;
+    let expected = fill.latency.len();
     let (list_all, list_paged, list_page) =
         lists(backend.clone(), list_prefix, expected, args).await?;
     eprintln!(
@@ -271,39 +242,17 @@ async fn concurrent_creates(
     clients: usize,
     per_client: usize,
     values: &Arc<Vec<Vec<u8>>>,
-) -> Result<WriteRound> {
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let mut tasks = Vec::with_capacity(clients);
-    for client in 0..clients {
+) -> Result<Round> {
+    let backend = backend.clone();
+    let values = Arc::clone(values);
+    let prefix = prefix.to_owned();
+    concurrently(clients, per_client, move |client, i| {
         let mut backend = backend.clone();
-        let barrier = Arc::clone(&barrier);
-        let values = Arc::clone(values);
-        let prefix = prefix.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut latency = Samples::default();
-            barrier.wait().await;
-            for i in 0..per_client {
-                let key = format!("{prefix}{client:03}/{i:06}");
-                let value = value(&values, client * per_client + i);
-                let start = Instant::now();
-                backend.create(&key, value).await?;
-                latency.push(start.elapsed());
-            }
-            anyhow::Ok(latency)
-        }));
-    }
-    barrier.wait().await;
-    let start = Instant::now();
-    let mut latency = Samples::default();
-    for task in tasks {
-        latency.extend(task.await.context("a writer task panicked")??);
-    }
-    Ok(WriteRound {
-        clients,
-        writes: latency.len(),
-        wall: start.elapsed(),
-        latency,
+        let key = format!("{prefix}{client:03}/{i:06}");
+        let value = value(&values, client * per_client + i);
+        async move { backend.create(&key, value).await }
     })
+    .await
 }
 
 /// Whole lists and paged lists of `prefix`; returns (whole, paged pass, one page) latencies.

@@ -95,6 +95,11 @@ impl EtcdServer {
         }
     }
 
+    /// The server process's id (for its memory).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -1,0 +1,116 @@
+//! A `k3rs server` child process for one benchmark run: a free loopback port, a temporary data
+//! dir, killed when dropped.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::client::{ApiClient, Credentials};
+
+/// How long the server may take to answer `/readyz`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running k3rs server.
+#[derive(Debug)]
+pub(crate) struct K3rsServer {
+    child: Child,
+    pub(crate) port: u16,
+    pub(crate) credentials: Credentials,
+    log: PathBuf,
+}
+
+impl K3rsServer {
+    /// Starts `binary server` with its data under `dir` and waits until it is ready.
+    pub(crate) async fn start(binary: &Path, dir: &Path) -> Result<K3rsServer> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let data = dir.join("data");
+        let log = dir.join("k3rs.log");
+        let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(binary)
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--https-listen-port", &port.to_string()])
+            .args(["--bind-address", "127.0.0.1", "--node-name", "bench"])
+            .arg("--write-kubeconfig")
+            .arg(dir.join("kubeconfig.yaml"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let tls = data.join("server").join("tls");
+        let mut server = K3rsServer {
+            child,
+            port,
+            credentials: Credentials {
+                ca: tls.join("server-ca.crt"),
+                cert: tls.join("client-admin.crt"),
+                key: tls.join("client-admin.key"),
+            },
+            log,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().context("waiting for k3rs")? {
+                bail!(
+                    "k3rs exited during start-up ({status}); see {}",
+                    self.log.display()
+                );
+            }
+            if self.credentials.key.exists() {
+                if let Ok(client) = ApiClient::connect(self.port, &self.credentials, 1).await {
+                    if client.get("/readyz").await.is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+            if start.elapsed() > START_TIMEOUT {
+                bail!(
+                    "k3rs was not ready on port {} within {START_TIMEOUT:?}; see {}",
+                    self.port,
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The server process's id (for its memory).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for K3rsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The resident set size of process `pid` in MiB (`VmRSS`).
+pub(crate) fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .with_context(|| format!("no VmRSS for process {pid}"))?;
+    Ok(kib / 1024.0)
+}
