@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conversion;
 pub mod custom;
 pub mod defaults;
 pub mod field_error;

@@ -62,10 +62,56 @@ pub fn apply_defaults(resource: &ResourceInfo, obj: &mut Value) {
                 set_default_str(port, "protocol", "TCP");
             }
         }
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaler(resource.version, obj),
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => role_binding(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => custom_resource_definition(obj),
         _ => {}
+    }
+}
+
+/// `SetDefaults_HorizontalPodAutoscaler`: one replica at least; in v2 a CPU utilization target
+/// of 80% when no metric is given, and a given `behavior` completed with upstream's scaling
+/// rules (up: 4 pods or 100% per 15 s, no stabilization; down: 100% per 15 s after 300 s).
+fn autoscaler(version: &str, obj: &mut Value) {
+    let Some(spec) = existing_obj(obj, "spec") else {
+        return;
+    };
+    set_default(spec, "minReplicas", json!(1));
+    if version != "v2" {
+        return;
+    }
+    if spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+    }
+    let Some(behavior) = existing_obj(spec, "behavior") else {
+        return;
+    };
+    let rules = [
+        (
+            "scaleUp",
+            0,
+            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+        (
+            "scaleDown",
+            300,
+            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+    ];
+    for (direction, window, policies) in rules {
+        set_default(behavior, direction, json!({}));
+        if let Some(rule) = existing_obj(behavior, direction) {
+            set_default(rule, "stabilizationWindowSeconds", json!(window));
+            set_default_str(rule, "selectPolicy", "Max");
+            set_default(rule, "policies", policies);
+        }
     }
 }
 

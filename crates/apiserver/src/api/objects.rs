@@ -32,27 +32,40 @@ pub(crate) fn object_key(resource: &ResourceInfo, namespace: Option<&str>, name:
     key
 }
 
-/// Reads a stored object, stamping its `resourceVersion` and the served `apiVersion`/`kind`.
+/// Reads a stored object, stamping its `resourceVersion`, converting it to the served version
+/// and setting the served `apiVersion`/`kind`.
 pub(crate) fn decode(resource: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(&kv.value).map_err(|err| {
         ApiError::internal(format!("stored object {} is unreadable: {err}", kv.key))
     })?;
     set_resource_version(&mut object, kv.mod_revision);
+    k3rs_api::conversion::convert(&mut object, resource.kind, resource.api_version);
     if let Some(map) = object.as_object_mut() {
-        map.insert("apiVersion".into(), Value::from(resource.api_version));
         map.insert("kind".into(), Value::from(resource.kind));
     }
     Ok(object)
 }
 
-/// The bytes stored for `object` (its `resourceVersion` is the store's business).
+/// The bytes stored for `object`, in its kind's storage version (its `resourceVersion` is the
+/// store's business).
 pub(crate) fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
     let mut stored = object.clone();
+    let kind = meta_type(object, "kind");
+    let served = meta_type(object, "apiVersion");
+    let storage = k3rs_api::conversion::storage_api_version(served, kind);
+    if storage != served {
+        k3rs_api::conversion::convert(&mut stored, kind, storage);
+    }
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
         meta.remove("selfLink");
     }
     serde_json::to_vec(&stored).map_err(ApiError::internal)
+}
+
+/// A top-level string field (`kind`, `apiVersion`), `""` when missing.
+fn meta_type<'a>(object: &'a Value, field: &str) -> &'a str {
+    object.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Sets `metadata.resourceVersion`.

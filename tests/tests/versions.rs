@@ -1,0 +1,84 @@
+//! A kind served in two versions is stored once and converted: `HorizontalPodAutoscaler` written
+//! as `autoscaling/v1` reads as `autoscaling/v2` (CPU target as a metric) and back, and v2-only
+//! fields survive a v1 round trip (kept in upstream's annotations).
+
+use anyhow::Result;
+use k3rs_tests::{kubectls, K3rsServer};
+use serde_json::Value;
+
+const V1: &str = r#"apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: default}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 4
+  targetCPUUtilizationPercentage: 60
+"#;
+
+#[test]
+fn autoscalers_convert_between_v1_and_v2() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = K3rsServer::start(dir.path())?;
+    let kubectl = kubectls().pop().expect("a kubectl");
+    let raw = |path: &str| -> Result<Value> {
+        Ok(serde_json::from_str(
+            &kubectl.ok(&server, &["get", "--raw", path])?,
+        )?)
+    };
+    let (ok, _, err) = kubectl.run_with_input(&server, &["create", "-f", "-"], V1)?;
+    assert!(ok, "{err}");
+
+    let v2 = raw("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web")?;
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60,
+        "{v2}"
+    );
+    assert!(v2["spec"].get("targetCPUUtilizationPercentage").is_none());
+
+    // A v2-only metric and behavior, written through v2, survive reads and writes through v1.
+    let patch = r#"{"spec":{"metrics":[
+        {"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":60}}},
+        {"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"500Mi"}}}],
+        "behavior":{"scaleDown":{"stabilizationWindowSeconds":60}}}}"#;
+    kubectl.ok(
+        &server,
+        &[
+            "patch",
+            "hpa.v2.autoscaling",
+            "web",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )?;
+    let v1 = raw("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web")?;
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60, "{v1}");
+    kubectl.ok(
+        &server,
+        &[
+            "patch",
+            "hpa.v1.autoscaling",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"maxReplicas":9}}"#,
+        ],
+    )?;
+    let v2 = raw("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web")?;
+    assert_eq!(v2["spec"]["maxReplicas"], 9);
+    assert_eq!(
+        v2["spec"]["metrics"][1]["resource"]["name"], "memory",
+        "{v2}"
+    );
+    assert_eq!(
+        v2["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        60
+    );
+    assert!(
+        v2["metadata"].get("annotations").is_none(),
+        "the v1 annotations do not leak into v2: {v2}"
+    );
+    Ok(())
+}
