@@ -34,6 +34,8 @@ fn help_lists_the_server_and_its_flags() {
         "--service-cidr",
         "--write-kubeconfig",
         "--write-kubeconfig-mode",
+        "--etcd-compaction-interval",
+        "--store-compaction-retention",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -76,6 +77,59 @@ pub(crate) struct ServerArgs {
     /// File mode of the admin kubeconfig, octal like chmod (e.g. 0644).
     #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
     pub(crate) write_kubeconfig_mode: u32,
+
+    /// How often the store's history is compacted (a Go duration such as 5m, 90s, 1h30m; 0
+    /// disables). History from the last interval is always kept, as kube-apiserver does.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub(crate) etcd_compaction_interval: Duration,
+
+    /// How many revisions behind the newest compaction always keeps (kine keeps 1000), so a
+    /// watch that reconnects after a quiet spell resumes instead of relisting.
+    #[arg(long, value_name = "REVISIONS", default_value_t = k3rs_store::DEFAULT_COMPACTION_RETENTION as u64)]
+    pub(crate) store_compaction_retention: u64,
+}
+
+/// Parses a duration as Go's `time.ParseDuration` does (the format of kube-apiserver's and
+/// k3s's duration flags): `0`, or decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`, `m`,
+/// `h`, such as `5m`, `1.5h`, `1h30m`, `250ms`. Negative durations are refused.
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
+    let invalid = || format!("{value:?} is not a duration (e.g. 5m, 90s, 1h30m, 0)");
+    let text = value.trim();
+    let text = text.strip_prefix('+').unwrap_or(text);
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let (number, tail) = rest.split_at(number_len);
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        let number: f64 = number.parse().map_err(|_| invalid())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
 }
 
 /// Parses an octal file mode such as `0600`, `600` or `0o644`.
@@ -111,5 +165,21 @@ mod tests {
         assert!(parse_mode("1777").is_err());
         assert!(parse_mode("").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn durations_are_go_durations() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("5m"), Ok(secs(300)));
+        assert_eq!(parse_duration("5m0s"), Ok(secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Ok(secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+        for bad in ["", "5", "m", "5x", "-5m", "1..5s", "5m-1s", "."] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::cli::parse_mode;
+use crate::cli::{parse_duration, parse_mode};
 
 /// A config file error: the file, and a one-line message that names the offending key.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub(crate) struct ConfigFile {
     pub(crate) service_cidr: Option<String>,
     pub(crate) write_kubeconfig: Option<PathBuf>,
     pub(crate) write_kubeconfig_mode: Option<FileMode>,
+    pub(crate) etcd_compaction_interval: Option<GoDuration>,
+    pub(crate) store_compaction_retention: Option<u64>,
 }
 
 impl ConfigFile {
@@ -136,20 +138,49 @@ pub(crate) struct FileMode(pub(crate) u32);
 
 impl<'de> Deserialize<'de> for FileMode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ModeVisitor;
-        impl Visitor<'_> for ModeVisitor {
-            type Value = FileMode;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an octal file mode such as \"0600\"")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<FileMode, E> {
-                parse_mode(value).map(FileMode).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<FileMode, E> {
-                self.visit_str(&value.to_string())
-            }
-        }
-        deserializer.deserialize_any(ModeVisitor)
+        let parse = |text: &str| parse_mode(text).map(FileMode);
+        parsed(deserializer, "an octal file mode such as \"0600\"", parse)
+    }
+}
+
+/// A duration in Go's notation (`5m`, `90s`, `1h30m`), or the number 0 (which disables what it
+/// times), as the flag of the same name takes it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct GoDuration(pub(crate) std::time::Duration);
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let parse = |text: &str| parse_duration(text).map(GoDuration);
+        parsed(deserializer, "a duration such as \"5m\"", parse)
+    }
+}
+
+/// Deserializes a value through its flag's parser (see [`ParsedVisitor`]).
+fn parsed<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_any(ParsedVisitor { expecting, parse })
+}
+
+/// Reads a value the way its flag does: a string through the flag's parser, or a bare number
+/// as the same text (YAML reads `644` and `0` as numbers).
+struct ParsedVisitor<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> Visitor<'_> for ParsedVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        (self.parse)(value).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        self.visit_str(&value.to_string())
     }
 }
 
@@ -162,7 +193,8 @@ mod tests {
         let config = ConfigFile::parse(
             "data-dir: /srv/k3rs\nhttps-listen-port: 7443\nbind-address: 127.0.0.1\nnode-ip: 10.0.0.5,fd00::5\n\
              node-name: n1\ntls-san: [a.example.com, 10.9.9.9]\nservice-cidr: 10.96.0.0/12\n\
-             write-kubeconfig: /tmp/k.yaml\nwrite-kubeconfig-mode: \"0644\"\n",
+             write-kubeconfig: /tmp/k.yaml\nwrite-kubeconfig-mode: \"0644\"\n\
+             etcd-compaction-interval: 1h30m\nstore-compaction-retention: 50\n",
         )
         .unwrap();
         assert_eq!(config.https_listen_port, Some(7443));
@@ -172,6 +204,17 @@ mod tests {
             Some(StringList(vec!["a.example.com".into(), "10.9.9.9".into()]))
         );
         assert_eq!(config.write_kubeconfig_mode, Some(FileMode(0o644)));
+        assert_eq!(
+            config.etcd_compaction_interval,
+            Some(GoDuration(std::time::Duration::from_secs(5400)))
+        );
+        assert_eq!(config.store_compaction_retention, Some(50));
+        assert_eq!(
+            ConfigFile::parse("etcd-compaction-interval: 0")
+                .unwrap()
+                .etcd_compaction_interval,
+            Some(GoDuration(std::time::Duration::ZERO))
+        );
     }
 
     #[test]
@@ -205,6 +248,15 @@ mod tests {
             ("tls-san: 5", "tls-san"),
             ("node-ip: nope", "node-ip"),
             ("write-kubeconfig-mode: \"0999\"", "write-kubeconfig-mode"),
+            ("etcd-compaction-interval: 300", "etcd-compaction-interval"),
+            (
+                "etcd-compaction-interval: 5 minutes",
+                "etcd-compaction-interval",
+            ),
+            (
+                "store-compaction-retention: -1",
+                "store-compaction-retention",
+            ),
             // Flags k3rs does not have yet are unknown keys, not silently ignored ones.
             ("disable-agent: true", "disable-agent"),
         ] {

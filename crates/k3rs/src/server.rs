@@ -45,6 +45,19 @@ fn local_server_url(bind: IpAddr, port: u16) -> String {
     format!("https://{}", SocketAddr::new(host, port))
 }
 
+/// The store's settings: its directory and the compaction flags (an interval of zero turns
+/// automatic compaction off).
+fn store_config(paths: &DataPaths, settings: &ServerSettings) -> SledStoreConfig {
+    let interval = settings.etcd_compaction_interval;
+    SledStoreConfig {
+        path: paths.store.clone(),
+        compaction_interval: (!interval.is_zero()).then_some(interval),
+        compaction_retention: i64::try_from(settings.store_compaction_retention)
+            .unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let paths = DataPaths::new(&settings.data_dir);
@@ -54,16 +67,16 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     // The store comes first: if it cannot be opened, nothing else is created or changed.
-    let store_path = paths.store.clone();
-    let store: Arc<dyn Store> = tokio::task::spawn_blocking(move || {
-        SledStore::open(SledStoreConfig {
-            path: store_path,
-            ..Default::default()
-        })
-    })
-    .await
-    .context("opening the store")?
-    .with_context(|| format!("opening the store at {}", paths.store.display()))?;
+    let store_config = store_config(&paths, &settings);
+    tracing::debug!(
+        compaction_interval = ?store_config.compaction_interval,
+        compaction_retention = store_config.compaction_retention,
+        "opening the store"
+    );
+    let store: Arc<dyn Store> = tokio::task::spawn_blocking(move || SledStore::open(store_config))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store at {}", paths.store.display()))?;
     tracing::debug!(path = %paths.store.display(), revision = store.current_revision(), "store open");
 
     let mut hostnames = vec![settings.node_name.clone()];
@@ -163,6 +176,36 @@ mod tests {
             local_server_url("10.0.0.5".parse().unwrap(), 7443),
             "https://10.0.0.5:7443"
         );
+    }
+
+    #[test]
+    fn compaction_flags_reach_the_store() {
+        let paths = DataPaths::new(Path::new("/var/lib/k3rs"));
+        let mut settings = ServerSettings {
+            data_dir: "/var/lib/k3rs".into(),
+            https_listen_port: 6443,
+            bind_address: "0.0.0.0".parse().unwrap(),
+            node_ips: Vec::new(),
+            node_name: "n".into(),
+            tls_sans: Vec::new(),
+            service_cidr: "10.43.0.0/16".into(),
+            write_kubeconfig: "/etc/k3rs/k3rs.yaml".into(),
+            write_kubeconfig_mode: 0o600,
+            etcd_compaction_interval: std::time::Duration::from_secs(90),
+            store_compaction_retention: 20,
+        };
+        let config = store_config(&paths, &settings);
+        assert_eq!(config.path, paths.store);
+        assert_eq!(
+            config.compaction_interval,
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(config.compaction_retention, 20);
+        settings.etcd_compaction_interval = std::time::Duration::ZERO;
+        settings.store_compaction_retention = u64::MAX;
+        let config = store_config(&paths, &settings);
+        assert_eq!(config.compaction_interval, None, "0 disables");
+        assert_eq!(config.compaction_retention, i64::MAX);
     }
 
     #[test]

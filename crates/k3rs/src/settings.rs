@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -22,6 +23,9 @@ pub(crate) struct ServerSettings {
     pub(crate) service_cidr: String,
     pub(crate) write_kubeconfig: PathBuf,
     pub(crate) write_kubeconfig_mode: u32,
+    /// Zero disables automatic compaction.
+    pub(crate) etcd_compaction_interval: Duration,
+    pub(crate) store_compaction_retention: u64,
 }
 
 /// Whether the user gave this argument (on the command line or through the environment), as
@@ -118,6 +122,18 @@ pub(crate) fn merge(
             args.write_kubeconfig_mode,
             file.write_kubeconfig_mode.map(|mode| mode.0),
         ),
+        etcd_compaction_interval: pick(
+            matches,
+            "etcd_compaction_interval",
+            args.etcd_compaction_interval,
+            file.etcd_compaction_interval.map(|interval| interval.0),
+        ),
+        store_compaction_retention: pick(
+            matches,
+            "store_compaction_retention",
+            args.store_compaction_retention,
+            file.store_compaction_retention,
+        ),
     })
 }
 
@@ -139,7 +155,7 @@ mod tests {
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {
         let yaml = "https-listen-port: 7443\ntls-san: [from-file]\nnode-ip: 10.0.0.5\nnode-name: file-node\n\
-                    write-kubeconfig-mode: \"0644\"\n";
+                    write-kubeconfig-mode: \"0644\"\netcd-compaction-interval: 10m\n";
         let from_file = merged(&[], yaml);
         assert_eq!(from_file.https_listen_port, 7443);
         assert_eq!(from_file.tls_sans, ["from-file"]);
@@ -147,6 +163,7 @@ mod tests {
         assert_eq!(from_file.node_name, "file-node");
         assert_eq!(from_file.write_kubeconfig_mode, 0o644);
         assert_eq!(from_file.data_dir, PathBuf::from("/var/lib/k3rs"));
+        assert_eq!(from_file.etcd_compaction_interval, Duration::from_secs(600));
 
         let from_flags = merged(
             &[
@@ -160,6 +177,8 @@ mod tests {
                 "10.0.0.6",
                 "--node-name",
                 "flag-node",
+                "--etcd-compaction-interval",
+                "0",
             ],
             yaml,
         );
@@ -167,6 +186,7 @@ mod tests {
         assert_eq!(from_flags.tls_sans, ["a", "b", "c"]);
         assert_eq!(from_flags.node_ips, ["10.0.0.6".parse::<IpAddr>().unwrap()]);
         assert_eq!(from_flags.node_name, "flag-node");
+        assert_eq!(from_flags.etcd_compaction_interval, Duration::ZERO);
         // A flag given with its default value still wins over the file.
         assert_eq!(
             merged(&["--https-listen-port", "6443"], yaml).https_listen_port,
@@ -185,6 +205,8 @@ mod tests {
             PathBuf::from("/etc/k3rs/k3rs.yaml")
         );
         assert_eq!(settings.write_kubeconfig_mode, 0o600);
+        assert_eq!(settings.etcd_compaction_interval, Duration::from_secs(300));
+        assert_eq!(settings.store_compaction_retention, 1000);
         assert_eq!(settings.node_ips.len(), 1, "the detected primary address");
         assert!(!settings.node_name.is_empty());
     }

@@ -32,7 +32,10 @@ mod watch;
 mod writer;
 
 pub use error::StoreError;
-pub use sled_store::{SledStore, SledStoreConfig, FORMAT_FILE, FORMAT_VERSION};
+pub use sled_store::{
+    SledStore, SledStoreConfig, DEFAULT_COMPACTION_INTERVAL, DEFAULT_COMPACTION_RETENTION,
+    FORMAT_FILE, FORMAT_VERSION,
+};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

@@ -21,6 +21,11 @@ pub const FORMAT_FILE: &str = "FORMAT";
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: &str = "k3rs-store-sled-v1";
 
+/// How often automatic compaction runs by default (kube-apiserver's and kine's five minutes).
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+/// How many revisions automatic compaction keeps by default (kine's minimum retention).
+pub const DEFAULT_COMPACTION_RETENTION: Revision = 1000;
+
 /// Settings of a [`SledStore`].
 #[derive(Clone, Debug)]
 pub struct SledStoreConfig {
@@ -28,9 +33,14 @@ pub struct SledStoreConfig {
     pub path: PathBuf,
     /// sled's page cache size. sled's own default (1 GiB) is too much for a 2 GiB node.
     pub cache_capacity_bytes: u64,
-    /// How often history is compacted; each run keeps at least one interval of history.
-    /// `None` compacts only on request.
+    /// How often history is compacted automatically; `None` compacts only on request. Each run
+    /// keeps at least one interval of history (kube-apiserver's `--etcd-compaction-interval`)
+    /// and at least [`SledStoreConfig::compaction_retention`] revisions.
     pub compaction_interval: Option<Duration>,
+    /// How many revisions behind the current one automatic compaction always keeps (kine keeps
+    /// 1000; etcd's revision mode is the same idea), so a watcher that reconnects after a quiet
+    /// spell can resume instead of relisting.
+    pub compaction_retention: Revision,
     /// Events buffered per watcher before a watcher that does not read is dropped.
     pub watch_buffer: usize,
 }
@@ -40,7 +50,8 @@ impl Default for SledStoreConfig {
         SledStoreConfig {
             path: PathBuf::new(),
             cache_capacity_bytes: 64 << 20,
-            compaction_interval: Some(Duration::from_secs(300)),
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+            compaction_retention: DEFAULT_COMPACTION_RETENTION,
             watch_buffer: 1000,
         }
     }

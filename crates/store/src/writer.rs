@@ -198,10 +198,19 @@ impl Writer {
         if Instant::now() < at || self.compaction.is_some() {
             return;
         }
-        // Keep at least one interval of history: compact to where we stood an interval ago.
-        self.next_auto_compaction = Some((Instant::now() + every, self.next_revision - 1));
+        let current = self.next_revision - 1;
+        self.next_auto_compaction = Some((Instant::now() + every, current));
+        // Keep at least one interval of history (compact to where we stood an interval ago) and
+        // at least the retained number of revisions.
+        let retention = self.shared.config.compaction_retention.max(0);
+        let target = target.min(current.saturating_sub(retention));
         if target > self.shared.compacted_revision() {
-            tracing::debug!(revision = target, "compacting store history");
+            tracing::debug!(
+                revision = target,
+                current,
+                retention,
+                "compacting store history"
+            );
             if let Err(err) = self.start_compaction(target, None) {
                 tracing::warn!(%err, "automatic compaction did not start");
             }

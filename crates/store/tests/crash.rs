@@ -33,6 +33,7 @@ fn store_config(dir: &Path) -> SledStoreConfig {
         path: dir.to_path_buf(),
         // Compact often, so kills also land in the middle of compactions.
         compaction_interval: Some(Duration::from_millis(30)),
+        compaction_retention: 0,
         ..Default::default()
     }
 }

@@ -17,7 +17,14 @@ fn config(dir: &std::path::Path) -> SledStoreConfig {
 }
 
 fn open(dir: &std::path::Path) -> Arc<SledStore> {
-    SledStore::open(config(dir)).expect("store opens")
+    open_with(dir, |_| {})
+}
+
+/// Opens a store with the test settings, changed by `change`.
+fn open_with(dir: &std::path::Path, change: impl FnOnce(&mut SledStoreConfig)) -> Arc<SledStore> {
+    let mut config = config(dir);
+    change(&mut config);
+    SledStore::open(config).expect("store opens")
 }
 
 #[tokio::test]
@@ -326,11 +333,7 @@ async fn watch_from_a_compacted_revision_is_too_old() {
 #[tokio::test]
 async fn slow_watchers_are_dropped_not_waited_for() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(SledStoreConfig {
-        watch_buffer: 8,
-        ..config(dir.path())
-    })
-    .unwrap();
+    let store = open_with(dir.path(), |c| c.watch_buffer = 8);
     let mut slow = store.watch("/", 0).await.unwrap();
     // Let the watcher register for live events before writing.
     while store.live_watchers() == 0 {
@@ -542,4 +545,66 @@ async fn large_values_survive_reopen() {
         &big[..1024 * 1024]
     );
     assert_eq!(store.get("/big2").await.unwrap().unwrap().value, big);
+}
+
+/// Automatic compaction runs on its own every interval, never takes the last
+/// `compaction_retention` revisions (nor the last interval's), and keeps going as writes go on:
+/// a watch behind the window is then told `Compacted`, one inside it replays.
+#[tokio::test]
+async fn automatic_compaction_keeps_the_retained_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), |c| {
+        c.compaction_interval = Some(Duration::from_millis(50));
+        c.compaction_retention = 10;
+    });
+    let wait_for_compaction_to = |target: i64| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while store.compacted_revision() < target {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "not compacted to {target} within 10 s (at {})",
+                    store.compacted_revision()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Give later runs a chance to go too far before checking that they did not.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(store.compacted_revision(), target, "compacted too far");
+        }
+    };
+    for i in 0..50 {
+        store.create(&format!("/auto/{i}"), vec![1]).await.unwrap();
+    }
+    wait_for_compaction_to(40).await;
+    let err = store.watch("/auto/", 39).await.err().expect("too old");
+    assert!(
+        matches!(err, StoreError::Compacted { compacted: 40, .. }),
+        "{err}"
+    );
+    let mut replay = store.watch("/auto/", 40).await.unwrap();
+    let first = replay.next().await.unwrap().unwrap();
+    assert_eq!(first.revision, 41, "the retained history replays");
+
+    for i in 0..5 {
+        let key = format!("/auto/{i}");
+        let kv = store.get(&key).await.unwrap().unwrap();
+        store.update(&key, vec![2], kv.mod_revision).await.unwrap();
+    }
+    wait_for_compaction_to(45).await;
+    assert_eq!(store.count("/auto/").await.unwrap(), 50, "live values stay");
+}
+
+/// Without an interval nothing is compacted on its own.
+#[tokio::test]
+async fn no_interval_no_automatic_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), |c| c.compaction_retention = 0);
+    for i in 0..20 {
+        store.create(&format!("/keep/{i}"), vec![]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.compacted_revision(), 0);
+    assert!(store.watch("/keep/", 0).await.is_ok());
 }

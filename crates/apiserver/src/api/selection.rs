@@ -42,6 +42,20 @@ impl Selection {
         })
     }
 
+    /// A selection by labels only.
+    #[cfg(test)]
+    pub(crate) fn for_labels(
+        resource: std::sync::Arc<k3rs_api::ResourceInfo>,
+        labels: LabelSelector,
+    ) -> Selection {
+        Selection {
+            resource,
+            labels: Some(labels),
+            fields: None,
+            name: None,
+        }
+    }
+
     /// Whether `object` is selected.
     pub(crate) fn matches(&self, object: &Value) -> bool {
         self.name

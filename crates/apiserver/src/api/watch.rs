@@ -208,22 +208,106 @@ impl WatchCall {
     }
 
     /// The API event for a store event, if the selection sees it: an object that starts or
-    /// stops matching is ADDED or DELETED, as upstream's watch cache reports it.
+    /// stops matching is ADDED or DELETED, as upstream's watch cache reports it. A DELETED
+    /// event carries the object's previous content (the last the watcher was shown) with the
+    /// event's resourceVersion, as upstream's `cacheWatcher.convertToWatchEvent` does.
     fn translate(&self, event: &WatchEvent) -> Option<Value> {
         let decode_kv = |kv: &k3rs_store::KeyValue| decode(&self.resource, kv).ok();
-        let mut current = decode_kv(&event.kv)?;
+        let current = decode_kv(&event.kv)?;
         let previous = event.prev.as_ref().and_then(decode_kv);
         let now = self.selection.matches(&current);
         let before = previous.as_ref().is_some_and(|p| self.selection.matches(p));
-        let kind = match event.kind {
-            EventKind::Created if now => "ADDED",
-            EventKind::Modified if now && before => "MODIFIED",
-            EventKind::Modified if now => "ADDED",
-            EventKind::Modified if before => "DELETED",
-            EventKind::Deleted if before || now => "DELETED",
+        let (kind, mut object) = match event.kind {
+            EventKind::Created if now => ("ADDED", current),
+            EventKind::Modified if now && before => ("MODIFIED", current),
+            EventKind::Modified if now => ("ADDED", current),
+            EventKind::Modified | EventKind::Deleted if before => {
+                ("DELETED", previous.unwrap_or(current))
+            }
+            // A delete without the previous value (the store always has it) still reports the
+            // last value the store holds.
+            EventKind::Deleted if now => ("DELETED", current),
             _ => return None,
         };
-        set_resource_version(&mut current, event.revision);
-        Some(self.render(kind, current))
+        set_resource_version(&mut object, event.revision);
+        Some(self.render(kind, object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k3rs_store::KeyValue;
+
+    fn config_maps() -> std::sync::Arc<k3rs_api::ResourceInfo> {
+        let resource = k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.plural == "configmaps")
+            .expect("configmaps are served");
+        std::sync::Arc::new(resource)
+    }
+
+    fn kv(color: &str, revision: i64) -> KeyValue {
+        let object = json!({
+            "metadata": {"name": "cm", "namespace": "ns", "labels": {"color": color}},
+            "data": {"color": color},
+        });
+        KeyValue {
+            key: "/registry/core/configmaps/ns/cm".into(),
+            value: serde_json::to_vec(&object).unwrap(),
+            create_revision: 1,
+            mod_revision: revision,
+        }
+    }
+
+    fn event(kind: EventKind, revision: i64, now: &str, before: &str) -> WatchEvent {
+        WatchEvent {
+            kind,
+            revision,
+            kv: kv(now, revision),
+            prev: Some(kv(before, 5)),
+        }
+    }
+
+    fn watch_call(labels: &str) -> WatchCall {
+        let resource = config_maps();
+        WatchCall {
+            selection: Selection::for_labels(
+                resource.clone(),
+                k3rs_api::LabelSelector::parse(labels).unwrap(),
+            ),
+            resource,
+            format: Format::Json,
+            table: TableOptions {
+                include: None,
+                no_headers: false,
+            },
+            bookmarks: false,
+        }
+    }
+
+    /// An object that leaves a watch's selection is DELETED with its previous content (what the
+    /// watcher last saw) at the event's resourceVersion; one that enters is ADDED with its new
+    /// content; a real delete carries the last value.
+    #[test]
+    fn selection_transitions_carry_the_content_upstream_sends() {
+        let red = watch_call("color=red");
+        let leaves = event(EventKind::Modified, 7, "blue", "red");
+        let out = red.translate(&leaves).unwrap();
+        assert_eq!(out["type"], "DELETED");
+        assert_eq!(out["object"]["data"]["color"], "red", "{out}");
+        assert_eq!(out["object"]["metadata"]["resourceVersion"], "7");
+
+        let blue = watch_call("color=blue");
+        let out = blue.translate(&leaves).unwrap();
+        assert_eq!(out["type"], "ADDED");
+        assert_eq!(out["object"]["data"]["color"], "blue");
+        assert_eq!(out["object"]["metadata"]["resourceVersion"], "7");
+
+        let deleted = event(EventKind::Deleted, 9, "red", "red");
+        let out = red.translate(&deleted).unwrap();
+        assert_eq!(out["type"], "DELETED");
+        assert_eq!(out["object"]["metadata"]["resourceVersion"], "9");
+        assert!(blue.translate(&deleted).is_none());
     }
 }
