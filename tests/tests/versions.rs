@@ -55,6 +55,12 @@ fn autoscalers_convert_between_v1_and_v2() -> Result<()> {
     let v1 = raw("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web")?;
     assert_eq!(v1["apiVersion"], "autoscaling/v1");
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60, "{v1}");
+    let listed = raw("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers")?;
+    assert_eq!(
+        listed["items"][0]["spec"]["targetCPUUtilizationPercentage"], 60,
+        "lists convert too: {listed}"
+    );
+    assert_eq!(listed["items"][0]["apiVersion"], "autoscaling/v1");
     kubectl.ok(
         &server,
         &[

@@ -27,6 +27,11 @@ pub fn storage_api_version<'a>(api_version: &'a str, kind: &str) -> &'a str {
     }
 }
 
+/// Whether objects of `kind` change more than their `apiVersion` between versions.
+pub fn converts(kind: &str) -> bool {
+    kind == "HorizontalPodAutoscaler"
+}
+
 /// Converts `object` (of `kind`, in the version its `apiVersion` names) to `to`, setting
 /// `apiVersion`. Versions without a conversion only have `apiVersion` rewritten.
 pub fn convert(object: &mut Value, kind: &str, to: &str) {
@@ -35,7 +40,7 @@ pub fn convert(object: &mut Value, kind: &str, to: &str) {
         .and_then(Value::as_str)
         .unwrap_or(to)
         .to_owned();
-    if kind == "HorizontalPodAutoscaler" {
+    if converts(kind) {
         match (from.as_str(), to) {
             (HPA_V1, HPA_V2) => hpa_v1_to_v2(object),
             (HPA_V2, HPA_V1) => hpa_v2_to_v1(object),

@@ -29,6 +29,11 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
     json_with_type(status, value, "application/json")
 }
 
+/// An `application/json` response of bytes that already are JSON.
+pub(crate) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
+    with_type(status, "application/json", full(body))
+}
+
 /// A JSON response of `value` with a specific JSON media type (aggregated discovery's).
 pub(crate) fn json_with_type<T: serde::Serialize>(
     status: StatusCode,

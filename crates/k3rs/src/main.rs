@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             tracing::debug!(?settings, "settings");
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(MAX_BLOCKING_THREADS)
                 .build()
             {
                 Ok(runtime) => runtime,
@@ -62,6 +63,12 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Threads for blocking work (store reads such as a watch's catch-up, file I/O). Tokio's default
+/// of 512 lets a burst of watches (an informer restart, a rollout of many pods) start hundreds of
+/// threads, each with its stack and malloc arena: on a 2–4 GB node that memory matters more than
+/// the parallelism, which two cores cannot use anyway.
+const MAX_BLOCKING_THREADS: usize = 16;
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -1,14 +1,17 @@
 //! Collection verbs: list (with paging and resourceVersion semantics) and deletecollection.
 
+use std::collections::BTreeMap;
+
 use http::{Response, StatusCode};
-use k3rs_store::{ListOptions, StoreError};
-use serde_json::{json, Value};
+use k3rs_store::{KeyValue, ListOptions, StoreError};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::objects::{collection_prefix, decode, meta_str};
 use super::selection::Selection;
 use super::{crud, table, Call, Format};
-use crate::response::{json as json_response, ResponseBody};
+use crate::response::{json as json_response, json_bytes, ResponseBody};
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
 fn list_revision(call: &Call<'_>) -> Result<Option<i64>, ApiError> {
@@ -61,12 +64,35 @@ pub(crate) async fn collect(
     continue_token: Option<String>,
     revision: Option<i64>,
 ) -> Result<(Vec<Value>, i64, Option<String>), ApiError> {
-    let prefix = collection_prefix(&call.resource, call.namespace());
     let mut items = Vec::new();
+    let (revision, token) = scan(call, limit, continue_token, revision, |kv| {
+        let object = decode(&call.resource, kv)?;
+        let selected = selection.matches(&object);
+        if selected {
+            items.push(object);
+        }
+        Ok(selected)
+    })
+    .await?;
+    Ok((items, revision, token))
+}
+
+/// Reads the collection at one revision, page by page from the store, handing each stored
+/// object to `take` (which says whether it took it) until `limit` were taken. Returns the
+/// revision and the continue token of the next page.
+async fn scan(
+    call: &Call<'_>,
+    limit: Option<usize>,
+    continue_token: Option<String>,
+    revision: Option<i64>,
+    mut take: impl FnMut(&KeyValue) -> Result<bool, ApiError>,
+) -> Result<(i64, Option<String>), ApiError> {
+    let prefix = collection_prefix(&call.resource, call.namespace());
+    let mut taken = 0;
     let mut token = continue_token;
     let mut at = revision;
     loop {
-        let wanted = limit.map(|limit| limit - items.len());
+        let wanted = limit.map(|limit| limit - taken);
         let page = call
             .state
             .store
@@ -82,17 +108,89 @@ pub(crate) async fn collect(
             .map_err(|err| list_error(call, err))?;
         at = Some(page.revision);
         for kv in &page.items {
-            let object = decode(&call.resource, kv)?;
-            if selection.matches(&object) {
-                items.push(object);
+            if take(kv)? {
+                taken += 1;
             }
         }
         token = page.continue_token;
-        let full = limit.is_some_and(|limit| items.len() >= limit);
+        let full = limit.is_some_and(|limit| taken >= limit);
         if token.is_none() || full {
-            return Ok((items, page.revision, token));
+            return Ok((page.revision, token));
         }
     }
+}
+
+/// Writes one stored object as an item of a JSON list body (after a comma unless it is the
+/// first), if `selection` takes it.
+///
+/// Objects are copied field by field as stored: only `metadata` is parsed, to stamp the
+/// `resourceVersion` and match labels. So a list of many objects never exists as a tree of
+/// values, which would take several times the memory of its JSON (and keep it: the allocator
+/// rarely hands it back). Objects that need more — a field selector, a version conversion, or
+/// stored JSON these shortcuts cannot read — are decoded whole.
+fn write_item(
+    call: &Call<'_>,
+    selection: &Selection,
+    kv: &KeyValue,
+    out: &mut Vec<u8>,
+) -> Result<bool, ApiError> {
+    let separator = |out: &mut Vec<u8>| {
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+    };
+    let resource = &call.resource;
+    let fields: Option<BTreeMap<&str, &RawValue>> = serde_json::from_slice(&kv.value).ok();
+    let stored_version = fields
+        .as_ref()
+        .and_then(|f| f.get("apiVersion"))
+        .and_then(|raw| serde_json::from_str::<&str>(raw.get()).ok());
+    let converts = k3rs_api::conversion::converts(resource.kind)
+        && stored_version.is_some_and(|v| v != resource.api_version);
+    if let (Some(fields), false) = (fields, converts) {
+        let mut metadata: Map<String, Value> = match fields.get("metadata") {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(ApiError::internal)?,
+            None => Map::new(),
+        };
+        if let Some(selected) = selection.matches_metadata(&metadata) {
+            if !selected {
+                return Ok(false);
+            }
+            metadata.insert(
+                "resourceVersion".into(),
+                Value::from(kv.mod_revision.to_string()),
+            );
+            separator(out);
+            out.extend_from_slice(b"{\"apiVersion\":");
+            write_json(out, resource.api_version)?;
+            out.extend_from_slice(b",\"kind\":");
+            write_json(out, resource.kind)?;
+            for (key, raw) in &fields {
+                if matches!(*key, "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                out.push(b',');
+                write_json(out, key)?;
+                out.push(b':');
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+            out.extend_from_slice(b",\"metadata\":");
+            write_json(out, &metadata)?;
+            out.push(b'}');
+            return Ok(true);
+        }
+    }
+    let object = decode(resource, kv)?;
+    if !selection.matches(&object) {
+        return Ok(false);
+    }
+    separator(out);
+    write_json(out, &object)?;
+    Ok(true)
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), ApiError> {
+    serde_json::to_writer(out, value).map_err(ApiError::internal)
 }
 
 fn list_error(call: &Call<'_>, err: StoreError) -> ApiError {
@@ -127,30 +225,34 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<Response<ResponseBody>, ApiE
         .filter(|limit| *limit > 0)
         .map(|limit| limit as usize);
     let revision = list_revision(call)?;
-    let (items, revision, token) = collect(
-        call,
-        &selection,
-        limit,
-        call.query.get("continue").map(str::to_owned),
-        revision,
-    )
-    .await?;
-    let mut metadata = json!({"resourceVersion": revision.to_string()});
-    if let (Some(token), Some(map)) = (token, metadata.as_object_mut()) {
-        map.insert("continue".into(), Value::from(token));
+    let continue_token = call.query.get("continue").map(str::to_owned);
+    let metadata = |revision: i64, token: Option<String>| {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if let (Some(token), Some(map)) = (token, metadata.as_object_mut()) {
+            map.insert("continue".into(), Value::from(token));
+        }
+        metadata
+    };
+    if call.format == Format::Table {
+        let (items, revision, token) =
+            collect(call, &selection, limit, continue_token, revision).await?;
+        let table = table::table(call, &items, Some(metadata(revision, token)));
+        return Ok(json_response(StatusCode::OK, &table));
     }
-    Ok(match call.format {
-        Format::Table => json_response(StatusCode::OK, &table::table(call, &items, Some(metadata))),
-        Format::Json => json_response(
-            StatusCode::OK,
-            &json!({
-                "kind": call.resource.list_kind,
-                "apiVersion": call.resource.api_version,
-                "metadata": metadata,
-                "items": items,
-            }),
-        ),
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"kind\":");
+    write_json(&mut out, call.resource.list_kind)?;
+    out.extend_from_slice(b",\"apiVersion\":");
+    write_json(&mut out, call.resource.api_version)?;
+    out.extend_from_slice(b",\"items\":[");
+    let (revision, token) = scan(call, limit, continue_token, revision, |kv| {
+        write_item(call, &selection, kv, &mut out)
     })
+    .await?;
+    out.extend_from_slice(b"],\"metadata\":");
+    write_json(&mut out, &metadata(revision, token))?;
+    out.push(b'}');
+    Ok(json_bytes(StatusCode::OK, out))
 }
 
 pub(crate) async fn delete_collection(

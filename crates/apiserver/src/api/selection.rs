@@ -56,6 +56,34 @@ impl Selection {
         }
     }
 
+    /// Whether an object with this `metadata` is selected, when the metadata alone decides
+    /// (no field selector); `None` when the whole object is needed.
+    pub(crate) fn matches_metadata(
+        &self,
+        metadata: &serde_json::Map<String, Value>,
+    ) -> Option<bool> {
+        if self.fields.is_some() {
+            return None;
+        }
+        let name = metadata.get("name").and_then(Value::as_str);
+        if self
+            .name
+            .as_deref()
+            .is_some_and(|wanted| name != Some(wanted))
+        {
+            return Some(false);
+        }
+        let Some(labels) = &self.labels else {
+            return Some(true);
+        };
+        let empty = serde_json::Map::new();
+        let map = metadata
+            .get("labels")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        Some(labels.matches(map))
+    }
+
     /// Whether `object` is selected.
     pub(crate) fn matches(&self, object: &Value) -> bool {
         self.name
