@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: everything CI checks, in order, with a summary of the tiers run and skipped.
 //!
 //! Tiers (see STYLE.md, "Test tiers"): lints (fmt, clippy), the `k3rs` debug build, unit and
-//! integration tests of every workspace crate, and black-box tests (the workspace package in the
-//! top-level `tests/` directory, which starts the real binary through `K3RS_BIN`). A tier that this
+//! integration tests of every workspace crate, black-box tests (the workspace package in the
+//! top-level `tests/` directory, which starts the real binary through `K3RS_BIN`), and the fuzz
+//! targets of `crates/apiserver/fuzz` for a few seconds each (`cargo xtask fuzz`). A tier that this
 //! machine cannot run is skipped with the reason, never silently. Later tiers still run after a
 //! failed one when they do not depend on it, so one CI run reports every problem; the exit status
 //! is non-zero if anything failed.
@@ -24,6 +25,9 @@ pub(crate) struct Args {
     /// Do not run `cargo xtask deps` first (packages are managed some other way).
     #[arg(long)]
     no_deps: bool,
+    /// Seconds of fuzzing per fuzz target (0 skips the fuzz tier).
+    #[arg(long, env = "K3RS_FUZZ_SECONDS", default_value_t = crate::fuzz::DEFAULT_SECONDS)]
+    fuzz_seconds: u64,
 }
 
 /// How one tier ended.
@@ -96,7 +100,15 @@ pub(crate) fn run(args: Args) -> Result<()> {
         report.run("deps", crate::deps::ensure);
     }
     report.run("fmt", || {
-        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
+        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        // The fuzz targets are a workspace of their own, which `--all` does not reach.
+        run_cmd(cargo().args([
+            "fmt",
+            "--manifest-path",
+            "crates/apiserver/fuzz/Cargo.toml",
+            "--",
+            "--check",
+        ]))
     });
     report.run("clippy", || {
         run_cmd(cargo().args([
@@ -150,10 +162,23 @@ pub(crate) fn run(args: Args) -> Result<()> {
         }
     }
 
+    // Last: it needs nothing the other tiers build, and its findings are the least urgent.
+    const FUZZ: &str = "fuzz (crates/apiserver)";
+    if args.fuzz_seconds == 0 {
+        report.skip(FUZZ, "--fuzz-seconds 0");
+    } else if !crate::fuzz::cargo_fuzz_installed() {
+        report.skip(
+            FUZZ,
+            "cargo-fuzz is not installed (`cargo xtask deps` installs it)",
+        );
+    } else {
+        report.run(FUZZ, || crate::fuzz::fuzz(None, args.fuzz_seconds));
+    }
+
     report.print(start.elapsed());
     eprintln!(
-        "  (the store's crash test ran with K3RS_CRASH_ITERATIONS={} SIGKILLs)",
-        args.crash_iterations
+        "  (the store's crash test ran with K3RS_CRASH_ITERATIONS={} SIGKILLs; fuzzing {} s per target)",
+        args.crash_iterations, args.fuzz_seconds
     );
     match report.failures() {
         0 => Ok(()),

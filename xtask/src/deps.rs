@@ -1,4 +1,4 @@
-//! `cargo xtask deps`: install the Debian packages (and two PyPI ones) that builds and tests need.
+//! `cargo xtask deps`: install the Debian packages (and two PyPI ones, and cargo-fuzz) that builds and tests need.
 //!
 //! Idempotent and fast when everything is present: one `dpkg-query` call decides what is
 //! missing, and `apt-get` runs only for that. Packages that ship a daemon (containerd, etcd, the
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{command_exists, describe, is_root, run_cmd};
+use crate::util::{cargo, command_exists, describe, is_root, run_cmd};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -106,6 +106,11 @@ const PACKAGES: &[Package] = &[
         why: "VM tests",
     },
     Package {
+        // Usually there already (the machine's gcc), but not necessarily with its C++ half.
+        any_of: &["g++"],
+        why: "libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets",
+    },
+    Package {
         any_of: &["curl"],
         why: "HTTP probes in tests",
     },
@@ -149,11 +154,17 @@ struct Missing {
     python_kubernetes: bool,
     /// The pinned newer kubectl the black-box tests also drive is not installed.
     kubectl_newest: bool,
+    /// `cargo fuzz` is missing or not the pinned version.
+    cargo_fuzz: bool,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.debs.is_empty() && !self.kubectl && !self.python_kubernetes && !self.kubectl_newest
+        self.debs.is_empty()
+            && !self.kubectl
+            && !self.python_kubernetes
+            && !self.kubectl_newest
+            && !self.cargo_fuzz
     }
 
     fn pip_packages(&self) -> Vec<&'static str> {
@@ -180,6 +191,7 @@ fn find_missing() -> Result<Missing> {
         kubectl: !command_exists("kubectl"),
         python_kubernetes: !python_module_present("kubernetes"),
         kubectl_newest: !Path::new(KUBECTL_NEWEST).join("bin/kubectl").is_file(),
+        cargo_fuzz: cargo_fuzz_version().as_deref() != Some(CARGO_FUZZ_VERSION),
     })
 }
 
@@ -202,6 +214,9 @@ fn check() -> Result<()> {
     }
     if missing.kubectl_newest {
         println!("missing: {KUBECTL_NEWEST} (would install PyPI {KUBECTL_NEWEST_PIN} into it)");
+    }
+    if missing.cargo_fuzz {
+        println!("missing: cargo-fuzz {CARGO_FUZZ_VERSION} (would cargo install it)");
     }
     let took = start.elapsed().as_secs_f64();
     if missing.is_empty() {
@@ -245,6 +260,9 @@ pub(crate) fn ensure() -> Result<()> {
     }
     if missing.kubectl_newest {
         install_kubectl_newest()?;
+    }
+    if missing.cargo_fuzz {
+        install_cargo_fuzz()?;
     }
     eprintln!("deps: done ({:.2} s)", start.elapsed().as_secs_f64());
     Ok(())
@@ -462,4 +480,41 @@ fn externally_managed_python() -> bool {
         .stdin(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// The cargo-fuzz release `cargo xtask fuzz` runs: pinned, so that the flags it hands rustc (all
+/// stable with `--sanitizer none`, see `fuzz.rs`) do not change under CI.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The version of the installed `cargo fuzz`, if there is one (`cargo-fuzz 0.13.2` → `0.13.2`).
+pub(crate) fn cargo_fuzz_version() -> Option<String> {
+    let output = cargo()
+        .args(["fuzz", "--version"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_owned)
+}
+
+/// `cargo install` of the pinned cargo-fuzz, with its own lock file (into `~/.cargo/bin`; no root
+/// needed).
+fn install_cargo_fuzz() -> Result<()> {
+    run_cmd(
+        cargo()
+            .args([
+                "install",
+                "cargo-fuzz",
+                "--locked",
+                "--version",
+                CARGO_FUZZ_VERSION,
+            ])
+            .stdin(Stdio::null()),
+    )
 }

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod deps;
+mod fuzz;
 mod images;
 mod protobuf_schema;
 mod up;
@@ -33,6 +34,8 @@ enum Command {
     Images(images::Args),
     /// Run benchmarks side by side with their baselines.
     Bench(bench::Args),
+    /// Build the fuzz targets of crates/apiserver/fuzz and run each for a bounded time.
+    Fuzz(fuzz::Args),
     /// Regenerate the Kubernetes protobuf schema table of `crates/protobuf` from k8s-pb and k8s-openapi.
     ProtobufSchema(protobuf_schema::Args),
 }
@@ -45,6 +48,7 @@ fn main() -> Result<()> {
         Command::Up(args) => up::run(args),
         Command::Images(args) => images::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::ProtobufSchema(args) => protobuf_schema::run(args),
     }
 }

@@ -257,8 +257,9 @@ const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 ///
 /// Like upstream, `kubectl apply --server-side` (manager `kubectl`) switches an object over from
 /// client-side apply: conflicts on fields that the `last-applied-configuration` annotation sets
-/// to their live values are taken without `force`, and the annotation, when present, follows the
-/// applied configuration so a later client-side apply still computes the right patch.
+/// to their live values are taken without `force`, and the annotation, when the applied object
+/// has one, follows the applied configuration so a later client-side apply still computes the
+/// right patch.
 pub fn apply(
     live: Option<&Value>,
     config: &Value,
@@ -282,7 +283,9 @@ pub fn apply(
         }
         other => other?,
     };
-    if kubectl && live.is_some_and(|live| last_applied(live).is_some()) {
+    // Upstream asks whether the *result* has the annotation: a configuration that sets it is
+    // recorded on create too, and an annotation the apply removed stays removed.
+    if kubectl && last_applied(&applied).is_some() {
         let mut recorded = config.clone();
         if let Some(annotations) = recorded
             .pointer_mut("/metadata/annotations")

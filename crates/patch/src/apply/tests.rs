@@ -439,3 +439,27 @@ fn kubectl_takes_over_from_client_side_apply() {
          apps/v1: .spec.replicas"
     );
 }
+
+/// Found by the `server_side_apply` fuzz target: a kubectl apply whose configuration carries the
+/// last-applied annotation itself was not idempotent (the first apply kept the annotation as
+/// sent, the second rewrote it). Upstream syncs the annotation when the *result* of the apply
+/// has one, so it is rewritten on create too, and a dropped one stays dropped.
+#[test]
+fn kubectl_syncs_the_last_applied_annotation_of_the_result() {
+    let mut config = deployment(2, "nginx:1");
+    config["metadata"]["annotations"] = json!({LAST_APPLIED: "{}"});
+    let created = apply_as(None, &config, "kubectl", false);
+    assert_eq!(
+        created["metadata"]["annotations"][LAST_APPLIED],
+        deployment(2, "nginx:1").to_string()
+    );
+    assert_eq!(apply_as(Some(&created), &config, "kubectl", false), created);
+
+    // kubectl owned the annotation and no longer applies it: it goes, as any dropped field.
+    let dropped = apply_as(Some(&created), &deployment(2, "nginx:1"), "kubectl", false);
+    assert_eq!(
+        dropped["metadata"]["annotations"].get(LAST_APPLIED),
+        None,
+        "{dropped}"
+    );
+}
