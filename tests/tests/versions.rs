@@ -1,6 +1,8 @@
-//! A kind served in two versions is stored once and converted: `HorizontalPodAutoscaler` written
-//! as `autoscaling/v1` reads as `autoscaling/v2` (CPU target as a metric) and back, and v2-only
-//! fields survive a v1 round trip (kept in upstream's annotations).
+//! A kind served in two versions (or two groups) is stored once and converted:
+//! `HorizontalPodAutoscaler` written as `autoscaling/v1` reads as `autoscaling/v2` (CPU target
+//! as a metric) and back, v2-only fields survive a v1 round trip (kept in upstream's
+//! annotations); core and `events.k8s.io` events are one resource, so `kubectl describe` shows
+//! events written through either API.
 
 use anyhow::Result;
 use k3rs_tests::{kubectls, K3rsServer};
@@ -86,5 +88,77 @@ fn autoscalers_convert_between_v1_and_v2() -> Result<()> {
         v2["metadata"].get("annotations").is_none(),
         "the v1 annotations do not leak into v2: {v2}"
     );
+    Ok(())
+}
+
+#[test]
+fn events_of_both_apis_show_in_describe() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = K3rsServer::start(dir.path())?;
+    for kubectl in kubectls() {
+        let ns = format!("events-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(&server, &["create", "namespace", &ns])?;
+        kubectl.ok(&server, &["-n", &ns, "run", "web", "--image=nginx:1.25"])?;
+        let uid = kubectl.ok(
+            &server,
+            &[
+                "-n",
+                &ns,
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+        )?;
+        let core = format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: web.1}}\n\
+             involvedObject: {{apiVersion: v1, kind: Pod, name: web, namespace: {ns}, uid: {uid}}}\n\
+             reason: Scheduled\nmessage: assigned to node-1\ntype: Normal\n\
+             source: {{component: default-scheduler}}\n\
+             firstTimestamp: \"2026-11-23T08:00:00Z\"\nlastTimestamp: \"2026-11-23T08:00:00Z\"\n"
+        );
+        let new = format!(
+            "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: web.2}}\n\
+             regarding: {{apiVersion: v1, kind: Pod, name: web, namespace: {ns}, uid: {uid}}}\n\
+             reason: Pulling\nnote: pulling nginx\ntype: Normal\naction: Pull\n\
+             reportingController: kubelet\nreportingInstance: node-1\n\
+             eventTime: \"2026-11-23T08:00:01.000000Z\"\n"
+        );
+        for manifest in [core, new] {
+            let (ok, _, err) =
+                kubectl.run_with_input(&server, &["-n", &ns, "create", "-f", "-"], &manifest)?;
+            assert!(ok, "kubectl {}: {err}", kubectl.version);
+        }
+        let described = kubectl.ok(&server, &["-n", &ns, "describe", "pod", "web"])?;
+        for expected in [
+            "Scheduled",
+            "assigned to node-1",
+            "Pulling",
+            "pulling nginx",
+        ] {
+            assert!(
+                described.contains(expected),
+                "kubectl {}: {expected:?} missing from\n{described}",
+                kubectl.version
+            );
+        }
+        let note = kubectl.ok(
+            &server,
+            &[
+                "-n",
+                &ns,
+                "get",
+                "events.v1.events.k8s.io",
+                "web.1",
+                "-o",
+                "jsonpath={.note}",
+            ],
+        )?;
+        assert_eq!(
+            note, "assigned to node-1",
+            "a core event reads through events.k8s.io"
+        );
+    }
     Ok(())
 }

@@ -8,11 +8,28 @@
 //! (`autoscaling.alpha.kubernetes.io/metrics`, `.../behavior`, `.../conditions`,
 //! `.../current-metrics`), so that a v2 → v1 → v2 round trip loses nothing.
 //!
+//! `events.k8s.io/v1` `Event` is the core `v1` `Event` under other field names (`regarding` is
+//! `involvedObject`, `note` is `message`, `deprecatedSource` is `source`, ...): both are one
+//! resource, stored once as core events, so `kubectl describe` (which reads core events) shows
+//! what components write through either API.
+//!
 //! Custom resources follow their CRD's `None` conversion strategy: only `apiVersion` changes.
 
 use serde_json::{json, Map, Value};
 
 const HPA_V1: &str = "autoscaling/v1";
+const EVENTS_V1: &str = "events.k8s.io/v1";
+const CORE_V1: &str = "v1";
+/// events.k8s.io field ↔ core field, for the fields that differ only in name.
+const EVENT_RENAMES: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
 const HPA_V2: &str = "autoscaling/v2";
 const METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
 const BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
@@ -23,13 +40,23 @@ const CURRENT_METRICS: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
 pub fn storage_api_version<'a>(api_version: &'a str, kind: &str) -> &'a str {
     match (api_version, kind) {
         (HPA_V1, "HorizontalPodAutoscaler") => HPA_V2,
+        (EVENTS_V1, "Event") => CORE_V1,
         _ => api_version,
+    }
+}
+
+/// The (group, resource) whose storage a served (group, resource) shares: events.k8s.io events
+/// are core events.
+pub fn storage_resource<'a>(group: &'a str, plural: &'a str) -> (&'a str, &'a str) {
+    match (group, plural) {
+        ("events.k8s.io", "events") => ("", "events"),
+        _ => (group, plural),
     }
 }
 
 /// Whether objects of `kind` change more than their `apiVersion` between versions.
 pub fn converts(kind: &str) -> bool {
-    kind == "HorizontalPodAutoscaler"
+    matches!(kind, "HorizontalPodAutoscaler" | "Event")
 }
 
 /// Converts `object` (of `kind`, in the version its `apiVersion` names) to `to`, setting
@@ -40,15 +67,29 @@ pub fn convert(object: &mut Value, kind: &str, to: &str) {
         .and_then(Value::as_str)
         .unwrap_or(to)
         .to_owned();
-    if converts(kind) {
-        match (from.as_str(), to) {
-            (HPA_V1, HPA_V2) => hpa_v1_to_v2(object),
-            (HPA_V2, HPA_V1) => hpa_v2_to_v1(object),
-            _ => {}
+    match (kind, from.as_str(), to) {
+        ("HorizontalPodAutoscaler", HPA_V1, HPA_V2) => hpa_v1_to_v2(object),
+        ("HorizontalPodAutoscaler", HPA_V2, HPA_V1) => hpa_v2_to_v1(object),
+        ("Event", EVENTS_V1, CORE_V1) => rename_fields(object, EVENT_RENAMES.iter().copied()),
+        ("Event", CORE_V1, EVENTS_V1) => {
+            rename_fields(object, EVENT_RENAMES.iter().map(|&(new, old)| (old, new)))
         }
+        _ => {}
     }
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), Value::from(to));
+    }
+}
+
+/// Moves each top-level field `from` to `to`.
+fn rename_fields<'a>(object: &mut Value, renames: impl Iterator<Item = (&'a str, &'a str)>) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    for (from, to) in renames {
+        if let Some(value) = map.remove(from) {
+            map.insert(to.to_owned(), value);
+        }
     }
 }
 
@@ -273,6 +314,29 @@ mod tests {
                 "target": {"type": "Utilization", "averageUtilization": 50}}}])
         );
         assert!(object["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn events_of_both_apis_are_one_core_event() {
+        let mut event = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "web.1", "namespace": "default"},
+            "regarding": {"kind": "Pod", "name": "web"},
+            "note": "Pulling image", "reason": "Pulling", "type": "Normal",
+            "reportingController": "kubelet", "reportingInstance": "node-1",
+            "deprecatedCount": 2, "eventTime": "2026-11-23T08:00:01.000000Z",
+        });
+        let original = event.clone();
+        assert_eq!(storage_api_version("events.k8s.io/v1", "Event"), "v1");
+        assert_eq!(storage_resource("events.k8s.io", "events"), ("", "events"));
+        convert(&mut event, "Event", "v1");
+        assert_eq!(event["involvedObject"]["name"], "web");
+        assert_eq!(event["message"], "Pulling image");
+        assert_eq!(event["reportingComponent"], "kubelet");
+        assert_eq!(event["count"], 2);
+        assert!(event.get("regarding").is_none() && event.get("note").is_none());
+        convert(&mut event, "Event", "events.k8s.io/v1");
+        assert_eq!(event, original);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Key layout: `/registry/<group or "core">/<resource>/<namespace>/<name>` for namespaced
 //! resources, `/registry/<group or "core">/<resource>/<name>` for cluster-scoped ones. The key has
-//! no version: every served version of a resource shares one storage. Objects are stored as the
+//! no version: every served version of a resource shares one storage, and so do resources that
+//! are one resource in two groups (events.k8s.io events are core events). Objects are stored as the
 //! JSON the API returns, without `metadata.resourceVersion`, which is the store revision and is
 //! filled in on every read.
 
@@ -14,14 +15,11 @@ use super::error::ApiError;
 
 /// The prefix of every object of `resource` (in `namespace` when given).
 pub(crate) fn collection_prefix(resource: &ResourceInfo, namespace: Option<&str>) -> String {
-    let group = if resource.group.is_empty() {
-        "core"
-    } else {
-        resource.group
-    };
+    let (group, plural) = k3rs_api::conversion::storage_resource(resource.group, resource.plural);
+    let group = if group.is_empty() { "core" } else { group };
     match namespace {
-        Some(ns) => format!("/registry/{group}/{}/{ns}/", resource.plural),
-        None => format!("/registry/{group}/{}/", resource.plural),
+        Some(ns) => format!("/registry/{group}/{plural}/{ns}/"),
+        None => format!("/registry/{group}/{plural}/"),
     }
 }
 
