@@ -382,5 +382,34 @@ fn bad_apply_requests_get_clear_errors() -> Result<()> {
     );
     let (code, _) = apply("?fieldManager=u&force=true", &changed)?;
     assert_eq!(code, 200);
+
+    // Appliers racing to create one object all succeed: one creates it, the others apply to it.
+    let racing =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raced"},"data":{"k":"v"}}"#;
+    let raced = "/api/v1/namespaces/default/configmaps/raced";
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    let query = format!("{raced}?fieldManager=racer{i}");
+                    curl(
+                        server,
+                        "PATCH",
+                        &query,
+                        "application/apply-patch+yaml",
+                        racing,
+                    )
+                    .map(|(code, _)| code)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer thread").expect("curl"))
+            .collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 201 || *c == 200), "{codes:?}");
     Ok(())
 }

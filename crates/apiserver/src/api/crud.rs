@@ -217,8 +217,12 @@ async fn apply(
             return Err(err);
         }
         let applied = managed::apply(call, None, &config)?;
-        let created = create_object(call, applied, Ownership::Applied).await?;
-        return Ok(respond(call, StatusCode::CREATED, &created));
+        match create_object(call, applied, Ownership::Applied).await {
+            Ok(created) => return Ok(respond(call, StatusCode::CREATED, &created)),
+            // Another writer created it meanwhile: apply to theirs.
+            Err(err) if err.reason == "AlreadyExists" => {}
+            Err(err) => return Err(err),
+        }
     }
     let stored = write(call, name, precondition, Ownership::Applied, |old| {
         let mut merged = managed::apply(call, Some(old), &config)?;
