@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::machine::Machine;
 use crate::stats::{Round, Samples};
 
 const FILE_HEADER: &str = "# Benchmarks\n\nEach section is written by `cargo xtask bench <name>`, which runs k3rs and its \
@@ -168,6 +169,26 @@ pub(crate) fn markers(name: &str) -> (String, String) {
         ),
         format!("<!-- k3rs-bench {name}: end -->"),
     )
+}
+
+/// The start of benchmark `name`'s section: its begin marker, the heading `title`, and when,
+/// where and on what it ran. The caller adds its settings and table, then [`markers`]' end.
+pub(crate) fn section_head(name: &str, title: &str, machine: &Machine, filesystem: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let (begin, _) = markers(name);
+    let mut out = String::new();
+    let _ = writeln!(out, "{begin}");
+    let _ = writeln!(out, "## {title}\n");
+    let _ = writeln!(
+        out,
+        "- Run: {} {:02}:{:02} UTC, `cargo xtask bench {name}`",
+        now.date(),
+        now.hour(),
+        now.minute()
+    );
+    let _ = writeln!(out, "- Machine: {machine}");
+    let _ = writeln!(out, "- Data on: {filesystem}");
+    out
 }
 
 /// Replaces the section of benchmark `name` in `path` with `section` (which starts and ends with

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Args, Results};
 use crate::machine::Machine;
-use crate::report::{latency_rows, markers, round_rows, table, Better, Row};
+use crate::report::{latency_rows, markers, round_rows, section_head, table, Better, Row};
 
 /// Everything the section shows.
 #[derive(Debug)]
@@ -59,24 +59,13 @@ impl Report<'_> {
     /// The section: heading, setting, table, notes, between the markers.
     pub(crate) fn render(&self) -> String {
         let args = self.args;
-        let now = time::OffsetDateTime::now_utc();
-        let (begin, end) = markers("api");
-        let mut out = String::new();
-        let _ = writeln!(out, "{begin}");
-        let _ = writeln!(
-            out,
-            "## API server: k3rs vs etcd {} alone\n",
-            self.etcd_version
+        let (_, end) = markers("api");
+        let mut out = section_head(
+            "api",
+            &format!("API server: k3rs vs etcd {} alone", self.etcd_version),
+            &self.machine,
+            &self.filesystem,
         );
-        let _ = writeln!(
-            out,
-            "- Run: {} {:02}:{:02} UTC, `cargo xtask bench api`",
-            now.date(),
-            now.hour(),
-            now.minute()
-        );
-        let _ = writeln!(out, "- Machine: {}", self.machine);
-        let _ = writeln!(out, "- Data on: {}", self.filesystem);
         let _ = writeln!(
             out,
             "- Settings: ConfigMaps of ~{} KiB; {} measured creates per concurrency level ({} \

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Args, Results};
 use crate::machine::Machine;
-use crate::report::{latency_rows, markers, round_rows, table, Row};
+use crate::report::{latency_rows, markers, round_rows, section_head, table, Row};
 
 /// Everything the section shows.
 #[derive(Debug)]
@@ -49,20 +49,13 @@ impl Report<'_> {
     /// The section: heading, setting, table, notes, between the markers.
     pub(crate) fn render(&self) -> String {
         let args = self.args;
-        let now = time::OffsetDateTime::now_utc();
-        let mut out = String::new();
-        let (begin, end) = markers("store");
-        let _ = writeln!(out, "{begin}");
-        let _ = writeln!(out, "## Store: k3rs (sled) vs etcd {}\n", self.etcd_version);
-        let _ = writeln!(
-            out,
-            "- Run: {} {:02}:{:02} UTC, `cargo xtask bench store`",
-            now.date(),
-            now.hour(),
-            now.minute()
+        let (_, end) = markers("store");
+        let mut out = section_head(
+            "store",
+            &format!("Store: k3rs (sled) vs etcd {}", self.etcd_version),
+            &self.machine,
+            &self.filesystem,
         );
-        let _ = writeln!(out, "- Machine: {}", self.machine);
-        let _ = writeln!(out, "- Data on: {}", self.filesystem);
         let _ = writeln!(
             out,
             "- Settings: {} measured creates per concurrency level ({} clients), after {} warm-up \
