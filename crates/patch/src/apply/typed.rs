@@ -89,24 +89,21 @@ impl<'a> TypeRef<'a> {
 
     /// The schemas from this position through its `$ref`s (a lone `$ref` in `allOf` too), the
     /// position's own first: extensions may sit on the referring property or the definition.
-    fn chain(self) -> Vec<&'a Value> {
-        let mut out = Vec::new();
-        let mut here = self.schema;
-        while let Some(schema) = here {
-            out.push(schema);
-            if out.len() > 8 {
-                break;
-            }
-            here = crate::schema::reference_of(schema)
+    fn chain(self) -> impl Iterator<Item = &'a Value> {
+        let definitions = self.definitions;
+        // References between definitions are never chained deeply; the bound keeps a malformed
+        // cycle from looping.
+        std::iter::successors(self.schema, move |schema| {
+            crate::schema::reference_of(schema)
                 .and_then(crate::schema::definition_name)
-                .and_then(|name| self.definitions.get(&name));
-        }
-        out
+                .and_then(|name| definitions.get(&name))
+        })
+        .take(9)
     }
 
     /// The schema that describes the value (the end of the `$ref` chain).
     fn resolved(self) -> Option<&'a Value> {
-        self.chain().last().copied()
+        self.chain().last()
     }
 
     /// The definition name at the end of the `$ref` chain, if any.
@@ -119,7 +116,7 @@ impl<'a> TypeRef<'a> {
     }
 
     fn extension(self, name: &str) -> Option<&'a Value> {
-        self.chain().into_iter().find_map(|schema| schema.get(name))
+        self.chain().find_map(|schema| schema.get(name))
     }
 
     /// What this position holds.
