@@ -142,41 +142,56 @@ impl K3rsServer {
     /// (Re)starts the process on a new free port and waits until it is ready.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
+        let mut last_error = None;
+        // A port found free can be taken by someone else before k3rs binds it: try again then.
+        for _ in 0..3 {
+            self.port = free_port()?;
+            match self.spawn_and_wait() {
+                Ok(()) => return Ok(()),
+                Err(err) if format!("{err:#}").contains("Address already in use") => {
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("k3rs server did not start")))
+    }
+
+    /// Restarts the process on the port it had, so that clients built for it (a kube-rs
+    /// `Client`, the kubeconfig) reach the new process: a server restart as a long-running
+    /// client sees it.
+    pub fn restart_on_same_port(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn_and_wait()
+    }
+
+    /// Starts the process on `self.port` and waits until it is ready; on failure the process
+    /// is gone and the error carries its log.
+    fn spawn_and_wait(&mut self) -> Result<()> {
         let config = self.root.join("config.yaml");
         if !config.exists() {
             fs::write(&config, "# written by the k3rs test harness\n")
                 .context("writing the empty config")?;
         }
-        let mut last_error = None;
-        // A port found free can be taken by someone else before k3rs binds it: try again then.
-        for _ in 0..3 {
-            self.port = free_port()?;
-            let log = fs::File::create(&self.log).context("creating the log file")?;
-            let child = Command::new(k3rs_bin())
-                .args(self.args())
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting k3rs server")?;
-            self.child = Some(child);
-            match self.wait_ready(READY_TIMEOUT) {
-                Ok(()) => return Ok(()),
-                Err(err) => {
-                    let log = self.log_text();
-                    self.kill();
-                    if !log.contains("Address already in use") {
-                        return Err(err.context(format!("k3rs server log:\n{log}")));
-                    }
-                    last_error = Some(err);
-                }
-            }
+        let log = fs::File::create(&self.log).context("creating the log file")?;
+        let child = Command::new(k3rs_bin())
+            .args(self.args())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting k3rs server")?;
+        self.child = Some(child);
+        if let Err(err) = self.wait_ready(READY_TIMEOUT) {
+            let log = self.log_text();
+            self.kill();
+            return Err(err.context(format!("k3rs server log:\n{log}")));
         }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("k3rs server did not start")))
+        Ok(())
     }
 
     /// Polls `/readyz` until it answers `ok`, the process exits, or `timeout` passes.
@@ -480,5 +495,19 @@ pub fn with_each_kubectl(
                 server.log_text()
             );
         }
+    }
+}
+
+/// Retries `check` every 100 ms for up to `timeout` until it returns `Some`.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

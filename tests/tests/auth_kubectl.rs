@@ -77,9 +77,12 @@ fn kubectl_create_token_then_use_it() {
 fn create_token(kubectl: &dyn Fn(&K3rsServer) -> Command, bin: &Path, server: &K3rsServer) {
     let kubectl_with_token =
         |server: &K3rsServer, token: &str| kubectl_release_with_token(bin, server, token);
-    // The default service account is the serviceaccount controller's job; create it when absent.
-    let (created, _, stderr) = run(kubectl(server).args(["create", "serviceaccount", "default"]));
-    assert!(created || stderr.contains("AlreadyExists"), "{stderr}");
+    // The serviceaccount controller creates the default service account.
+    let exists = eventually(Duration::from_secs(20), || {
+        let (found, _, _) = run(kubectl(server).args(["get", "serviceaccount", "default"]));
+        found.then_some(())
+    });
+    assert!(exists.is_some(), "no default service account");
     let token = ok(kubectl(server).args(["create", "token", "default", "--duration=1h"]));
     let token = token.trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "{token}");

@@ -46,8 +46,8 @@ fn unknown_and_unimplemented_flags_exit_2() {
     for flag in [
         "--no-such-flag",
         "--disable-agent",
-        "--cluster-cidr=10.42.0.0/16",
         "--cluster-dns=10.43.0.10",
+        "--kube-controller-manager-arg=terminated-pod-gc-threshold=10",
         "--disable=traefik",
         "--token=secret",
         "--server=https://example:6443",
@@ -68,7 +68,11 @@ fn unknown_and_unimplemented_flags_exit_2() {
 fn a_bad_config_key_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (text, key) in [
-        ("cluster-cidr: 10.42.0.0/16\n", "cluster-cidr"),
+        ("cluster-dns: 10.43.0.10\n", "cluster-dns"),
+        (
+            "kube-controller-manager-arg: [node-monitor-period=never]\n",
+            "kube-controller-manager-arg",
+        ),
         ("https-listen-port: not-a-port\n", "https-listen-port"),
         ("tls-san: {a: b}\n", "tls-san"),
         ("write-kubeconfig-mode: \"0999\"\n", "write-kubeconfig-mode"),

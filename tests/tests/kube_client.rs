@@ -19,7 +19,9 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use kube_support::{api_error, assert_quiet, client, create_namespace, next_event, revision};
+use kube_support::{
+    api_error, assert_quiet, client, create_namespace, http_body_text, next_event, revision,
+};
 use serde_json::{json, Value};
 
 /// A ConfigMap with labels and data.
@@ -91,11 +93,21 @@ async fn kube_client_lists_and_resumes_watches() {
     create("other", "db").await;
 
     // Paging: two pages at the first page's resourceVersion, nothing lost or repeated.
-    let first = api.list(&ListParams::default().limit(2)).await.unwrap();
+    // (Every ConfigMap of the test has an `app` label; the namespace also holds the
+    // controllers' kube-root-ca.crt, which has none.)
+    let first = api
+        .list(&ListParams::default().labels("app").limit(2))
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 2);
     let token = first.metadata.continue_.clone().expect("a continue token");
     let rest = api
-        .list(&ListParams::default().limit(2).continue_token(&token))
+        .list(
+            &ListParams::default()
+                .labels("app")
+                .limit(2)
+                .continue_token(&token),
+        )
         .await
         .unwrap();
     let names: Vec<_> = first
@@ -196,7 +208,9 @@ async fn kube_client_runtime_watcher() {
         .await
         .unwrap();
 
-    let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
+    // Not the controllers' kube-root-ca.crt: only what this test writes.
+    let config = watcher::Config::default().fields("metadata.name!=kube-root-ca.crt");
+    let mut stream = watcher(api.clone(), config).boxed();
     async fn next(
         stream: &mut futures::stream::BoxStream<
             'static,
@@ -565,16 +579,4 @@ async fn kube_client_server_side_apply() {
         applied_fields(&pruned, "alice")["f:data"],
         json!({"f:c": {}})
     );
-}
-
-/// The whole body of a raw response as text.
-async fn http_body_text(response: http::Response<kube::client::Body>) -> String {
-    use http_body_util::BodyExt;
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("the response body")
-        .to_bytes();
-    String::from_utf8(bytes.to_vec()).expect("a UTF-8 body")
 }

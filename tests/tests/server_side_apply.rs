@@ -103,12 +103,16 @@ impl Ctx<'_> {
         Ok(serde_json::from_str(&self.ok(&all)?)?)
     }
 
+    /// The object's managers other than the controllers, as `manager/operation[/subresource]`
+    /// (the deployment controller writes a Deployment's status and revision annotation
+    /// whenever it gets to it, as upstream's does).
     fn managers(&self, args: &[&str]) -> Result<Vec<String>> {
         let object = self.json(args)?;
         Ok(object["metadata"]["managedFields"]
             .as_array()
             .context("no managedFields")?
             .iter()
+            .filter(|e| e["manager"] != "kube-controller-manager")
             .map(|e| {
                 format!(
                     "{}/{}{}",

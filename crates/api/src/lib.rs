@@ -15,12 +15,14 @@
 #![forbid(unsafe_code)]
 
 pub mod conversion;
+pub mod cron;
 pub mod custom;
 pub mod defaults;
 pub mod field_error;
 pub mod fields;
 pub mod openapi;
 pub mod patch_strategy;
+pub mod quantity;
 pub mod resources;
 pub mod schema_topology;
 pub mod selector;
@@ -28,6 +30,7 @@ pub mod strict;
 pub mod table;
 pub mod validation;
 
+pub use cron::CronSchedule;
 pub use custom::{CustomResource, ScaleSubresource};
 pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};

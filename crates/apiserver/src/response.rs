@@ -29,9 +29,13 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
     json_with_type(status, value, "application/json")
 }
 
-/// An `application/json` response of bytes that already are JSON.
-pub(crate) fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
-    with_type(status, "application/json", full(body))
+/// A response of bytes that already are JSON, with its JSON media type.
+pub(crate) fn json_bytes(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> Response<ResponseBody> {
+    with_type(status, content_type, full(body))
 }
 
 /// A JSON response of `value` with a specific JSON media type (aggregated discovery's).

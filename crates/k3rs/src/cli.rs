@@ -70,6 +70,15 @@ pub(crate) struct ServerArgs {
     #[arg(long, value_name = "CIDR", default_value = k3rs_pki::DEFAULT_SERVICE_CIDR)]
     pub(crate) service_cidr: String,
 
+    /// IP range of pod IPs; each node gets a /24 of it (`spec.podCIDR`).
+    #[arg(long, value_name = "CIDR", default_value = DEFAULT_CLUSTER_CIDR)]
+    pub(crate) cluster_cidr: String,
+
+    /// A setting for the controllers, as `KEY=VALUE` with kube-controller-manager's flag name
+    /// (repeatable): `node-monitor-period`, `node-monitor-grace-period` (Go durations).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_controller_manager_arg)]
+    pub(crate) kube_controller_manager_arg: Vec<ControllerManagerArg>,
+
     /// Where to write the admin kubeconfig.
     #[arg(short = 'o', long, value_name = "FILE", default_value = DEFAULT_KUBECONFIG)]
     pub(crate) write_kubeconfig: PathBuf,
@@ -87,6 +96,43 @@ pub(crate) struct ServerArgs {
     /// watch that reconnects after a quiet spell resumes instead of relisting.
     #[arg(long, value_name = "REVISIONS", default_value_t = k3rs_store::DEFAULT_COMPACTION_RETENTION as u64)]
     pub(crate) store_compaction_retention: u64,
+}
+
+/// The default `--cluster-cidr`, as k3s's.
+pub(crate) const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+
+/// A `--kube-controller-manager-arg` k3rs understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ControllerManagerArg {
+    /// How often the node lifecycle controller checks node heartbeats (upstream: 5s).
+    NodeMonitorPeriod(Duration),
+    /// How long a node may go without a heartbeat before it is `Unknown` (upstream: 50s).
+    NodeMonitorGracePeriod(Duration),
+}
+
+/// Parses `KEY=VALUE` with kube-controller-manager's flag name (with or without `--`).
+pub(crate) fn parse_controller_manager_arg(value: &str) -> Result<ControllerManagerArg, String> {
+    let (key, setting) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
+    let key = key.trim().trim_start_matches("--");
+    let duration = || -> Result<Duration, String> {
+        let duration = parse_duration(setting)?;
+        if duration.is_zero() {
+            return Err(format!("{key} must be more than 0"));
+        }
+        Ok(duration)
+    };
+    match key {
+        "node-monitor-period" => Ok(ControllerManagerArg::NodeMonitorPeriod(duration()?)),
+        "node-monitor-grace-period" => {
+            Ok(ControllerManagerArg::NodeMonitorGracePeriod(duration()?))
+        }
+        other => Err(format!(
+            "{other:?} is not a kube-controller-manager setting k3rs supports \
+             (node-monitor-period, node-monitor-grace-period)"
+        )),
+    }
 }
 
 /// Parses a duration as Go's `time.ParseDuration` does (the format of kube-apiserver's and
@@ -150,6 +196,26 @@ pub(crate) fn parse_mode(value: &str) -> Result<u32, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn controller_manager_args_are_checked() {
+        assert_eq!(
+            parse_controller_manager_arg("node-monitor-grace-period=20s"),
+            Ok(ControllerManagerArg::NodeMonitorGracePeriod(
+                Duration::from_secs(20)
+            ))
+        );
+        assert_eq!(
+            parse_controller_manager_arg("--node-monitor-period=500ms"),
+            Ok(ControllerManagerArg::NodeMonitorPeriod(
+                Duration::from_millis(500)
+            ))
+        );
+        assert!(parse_controller_manager_arg("node-monitor-period=0").is_err());
+        assert!(parse_controller_manager_arg("node-monitor-period").is_err());
+        let unknown = parse_controller_manager_arg("terminated-pod-gc-threshold=5").unwrap_err();
+        assert!(unknown.contains("terminated-pod-gc-threshold"), "{unknown}");
+    }
 
     #[test]
     fn cli_is_well_formed() {

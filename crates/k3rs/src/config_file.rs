@@ -36,6 +36,8 @@ pub(crate) struct ConfigFile {
     pub(crate) node_name: Option<String>,
     pub(crate) tls_san: Option<StringList>,
     pub(crate) service_cidr: Option<String>,
+    pub(crate) cluster_cidr: Option<String>,
+    pub(crate) kube_controller_manager_arg: Option<ControllerManagerArgs>,
     pub(crate) write_kubeconfig: Option<PathBuf>,
     pub(crate) write_kubeconfig_mode: Option<FileMode>,
     pub(crate) etcd_compaction_interval: Option<GoDuration>,
@@ -92,6 +94,24 @@ fn one_line(message: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `kube-controller-manager-arg`: a string or list of `KEY=VALUE`, each checked as the flag is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ControllerManagerArgs(pub(crate) Vec<crate::cli::ControllerManagerArg>);
+
+impl<'de> Deserialize<'de> for ControllerManagerArgs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let list = StringList::deserialize(deserializer)?;
+        list.0
+            .iter()
+            .map(|arg| {
+                crate::cli::parse_controller_manager_arg(arg)
+                    .map_err(|err| de::Error::custom(format!("kube-controller-manager-arg: {err}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(ControllerManagerArgs)
+    }
 }
 
 /// A string or a list of strings, each of which may hold comma-separated values (k3s accepts
@@ -242,7 +262,7 @@ mod tests {
     #[test]
     fn errors_name_the_key_on_one_line() {
         for (text, key) in [
-            ("cluster-cidr: 10.42.0.0/16", "cluster-cidr"),
+            ("cluster-dns: 10.43.0.10", "cluster-dns"),
             ("https-listen-port: abc", "https-listen-port"),
             ("https-listen-port: 70000", "https-listen-port"),
             ("tls-san: 5", "tls-san"),

@@ -1,4 +1,5 @@
-//! `k3rs server`: open the store, ensure the PKI, write kubeconfigs, serve the API until a signal.
+//! `k3rs server`: open the store, ensure the PKI, write kubeconfigs, serve the API and run the
+//! controllers until a signal.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -6,10 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use k3rs_apiserver::{ApiServer, ApiServerConfig, ServiceAccountConfig, TlsMaterial};
+use k3rs_controllers::{node_lifecycle, Controllers, ControllersConfig, Identity};
 use k3rs_pki::{ensure_server_pki, write_admin_kubeconfig, ServerPkiConfig};
 use k3rs_store::{SledStore, SledStoreConfig, Store};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::cli::ControllerManagerArg;
 use crate::settings::ServerSettings;
 
 /// The layout under `--data-dir`, as k3s has it under `/var/lib/rancher/k3s`.
@@ -56,6 +59,19 @@ fn store_config(paths: &DataPaths, settings: &ServerSettings) -> SledStoreConfig
             .unwrap_or(i64::MAX),
         ..Default::default()
     }
+}
+
+/// The node lifecycle controller's periods: upstream's defaults, unless
+/// `--kube-controller-manager-arg` sets them.
+fn node_timing(args: &[ControllerManagerArg]) -> node_lifecycle::Timing {
+    let mut timing = node_lifecycle::Timing::default();
+    for arg in args {
+        match *arg {
+            ControllerManagerArg::NodeMonitorPeriod(period) => timing.monitor_period = period,
+            ControllerManagerArg::NodeMonitorGracePeriod(grace) => timing.grace_period = grace,
+        }
+    }
+    timing
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -127,6 +143,29 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         settings.write_kubeconfig_mode,
     )?;
 
+    // The controllers connect like any client; their watches retry until the API serves.
+    let controllers = Controllers::start(ControllersConfig {
+        identity: Identity {
+            server_url: url.clone(),
+            ca_pem: pki.ca_cert_pem.clone(),
+            cert_pem: pki.controller.cert_pem.clone(),
+            key_pem: pki.controller.key_pem.expose().to_string(),
+            program: "kube-controller-manager",
+        },
+        scheduler_identity: Identity {
+            server_url: url.clone(),
+            ca_pem: pki.ca_cert_pem.clone(),
+            cert_pem: pki.scheduler.cert_pem.clone(),
+            key_pem: pki.scheduler.key_pem.expose().to_string(),
+            program: "kube-scheduler",
+        },
+        root_ca_pem: pki.ca_cert_pem.clone(),
+        cluster_cidr: settings.cluster_cidr.clone(),
+        node_timing: node_timing(&settings.controller_manager),
+    })
+    .await
+    .context("starting the controllers")?;
+
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(api.serve(async move {
         let _ = stopped.await;
@@ -147,6 +186,7 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
+    drop(controllers);
     let _ = stop.send(());
     serving.await.context("the API server task failed")??;
     drop(store);
@@ -189,6 +229,8 @@ mod tests {
             node_name: "n".into(),
             tls_sans: Vec::new(),
             service_cidr: "10.43.0.0/16".into(),
+            cluster_cidr: "10.42.0.0/16".into(),
+            controller_manager: Vec::new(),
             write_kubeconfig: "/etc/k3rs/k3rs.yaml".into(),
             write_kubeconfig_mode: 0o600,
             etcd_compaction_interval: std::time::Duration::from_secs(90),

@@ -21,6 +21,9 @@ pub(crate) struct ServerSettings {
     pub(crate) node_name: String,
     pub(crate) tls_sans: Vec<String>,
     pub(crate) service_cidr: String,
+    pub(crate) cluster_cidr: String,
+    /// `--kube-controller-manager-arg` settings.
+    pub(crate) controller_manager: Vec<crate::cli::ControllerManagerArg>,
     pub(crate) write_kubeconfig: PathBuf,
     pub(crate) write_kubeconfig_mode: u32,
     /// Zero disables automatic compaction.
@@ -109,6 +112,18 @@ pub(crate) fn merge(
             "service_cidr",
             args.service_cidr,
             file.service_cidr,
+        ),
+        cluster_cidr: pick(
+            matches,
+            "cluster_cidr",
+            args.cluster_cidr,
+            file.cluster_cidr,
+        ),
+        controller_manager: pick(
+            matches,
+            "kube_controller_manager_arg",
+            args.kube_controller_manager_arg,
+            file.kube_controller_manager_arg.map(|list| list.0),
         ),
         write_kubeconfig: pick(
             matches,

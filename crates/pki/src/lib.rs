@@ -33,8 +33,8 @@ pub use kubeconfig::{
 pub use sans::{first_service_ip, SubjectAltName, KUBERNETES_SERVICE_NAMES};
 pub use server::{
     ensure_server_pki, CertAction, CertifiedKeyPem, PrivateKeyPem, ServerPki, ServerPkiConfig,
-    ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, DEFAULT_CA_VALIDITY, DEFAULT_LEAF_VALIDITY,
-    DEFAULT_RENEW_BEFORE, DEFAULT_SERVICE_CIDR,
+    ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, CONTROLLER_USER, DEFAULT_CA_VALIDITY,
+    DEFAULT_LEAF_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_SERVICE_CIDR, SCHEDULER_USER,
 };
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(90 * DAY);
 pub const ADMIN_USER: &str = "system:admin";
 /// The group of the admin client certificate, bound to `cluster-admin` in every cluster.
 pub const ADMIN_GROUP: &str = "system:masters";
+/// The Kubernetes user the in-process controllers authenticate as (upstream's
+/// kube-controller-manager identity, bound to its bootstrap roles).
+pub const CONTROLLER_USER: &str = "system:kube-controller-manager";
+/// The Kubernetes user the in-process scheduler authenticates as.
+pub const SCHEDULER_USER: &str = "system:kube-scheduler";
 
 /// Where the server's TLS files live, k3s names (`<data-dir>/server/tls/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +51,14 @@ pub struct ServerTlsPaths {
     pub admin_cert: PathBuf,
     /// The admin client key.
     pub admin_key: PathBuf,
+    /// The controllers' client certificate (`system:kube-controller-manager`).
+    pub controller_cert: PathBuf,
+    /// The controllers' client key.
+    pub controller_key: PathBuf,
+    /// The scheduler's client certificate (`system:kube-scheduler`).
+    pub scheduler_cert: PathBuf,
+    /// The scheduler's client key.
+    pub scheduler_key: PathBuf,
     /// The key service-account tokens are signed with (`service.key`, as k3s names it).
     pub service_key: PathBuf,
 }
@@ -61,6 +74,10 @@ impl ServerTlsPaths {
             serving_key: dir.join("serving-kube-apiserver.key"),
             admin_cert: dir.join("client-admin.crt"),
             admin_key: dir.join("client-admin.key"),
+            controller_cert: dir.join("client-controller.crt"),
+            controller_key: dir.join("client-controller.key"),
+            scheduler_cert: dir.join("client-scheduler.crt"),
+            scheduler_key: dir.join("client-scheduler.key"),
             service_key: dir.join("service.key"),
             dir,
         }
@@ -192,10 +209,15 @@ pub struct ServerPki {
     pub serving: CertifiedKeyPem,
     /// The admin client certificate and key.
     pub admin: CertifiedKeyPem,
+    /// The controllers' client certificate and key ([`CONTROLLER_USER`]).
+    pub controller: CertifiedKeyPem,
+    /// The scheduler's client certificate and key ([`SCHEDULER_USER`]).
+    pub scheduler: CertifiedKeyPem,
     /// The service-account token signing key (ECDSA P-256, PKCS#8 PEM).
     pub service_account_key: PrivateKeyPem,
-    /// What happened to the CA, the serving and the admin certificate, in that order.
-    pub actions: [CertAction; 3],
+    /// What happened to the CA, the serving, the admin, the controller and the scheduler
+    /// certificate, in that order.
+    pub actions: [CertAction; 5],
 }
 
 /// Makes sure the cluster CA, the serving certificate and the admin client certificate exist and
@@ -239,6 +261,26 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
         &paths.admin_cert,
         &paths.admin_key,
     )?;
+    let (controller, controller_action) = ensure_leaf(
+        &ctx,
+        "controller client certificate",
+        &LeafKind::Client {
+            common_name: CONTROLLER_USER,
+            organizations: &[],
+        },
+        &paths.controller_cert,
+        &paths.controller_key,
+    )?;
+    let (scheduler, scheduler_action) = ensure_leaf(
+        &ctx,
+        "scheduler client certificate",
+        &LeafKind::Client {
+            common_name: SCHEDULER_USER,
+            organizations: &[],
+        },
+        &paths.scheduler_cert,
+        &paths.scheduler_key,
+    )?;
 
     let service_account_key = ensure_service_account_key(&paths.service_key)?;
 
@@ -247,8 +289,16 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
         paths,
         serving,
         admin,
+        controller,
+        scheduler,
         service_account_key,
-        actions: [ca_action, serving_action, admin_action],
+        actions: [
+            ca_action,
+            serving_action,
+            admin_action,
+            controller_action,
+            scheduler_action,
+        ],
     })
 }
 

@@ -85,6 +85,8 @@ fn serving_cert_has_every_requested_name() {
         [
             CertAction::Created,
             CertAction::Created,
+            CertAction::Created,
+            CertAction::Created,
             CertAction::Created
         ]
     );
@@ -143,7 +145,13 @@ fn second_start_reuses_every_file_byte_for_byte() {
     let second = ensure_server_pki(&config).unwrap();
     assert_eq!(
         second.actions,
-        [CertAction::Reused, CertAction::Reused, CertAction::Reused]
+        [
+            CertAction::Reused,
+            CertAction::Reused,
+            CertAction::Reused,
+            CertAction::Reused,
+            CertAction::Reused
+        ]
     );
     assert_eq!(read_all(&second.paths), before);
     assert_eq!(first.serving, second.serving);
@@ -243,7 +251,12 @@ fn a_leaf_with_a_foreign_key_or_garbage_is_reissued() {
     );
     assert_eq!(
         ensure_server_pki(&config).unwrap().actions[1..],
-        [CertAction::Reused, CertAction::Reused]
+        [
+            CertAction::Reused,
+            CertAction::Reused,
+            CertAction::Reused,
+            CertAction::Reused
+        ]
     );
 }
 

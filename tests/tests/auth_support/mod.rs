@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use k3rs_tests::{kubectl_bin, K3rsServer};
 use serde_json::Value;
@@ -160,19 +159,7 @@ pub(crate) fn curl(
     (code.trim().parse().unwrap(), value)
 }
 
-/// Retries `check` for up to `timeout` until it returns `Some`.
-pub(crate) fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+pub(crate) use k3rs_tests::eventually;
 
 /// Starts a server in `dir`.
 pub(crate) fn start(dir: &Path) -> K3rsServer {

@@ -1,5 +1,6 @@
 //! Helpers shared by the kube-rs black-box tests: a `kube::Client` from the kubeconfig the server
-//! wrote, namespaces, and reading watch streams with a deadline.
+//! wrote, namespaces, a server with hollow nodes, kubectl from async tests, reading watch streams
+//! with a deadline, and raw response bodies.
 
 // Test set-up: a failure here should stop the test loudly.
 #![allow(dead_code, clippy::unwrap_used)]
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use k3rs_tests::K3rsServer;
-use k8s_openapi::api::core::v1::Namespace;
+use k3rs_hollow::{HollowCluster, HollowNodeConfig};
+use k3rs_tests::{kubectls, K3rsServer};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{PostParams, WatchEvent};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
@@ -30,7 +32,46 @@ pub(crate) async fn client(server: &K3rsServer) -> Client {
     Client::try_from(config).expect("a kube client")
 }
 
-/// Creates the namespace `name`.
+/// A server, a client, the namespace `namespace` and `nodes` hollow nodes named
+/// `<namespace>-node-<i>`, heartbeating every second.
+pub(crate) async fn hollow_cluster(
+    dir: &tempfile::TempDir,
+    namespace: &str,
+    nodes: usize,
+) -> (K3rsServer, Client, HollowCluster) {
+    let server = K3rsServer::start(dir.path()).expect("k3rs server starts");
+    let client = client(&server).await;
+    create_namespace(&client, namespace).await;
+    let cluster = HollowCluster::start(
+        client.clone(),
+        nodes,
+        &format!("{namespace}-node"),
+        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    (server, client, cluster)
+}
+
+/// Runs the newest kubectl without blocking the runtime (hollow nodes live on it); panics with
+/// the server log when it fails.
+pub(crate) fn kubectl(server: &K3rsServer, args: &[&str]) -> String {
+    let newest = kubectls().pop().unwrap();
+    tokio::task::block_in_place(|| newest.ok(server, args))
+        .unwrap_or_else(|err| panic!("{err:#}\nserver log:\n{}", server.log_text()))
+}
+
+/// Runs the newest kubectl with `stdin`: whether it succeeded, stdout and stderr.
+pub(crate) fn kubectl_with_input(
+    server: &K3rsServer,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    let newest = kubectls().pop().unwrap();
+    tokio::task::block_in_place(|| newest.run_with_input(server, args, stdin)).unwrap()
+}
+
+/// Creates the namespace `name` and waits for the controllers' `kube-root-ca.crt` in it.
 pub(crate) async fn create_namespace(client: &Client, name: &str) {
     let namespace: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
@@ -38,6 +79,23 @@ pub(crate) async fn create_namespace(client: &Client, name: &str) {
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap_or_else(|err| panic!("creating namespace {name}: {err}"));
+    // The controllers add `kube-root-ca.crt` to every new namespace; wait for it, so a test's
+    // lists and watches see it from the start rather than appearing midway.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while config_maps
+        .get_opt("kube-root-ca.crt")
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kube-root-ca.crt in namespace {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The object's resourceVersion as a number (k3rs's are store revisions).
@@ -83,5 +141,43 @@ pub(crate) fn api_error<T: std::fmt::Debug>(result: kube::Result<T>) -> Box<kube
     match result {
         Err(kube::Error::Api(status)) => status,
         other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The whole body of a raw response as text.
+pub(crate) async fn http_body_text(response: http::Response<kube::client::Body>) -> String {
+    use http_body_util::BodyExt;
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the response body")
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("a UTF-8 body")
+}
+
+/// [`kubectl`] with `stdin` as its input; returns its output, failing the test (with the
+/// server's log) when kubectl fails.
+pub(crate) fn kubectl_stdin(server: &K3rsServer, args: &[&str], stdin: &str) -> String {
+    let (ok, out, err) = kubectl_with_input(server, args, stdin);
+    assert!(
+        ok,
+        "kubectl {args:?}: {err}\nserver log:\n{}",
+        server.log_text()
+    );
+    out
+}
+
+/// Polls `check` every 250 ms until it holds; fails the test (with the server's log) after
+/// 40 s.
+pub(crate) async fn wait_for(server: &K3rsServer, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}\nserver log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

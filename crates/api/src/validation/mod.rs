@@ -10,11 +10,9 @@
 //! moves) and [`prepare_update`] (what the main endpoint and the `/status` subresource may each
 //! change).
 
-mod cron;
 mod meta;
 mod names;
 mod pod;
-mod quantity;
 mod resources;
 mod service;
 mod workloads;
@@ -229,6 +227,9 @@ pub enum UpdateEndpoint {
     Main,
     /// The `status` subresource (`PUT /…/deployments/web/status`).
     Status,
+    /// A namespace's `finalize` subresource (`PUT /api/v1/namespaces/x/finalize`): only
+    /// `spec.finalizers` changes.
+    Finalize,
 }
 
 /// Upstream's `PrepareForUpdate` split between the resource and its `/status` subresource, for
@@ -239,8 +240,8 @@ pub enum UpdateEndpoint {
 ///   annotations, owner references and finalizers included — except the request's
 ///   `metadata.resourceVersion` (for the optimistic-concurrency check) and `managedFields`.
 ///
-/// Namespaces additionally keep `spec.finalizers` on the main endpoint (only `/finalize` changes
-/// them).
+/// Namespaces additionally keep `spec.finalizers` on the main endpoint; on
+/// [`UpdateEndpoint::Finalize`] only they change.
 pub fn prepare_update(
     resource: &ResourceInfo,
     endpoint: UpdateEndpoint,
@@ -276,34 +277,50 @@ pub fn prepare_update(
                 }
             }
         }
-        UpdateEndpoint::Status => {
-            let status = new.get("status").cloned();
-            let resource_version = new.pointer("/metadata/resourceVersion").cloned();
-            let managed_fields = new.pointer("/metadata/managedFields").cloned();
-            let mut merged = old.clone();
-            if let Some(map) = merged.as_object_mut() {
-                match status {
-                    Some(status) => {
-                        map.insert("status".to_owned(), status);
-                    }
-                    None => {
-                        map.remove("status");
-                    }
-                }
+        UpdateEndpoint::Status => *new = only_changing(old, new, &["status"]),
+        UpdateEndpoint::Finalize => {
+            if resource.group.is_empty() && resource.kind == "Namespace" {
+                *new = only_changing(old, new, &["spec", "finalizers"]);
             }
-            if let Some(meta) = crate::defaults::json::child_obj(&mut merged, "metadata") {
-                for (key, value) in [
-                    ("resourceVersion", resource_version),
-                    ("managedFields", managed_fields),
-                ] {
-                    if let (Some(value), Some(map)) = (value, meta.as_object_mut()) {
-                        map.insert(key.to_owned(), value);
-                    }
-                }
-            }
-            *new = merged;
         }
     }
+}
+
+/// `old` with the field at `path` taken from `new` (removed when `new` has none), and `new`'s
+/// `metadata.resourceVersion` (for the optimistic-concurrency check) and `managedFields`.
+fn only_changing(old: &Value, new: &Value, path: &[&str]) -> Value {
+    let mut merged = old.clone();
+    let wanted = path.iter().try_fold(new, |v, key| v.get(*key)).cloned();
+    if let Some((last, parents)) = path.split_last() {
+        let mut parent = Some(&mut merged);
+        for key in parents {
+            parent = match (parent, &wanted) {
+                (Some(p), Some(_)) => crate::defaults::json::child_obj(p, key),
+                (Some(p), None) => p.get_mut(*key),
+                (None, _) => None,
+            };
+        }
+        if let Some(map) = parent.and_then(Value::as_object_mut) {
+            match wanted {
+                Some(value) => {
+                    map.insert((*last).to_owned(), value);
+                }
+                None => {
+                    map.remove(*last);
+                }
+            }
+        }
+    }
+    if let Some(meta) =
+        crate::defaults::json::child_obj(&mut merged, "metadata").and_then(Value::as_object_mut)
+    {
+        for key in ["resourceVersion", "managedFields"] {
+            if let Some(value) = new.pointer(&format!("/metadata/{key}")) {
+                meta.insert(key.to_owned(), value.clone());
+            }
+        }
+    }
+    merged
 }
 
 pub(crate) fn invalid(field: FieldPath, value: &Value, detail: impl Into<String>) -> FieldError {
@@ -390,6 +407,24 @@ mod tests {
     }
 
     #[test]
+    fn a_claims_volume_name_is_set_once() {
+        let claim = |volume: Option<&str>| {
+            json!({"metadata": {"name": "c", "namespace": "ns"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}}}})
+        };
+        let mut errs = Vec::new();
+        resources::persistent_volume_claim_update(&claim(None), &claim(Some("pv")), &mut errs);
+        assert!(errs.is_empty(), "binding is allowed: {errs:?}");
+        resources::persistent_volume_claim_update(
+            &claim(Some("pv")),
+            &claim(Some("other")),
+            &mut errs,
+        );
+        assert_eq!(errs.len(), 1, "rebinding is not");
+    }
+
+    #[test]
     fn generation() {
         let deploy = resource("Deployment");
         let old = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"replicas": 1}});
@@ -439,5 +474,19 @@ mod tests {
         let mut new = json!({"spec": {"finalizers": []}, "status": {"phase": "Terminating"}});
         prepare_update(&ns, UpdateEndpoint::Main, &old, &mut new);
         assert_eq!(new, old);
+        let mut new = json!({"metadata": {"labels": {"x": "y"}, "resourceVersion": "7"},
+            "spec": {"finalizers": []}, "status": {"phase": "Terminating"}});
+        prepare_update(&ns, UpdateEndpoint::Finalize, &old, &mut new);
+        assert_eq!(
+            new,
+            json!({"metadata": {"resourceVersion": "7"}, "spec": {"finalizers": []},
+                "status": {"phase": "Active"}})
+        );
+        let mut new = json!({"metadata": {}});
+        prepare_update(&ns, UpdateEndpoint::Finalize, &old, &mut new);
+        assert_eq!(
+            new,
+            json!({"metadata": {}, "spec": {}, "status": {"phase": "Active"}})
+        );
     }
 }

@@ -5,11 +5,11 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{json, Value};
 
 use super::names;
-use super::quantity;
 use super::{
     duplicate, forbidden, invalid, non_negative, not_found, not_supported, one_of, required, string,
 };
 use crate::defaults::json::{at, items};
+use crate::quantity;
 use crate::{FieldError, FieldPath};
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];

@@ -207,15 +207,15 @@ pub(crate) fn claim_spec(spec: Option<&Value>, path: &FieldPath, errs: &mut Vec<
             errs.push(required(path.child("resources").key("storage"), ""));
         }
         None | Some(Value::Null) => {}
-        Some(q) => match super::quantity::parse(q) {
+        Some(q) => match crate::quantity::parse(q) {
             None => errs.push(invalid(
                 path.child("resources").key("storage"),
                 q,
-                super::quantity::QUANTITY_FORMAT,
+                crate::quantity::QUANTITY_FORMAT,
             )),
             Some(n) if n <= 0.0 => errs.push(invalid(
                 path.child("resources").key("storage"),
-                &json!(super::quantity::display(q)),
+                &json!(crate::quantity::display(q)),
                 "must be greater than zero",
             )),
             Some(_) => {}
@@ -233,9 +233,16 @@ pub(crate) fn persistent_volume_claim_update(old: &Value, new: &Value, errs: &mu
             if let Some(resources) = map.get_mut("resources").and_then(Value::as_object_mut) {
                 resources.remove("requests");
             }
-            // The binder fills in volumeName once; leaving it unset is not a change.
-            if old.pointer("/spec/volumeName").is_some() && map.get("volumeName").is_none() {
-                map.insert("volumeName".to_owned(), old["spec"]["volumeName"].clone());
+            // The binder fills in volumeName once (upstream: "volumeName changes are allowed
+            // once", from empty); leaving it unset is not a change either.
+            let old_name = old
+                .pointer("/spec/volumeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if old_name.is_empty() {
+                map.remove("volumeName");
+            } else if map.get("volumeName").is_none() {
+                map.insert("volumeName".to_owned(), Value::from(old_name));
             }
         }
         spec

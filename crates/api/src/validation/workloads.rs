@@ -582,8 +582,24 @@ pub(crate) fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
                 &json!(schedule),
                 "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
             ));
-        } else if let Err(msg) = super::cron::parse(schedule) {
+        } else if let Err(msg) = crate::cron::CronSchedule::parse(schedule) {
             errs.push(invalid(path.child("schedule"), &json!(schedule), msg));
+        }
+    }
+    // `ValidateCronJobSpec`'s time zone: an explicit IANA name the controller can load.
+    if let Some(zone) = spec.get("timeZone").and_then(Value::as_str) {
+        let problem = if zone.is_empty() {
+            Some("timeZone must be nil or non-empty string".to_owned())
+        } else if zone.eq_ignore_ascii_case("local") {
+            Some(
+                "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
+                    .to_owned(),
+            )
+        } else {
+            crate::cron::time_zone(zone).err()
+        };
+        if let Some(problem) = problem {
+            errs.push(invalid(path.child("timeZone"), &json!(zone), problem));
         }
     }
     match string(spec, "concurrencyPolicy") {

@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::managed;
 use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
+use super::partial;
 use super::patching::Patch;
 use super::strategy;
 use super::{table, Call, Format};
@@ -19,7 +20,7 @@ use crate::response::{json, ResponseBody};
 /// patches only; a client's own resourceVersion precondition is never retried).
 const RETRIES: usize = 8;
 
-/// The object as JSON, or as a one-row Table.
+/// The object as JSON, as a one-row Table, or as its `PartialObjectMetadata`.
 pub(crate) fn respond(
     call: &Call<'_>,
     status: StatusCode,
@@ -31,6 +32,11 @@ pub(crate) fn respond(
             status,
             &table::table(call, std::slice::from_ref(object), None),
         ),
+        Format::Metadata(version) => partial::respond(status, object, version),
+        // Refused before the verb ran (see `resource_request`); answered the same way here.
+        Format::MetadataList(_) => {
+            return ApiError::partial_list_of_object(call.resource.kind).into_response()
+        }
     };
     for warning in call.take_warnings() {
         let text = format!("299 - {}", Value::from(warning));
@@ -546,24 +552,41 @@ async fn delete_one(
     ))
 }
 
-/// The grace period of a delete: only pods bound to a node wait for their kubelet; everything
-/// else goes at once (upstream's pod strategy; other kinds have no graceful deletion).
+/// The grace period of a delete: only pods wait for their kubelet; everything else goes at
+/// once (other kinds have no graceful deletion).
 fn graceful_period(call: &Call<'_>, object: &Value, options: &DeleteOptions) -> i64 {
     let is_pod = call.resource.group.is_empty() && call.resource.kind == "Pod";
-    let bound = object
-        .get("spec")
+    if is_pod {
+        pod_grace_period(object, options.grace_period)
+    } else {
+        0
+    }
+}
+
+/// Upstream's `podStrategy.CheckGracefulDelete`: the requested period, else the pod's
+/// `terminationGracePeriodSeconds`; 0 for a pod no kubelet runs (not bound to a node) or that
+/// has finished (`Succeeded`/`Failed`); a negative period becomes 1.
+fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
+    let spec = pod.get("spec");
+    let bound = spec
         .and_then(|s| s.get("nodeName"))
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    if !is_pod || !bound {
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || finished {
         return 0;
     }
-    let default = object
-        .get("spec")
+    let default = spec
         .and_then(|s| s.get("terminationGracePeriodSeconds"))
         .and_then(Value::as_i64)
         .unwrap_or(30);
-    options.grace_period.unwrap_or(default).max(0)
+    match requested.unwrap_or(default) {
+        period if period < 0 => 1,
+        period => period,
+    }
 }
 
 /// Deletes every object in `names` with the same options (deletecollection).
@@ -592,4 +615,32 @@ pub(crate) async fn delete_many(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pods_wait_for_their_kubelet_unless_unbound_or_finished() {
+        let pod = |node: &str, phase: &str| {
+            json!({
+                "spec": {"nodeName": node, "terminationGracePeriodSeconds": 45},
+                "status": {"phase": phase},
+            })
+        };
+        assert_eq!(pod_grace_period(&pod("n1", "Running"), None), 45);
+        assert_eq!(pod_grace_period(&pod("n1", "Running"), Some(5)), 5);
+        assert_eq!(pod_grace_period(&pod("n1", "Running"), Some(0)), 0);
+        assert_eq!(pod_grace_period(&pod("n1", "Running"), Some(-3)), 1);
+        assert_eq!(pod_grace_period(&pod("n1", "Pending"), None), 45);
+        assert_eq!(pod_grace_period(&pod("", "Pending"), Some(10)), 0);
+        assert_eq!(pod_grace_period(&pod("n1", "Succeeded"), None), 0);
+        assert_eq!(pod_grace_period(&pod("n1", "Failed"), Some(10)), 0);
+        assert_eq!(
+            pod_grace_period(&json!({"spec": {"nodeName": "n1"}}), None),
+            30
+        );
+    }
 }

@@ -248,7 +248,27 @@ impl ApiError {
         ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "NotAcceptable",
-            format!("only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"),
+            format!("only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io (and their v=v1beta1 forms) (got {accept:?})"),
+        )
+    }
+
+    /// 406 NotAcceptable for one `PartialObjectMetadata` of a list (of `list_kind`), in
+    /// upstream's words.
+    pub(crate) fn partial_of_list(list_kind: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            format!("you requested PartialObjectMetadata, but the requested object is a list ({list_kind})"),
+        )
+    }
+
+    /// 406 NotAcceptable for a `PartialObjectMetadataList` of one object (of `kind`), in
+    /// upstream's words.
+    pub(crate) fn partial_list_of_object(kind: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            format!("you requested PartialObjectMetadataList, but the requested object is not a list ({kind})"),
         )
     }
 

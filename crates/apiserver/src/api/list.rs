@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 
 use http::{Response, StatusCode};
+use k3rs_api::ResourceInfo;
 use k3rs_store::{KeyValue, ListOptions, StoreError};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::objects::{collection_prefix, decode, meta_str};
+use super::partial::{self, MetaVersion};
 use super::selection::Selection;
 use super::{crud, table, Call, Format};
 use crate::response::{json as json_response, json_bytes, ResponseBody};
@@ -120,17 +122,28 @@ async fn scan(
     }
 }
 
+/// What each item of a JSON list body is.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// The whole object.
+    Object,
+    /// The object's `PartialObjectMetadata`.
+    Metadata(MetaVersion),
+}
+
 /// Writes one stored object as an item of a JSON list body (after a comma unless it is the
 /// first), if `selection` takes it.
 ///
 /// Objects are copied field by field as stored: only `metadata` is parsed, to stamp the
-/// `resourceVersion` and match labels. So a list of many objects never exists as a tree of
-/// values, which would take several times the memory of its JSON (and keep it: the allocator
-/// rarely hands it back). Objects that need more — a field selector, a version conversion, or
-/// stored JSON these shortcuts cannot read — are decoded whole.
+/// `resourceVersion` and match labels (a metadata-only item is then just that `metadata`). So a
+/// list of many objects never exists as a tree of values, which would take several times the
+/// memory of its JSON (and keep it: the allocator rarely hands it back). Objects that need more —
+/// a field selector, a version conversion, or stored JSON these shortcuts cannot read — are
+/// decoded whole.
 fn write_item(
-    call: &Call<'_>,
+    resource: &ResourceInfo,
     selection: &Selection,
+    item: Item,
     kv: &KeyValue,
     out: &mut Vec<u8>,
 ) -> Result<bool, ApiError> {
@@ -139,7 +152,6 @@ fn write_item(
             out.push(b',');
         }
     };
-    let resource = &call.resource;
     let fields: Option<BTreeMap<&str, &RawValue>> = serde_json::from_slice(&kv.value).ok();
     let stored_version = fields
         .as_ref()
@@ -161,6 +173,10 @@ fn write_item(
                 Value::from(kv.mod_revision.to_string()),
             );
             separator(out);
+            if let Item::Metadata(version) = item {
+                write_json(out, &partial::from_metadata(metadata.into(), version))?;
+                return Ok(true);
+            }
             out.extend_from_slice(b"{\"apiVersion\":");
             write_json(out, resource.api_version)?;
             out.extend_from_slice(b",\"kind\":");
@@ -185,7 +201,10 @@ fn write_item(
         return Ok(false);
     }
     separator(out);
-    write_json(out, &object)?;
+    match item {
+        Item::Object => write_json(out, &object)?,
+        Item::Metadata(version) => write_json(out, &partial::of(&object, version))?,
+    }
     Ok(true)
 }
 
@@ -239,20 +258,33 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<Response<ResponseBody>, ApiE
         let table = table::table(call, &items, Some(metadata(revision, token)));
         return Ok(json_response(StatusCode::OK, &table));
     }
+    // `Format::Metadata` (one object's) never gets here: a list in it is refused before.
+    let (list_kind, api_version, item) = match call.format {
+        Format::MetadataList(version) => (
+            partial::LIST_KIND,
+            version.api_version(),
+            Item::Metadata(version),
+        ),
+        _ => (
+            call.resource.list_kind,
+            call.resource.api_version,
+            Item::Object,
+        ),
+    };
     let mut out = Vec::new();
     out.extend_from_slice(b"{\"kind\":");
-    write_json(&mut out, call.resource.list_kind)?;
+    write_json(&mut out, list_kind)?;
     out.extend_from_slice(b",\"apiVersion\":");
-    write_json(&mut out, call.resource.api_version)?;
+    write_json(&mut out, api_version)?;
     out.extend_from_slice(b",\"items\":[");
     let (revision, token) = scan(call, limit, continue_token, revision, |kv| {
-        write_item(call, &selection, kv, &mut out)
+        write_item(&call.resource, &selection, item, kv, &mut out)
     })
     .await?;
     out.extend_from_slice(b"],\"metadata\":");
     write_json(&mut out, &metadata(revision, token))?;
     out.push(b'}');
-    Ok(json_bytes(StatusCode::OK, out))
+    Ok(json_bytes(StatusCode::OK, out, call.format.content_type()))
 }
 
 pub(crate) async fn delete_collection(
@@ -273,4 +305,123 @@ pub(crate) async fn delete_collection(
         StatusCode::OK,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(group: &str, version: &str, plural: &str) -> std::sync::Arc<ResourceInfo> {
+        let resource = k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .expect("the resource is served");
+        std::sync::Arc::new(resource)
+    }
+
+    fn config_maps() -> std::sync::Arc<ResourceInfo> {
+        served("", "v1", "configmaps")
+    }
+
+    fn stored(name: &str, color: &str, revision: i64) -> KeyValue {
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "ns", "labels": {"color": color}},
+            "data": {"color": color},
+        });
+        KeyValue {
+            key: format!("/registry/core/configmaps/ns/{name}"),
+            value: serde_json::to_vec(&object).unwrap(),
+            create_revision: 1,
+            mod_revision: revision,
+        }
+    }
+
+    fn everything(resource: &std::sync::Arc<ResourceInfo>) -> Selection {
+        Selection::for_labels(
+            resource.clone(),
+            k3rs_api::LabelSelector::parse("").unwrap(),
+        )
+    }
+
+    /// The items `write_item` writes for `stored`, as a JSON array.
+    fn items(
+        resource: &ResourceInfo,
+        selection: &Selection,
+        item: Item,
+        stored: &[KeyValue],
+    ) -> Value {
+        let mut out = b"[".to_vec();
+        for kv in stored {
+            write_item(resource, selection, item, kv, &mut out).unwrap();
+        }
+        out.push(b']');
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// Metadata-only items hold the stored metadata with the resourceVersion stamped, and
+    /// nothing of the object's body; a label selector still picks them.
+    #[test]
+    fn metadata_items_are_the_metadata_only() {
+        let resource = config_maps();
+        let red = Selection::for_labels(
+            resource.clone(),
+            k3rs_api::LabelSelector::parse("color=red").unwrap(),
+        );
+        let written = items(
+            &resource,
+            &red,
+            Item::Metadata(MetaVersion::V1),
+            &[
+                stored("a", "red", 4),
+                stored("b", "blue", 5),
+                stored("c", "red", 6),
+            ],
+        );
+        assert_eq!(
+            written,
+            json!([
+                {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                 "metadata": {"name": "a", "namespace": "ns", "labels": {"color": "red"},
+                              "resourceVersion": "4"}},
+                {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                 "metadata": {"name": "c", "namespace": "ns", "labels": {"color": "red"},
+                              "resourceVersion": "6"}},
+            ])
+        );
+        let objects = items(&resource, &red, Item::Object, &[stored("a", "red", 4)]);
+        assert_eq!(objects[0]["data"], json!({"color": "red"}));
+        assert_eq!(objects[0]["metadata"]["resourceVersion"], "4");
+    }
+
+    /// An object that needs a version conversion is decoded whole, and still answered as
+    /// metadata only (with what the conversion put in its metadata).
+    #[test]
+    fn metadata_items_of_converted_objects() {
+        let hpa_v1 = served("autoscaling", "v1", "horizontalpodautoscalers");
+        let stored_v2 = json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3},
+        });
+        let kv = KeyValue {
+            key: "/registry/autoscaling/horizontalpodautoscalers/ns/web".into(),
+            value: serde_json::to_vec(&stored_v2).unwrap(),
+            create_revision: 1,
+            mod_revision: 9,
+        };
+        let written = items(
+            &hpa_v1,
+            &everything(&hpa_v1),
+            Item::Metadata(MetaVersion::V1beta1),
+            std::slice::from_ref(&kv),
+        );
+        let whole = decode(&hpa_v1, &kv).unwrap();
+        assert_eq!(
+            written,
+            json!([{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1beta1",
+                    "metadata": whole["metadata"]}])
+        );
+        assert_eq!(whole["metadata"]["resourceVersion"], "9");
+    }
 }

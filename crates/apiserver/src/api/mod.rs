@@ -6,7 +6,9 @@
 //! reads and writes the store through [`objects`]' key layout. Every error is an [`ApiError`]
 //! turned into a `Status` response here, so no handler builds responses for failures itself.
 
+mod admission;
 mod allocate;
+mod binding;
 pub(crate) mod crd;
 pub(crate) mod crud;
 mod discovery;
@@ -16,6 +18,7 @@ mod managed;
 mod namespaces;
 pub(crate) mod objects;
 mod openapi;
+mod partial;
 mod patching;
 pub(crate) mod query;
 mod registry;
@@ -41,6 +44,7 @@ pub(crate) use registry::Registry;
 
 use crate::response::{json, json_with_type, ResponseBody};
 use crate::routes::AppState;
+use partial::MetaVersion;
 use query::Query;
 use target::{ResourcePath, Target};
 
@@ -53,6 +57,40 @@ pub(crate) enum Format {
     Json,
     /// `application/json;as=Table;v=v1;g=meta.k8s.io`.
     Table,
+    /// `application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (or `v1beta1`): one
+    /// object's metadata only; for a watch, each event's object.
+    Metadata(MetaVersion),
+    /// `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` (or `v1beta1`): a
+    /// list of the objects' metadata only.
+    MetadataList(MetaVersion),
+}
+
+impl Format {
+    /// The `Content-Type` of an answer in this format: plain JSON for all of them, as
+    /// kube-apiserver writes transformed objects (Table, `PartialObjectMetadata`) without
+    /// naming the transformation; clients decode by the body's `kind`.
+    pub(crate) fn content_type(self) -> &'static str {
+        "application/json"
+    }
+
+    /// Refuses a metadata-only format of the wrong shape for the answer — one
+    /// `PartialObjectMetadata` for a list, a `PartialObjectMetadataList` for one object (a watch
+    /// event holds one object) — with upstream's 406.
+    pub(crate) fn check_shape(
+        self,
+        resource: &ResourceInfo,
+        answer_is_list: bool,
+    ) -> Result<(), ApiError> {
+        match self {
+            Format::Metadata(_) if answer_is_list => {
+                Err(ApiError::partial_of_list(resource.list_kind))
+            }
+            Format::MetadataList(_) if !answer_is_list => {
+                Err(ApiError::partial_list_of_object(resource.kind))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Everything a resource handler needs about the request.
@@ -191,6 +229,11 @@ where
                 return crate::auth::reviews::serve(&call, &parts.method, &parts.extensions, &body)
                     .await;
             }
+            // Bindings write a pod's node; nothing of their own is stored.
+            if binding::serves(&call) {
+                let body = read_body(&call, body).await?;
+                return binding::bind(&call, &parts.method, &body).await;
+            }
             resource_request(&call, &parts.method, body).await
         }
     }
@@ -213,14 +256,31 @@ where
     if resource.namespaced && name.is_some() && call.namespace().is_none() {
         return Err(ApiError::no_route());
     }
+    // A metadata-only format of the wrong shape is refused before the verb runs, so a refused
+    // write writes nothing (upstream refuses it only when it transforms the answer). Only a
+    // collection GET answers a list; deletecollection answers a `Status`, which no format
+    // transforms.
+    let watch = call.query.flag("watch");
+    let reads = matches!(*method, Method::GET | Method::HEAD);
+    if !(*method == Method::DELETE && name.is_none()) {
+        let answers_list = reads && name.is_none() && sub.is_none() && !watch;
+        call.format.check_shape(resource, answers_list)?;
+    }
     if let Some(sub) = &sub {
-        if !resource.has_subresource(sub) || !matches!(sub.as_str(), "status" | "scale") {
+        if !resource.has_subresource(sub)
+            || !matches!(sub.as_str(), "status" | "scale" | "finalize")
+        {
             return Err(ApiError::no_route());
         }
-        if !matches!(
-            *method,
-            Method::GET | Method::HEAD | Method::PUT | Method::PATCH
-        ) {
+        // A namespace's `finalize` only takes updates (upstream serves no get or patch there).
+        let allowed = match sub.as_str() {
+            "finalize" => *method == Method::PUT,
+            _ => matches!(
+                *method,
+                Method::GET | Method::HEAD | Method::PUT | Method::PATCH
+            ),
+        };
+        if !allowed {
             return Err(ApiError::method_not_allowed(method));
         }
         if sub == "scale" {
@@ -238,7 +298,7 @@ where
     };
     match (method.clone(), name) {
         (Method::GET | Method::HEAD, None) => {
-            if call.query.flag("watch") {
+            if watch {
                 need(Verb::Watch)?;
                 watch::watch(call).await
             } else {
@@ -247,7 +307,7 @@ where
             }
         }
         (Method::GET | Method::HEAD, Some(name)) => {
-            if call.query.flag("watch") {
+            if watch {
                 need(Verb::Watch)?;
                 return watch::watch(call).await;
             }
@@ -331,30 +391,52 @@ fn aggregated(doc: serde_json::Value, version: &str) -> Response<ResponseBody> {
     json_with_type(StatusCode::OK, &doc, &content_type)
 }
 
-/// Picks the response format from `Accept`: the first acceptable entry wins.
+/// Picks the response format from `Accept`: the first acceptable entry wins, as upstream (so
+/// client-go's `…;v=v1,…;v=v1beta1,application/json` fallbacks get the first it can serve).
 fn negotiate(accept: &str) -> Result<Format, ApiError> {
     if accept.trim().is_empty() {
         return Ok(Format::Json);
     }
-    for media in accept.split(',') {
-        let media = media.replace(' ', "");
-        let base = media.split(';').next().unwrap_or("");
-        let wants_table = media.contains("as=Table");
-        match base {
-            "application/json"
-                if wants_table
-                    && media.contains("g=meta.k8s.io")
-                    && !media.contains("v=v1beta1") =>
-            {
-                return Ok(Format::Table);
-            }
-            "application/json" | "*/*" | "application/*" if !media.contains("as=") => {
-                return Ok(Format::Json)
-            }
+    accept
+        .split(',')
+        .find_map(media_format)
+        .ok_or_else(|| ApiError::not_acceptable(accept))
+}
+
+/// The format one `Accept` entry asks for, if it is one k3rs serves. Conversions (`as`, `g`,
+/// `v`) are upstream's: `Table`, `PartialObjectMetadata` and `PartialObjectMetadataList` of
+/// `meta.k8s.io`; an entry asking for any other is skipped. Other parameters (`q`, `stream`,
+/// `pretty`) change nothing.
+fn media_format(media: &str) -> Option<Format> {
+    let mut parts = media.split(';');
+    let base = parts.next().unwrap_or("").trim();
+    if !matches!(base, "application/json" | "application/*" | "*/*") {
+        return None;
+    }
+    let (mut kind, mut group, mut version) = (None, None, None);
+    for param in parts {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        let value = value.trim().trim_matches('"');
+        match key.trim() {
+            "as" => kind = Some(value),
+            "g" => group = Some(value),
+            "v" => version = Some(value),
             _ => {}
         }
     }
-    Err(ApiError::not_acceptable(accept))
+    let Some(kind) = kind else {
+        return Some(Format::Json);
+    };
+    if group != Some("meta.k8s.io") {
+        return None;
+    }
+    match kind {
+        // Only the v1 Table is served (an entry for v1beta1 falls through to the next).
+        "Table" if base == "application/json" && version != Some("v1beta1") => Some(Format::Table),
+        partial::KIND => MetaVersion::parse(version?).map(Format::Metadata),
+        partial::LIST_KIND => MetaVersion::parse(version?).map(Format::MetadataList),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -375,5 +457,92 @@ mod tests {
         let discovery = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(aggregated_discovery(discovery), Some("v2"));
         assert_eq!(aggregated_discovery("application/json"), None);
+    }
+
+    /// client-go's metadata client and kube-rs's `*_metadata` calls, word for word.
+    #[test]
+    fn negotiates_metadata_like_client_go_and_kube_rs() {
+        use MetaVersion::{V1beta1, V1};
+        let list_fallbacks = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json";
+        assert_eq!(negotiate(list_fallbacks).unwrap(), Format::MetadataList(V1));
+        let one_fallbacks = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1,application/json";
+        assert_eq!(negotiate(one_fallbacks).unwrap(), Format::Metadata(V1));
+        // client-go asks for protobuf first: k3rs answers the JSON entry that follows.
+        let client_go_watch = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(negotiate(client_go_watch).unwrap(), Format::Metadata(V1));
+        let kube_rs = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert_eq!(negotiate(kube_rs).unwrap(), Format::MetadataList(V1));
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1").unwrap(),
+            Format::Metadata(V1beta1)
+        );
+        assert_eq!(
+            negotiate("application/json; as=PartialObjectMetadataList; v=v1beta1; g=meta.k8s.io")
+                .unwrap(),
+            Format::MetadataList(V1beta1)
+        );
+        // An unknown version, group or kind skips the entry: to the fallback, or a 406.
+        let v2 = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2,application/json";
+        assert_eq!(negotiate(v2).unwrap(), Format::Json);
+        for refused in [
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2",
+            "application/json;as=PartialObjectMetadata;g=apps;v=v1",
+            "application/json;as=PartialObjectMetadata",
+            "application/json;as=Frobnicated;g=meta.k8s.io;v=v1",
+            "application/yaml;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        ] {
+            let err = negotiate(refused).unwrap_err();
+            assert_eq!(
+                (err.code.as_u16(), err.reason),
+                (406, "NotAcceptable"),
+                "{refused}"
+            );
+            assert!(
+                err.message.contains("as=PartialObjectMetadata;"),
+                "{}",
+                err.message
+            );
+        }
+        // Table negotiation is as before.
+        let table_first = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        assert_eq!(negotiate(table_first).unwrap(), Format::Table);
+        let beta_table = "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(beta_table).unwrap(), Format::Json);
+    }
+
+    #[test]
+    fn transformed_answers_are_plain_json() {
+        assert_eq!(
+            Format::Metadata(MetaVersion::V1).content_type(),
+            "application/json"
+        );
+        assert_eq!(Format::Table.content_type(), "application/json");
+    }
+
+    /// A list asked for as one object's metadata, or one object as a metadata list, is
+    /// upstream's 406.
+    #[test]
+    fn metadata_shapes_must_fit_the_answer() {
+        let resource = k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.plural == "pods")
+            .unwrap();
+        let one = Format::Metadata(MetaVersion::V1);
+        let list = Format::MetadataList(MetaVersion::V1);
+        assert!(one.check_shape(&resource, false).is_ok());
+        assert!(list.check_shape(&resource, true).is_ok());
+        let err = one.check_shape(&resource, true).unwrap_err();
+        assert_eq!(err.code, StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(
+            err.message,
+            "you requested PartialObjectMetadata, but the requested object is a list (PodList)"
+        );
+        let err = list.check_shape(&resource, false).unwrap_err();
+        assert_eq!(
+            err.message,
+            "you requested PartialObjectMetadataList, but the requested object is not a list (Pod)"
+        );
+        assert!(Format::Json.check_shape(&resource, true).is_ok());
+        assert!(Format::Table.check_shape(&resource, false).is_ok());
     }
 }

@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 use super::crud::{self, parse_body, read, write, Ownership};
 use super::error::ApiError;
 use super::objects::{self, meta_str};
+use super::partial;
 use super::patching::Patch;
-use super::Call;
+use super::{Call, Format};
 use crate::response::{json as json_response, ResponseBody};
 
 pub(crate) async fn scale(
@@ -41,7 +42,14 @@ pub(crate) async fn scale(
         }
         _ => return Err(ApiError::method_not_allowed(method)),
     };
-    Ok(json_response(StatusCode::OK, &to_scale(&paths, &stored)))
+    let scale = to_scale(&paths, &stored);
+    Ok(match call.format {
+        Format::Metadata(version) => partial::respond(StatusCode::OK, &scale, version),
+        // No Table printer for a Scale; a list shape was refused before the verb ran.
+        Format::Json | Format::Table | Format::MetadataList(_) => {
+            json_response(StatusCode::OK, &scale)
+        }
+    })
 }
 
 /// Where the replicas and the selector live: `spec.replicas`, `status.replicas` and the

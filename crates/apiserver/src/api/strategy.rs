@@ -93,6 +93,7 @@ pub(crate) fn prepare_for_create(
         reset_status(resource, object);
     }
     k3rs_api::apply_defaults(resource, object);
+    super::admission::default_toleration_seconds(resource, object);
     let errors = k3rs_api::validate_create(resource, object);
     if !errors.is_empty() {
         let name = meta_str(object, "name").unwrap_or("");
@@ -122,6 +123,9 @@ fn reset_status(resource: &ResourceInfo, object: &mut Value) {
         ("", "Namespace") => {
             map.insert("status".into(), serde_json::json!({"phase": "Active"}));
         }
+        // Upstream's nodeStrategy: "Nodes allow *all* fields, including status, to be set on
+        // create" — a kubelet registers its Node with its capacity, conditions and addresses.
+        ("", "Node") => {}
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
             map.insert("status".into(), serde_json::json!({"phase": "Pending"}));
         }
@@ -202,6 +206,7 @@ pub(crate) fn prepare_for_update(
 ) -> Result<Value, ApiError> {
     let endpoint = match subresource {
         Some("status") => k3rs_api::UpdateEndpoint::Status,
+        Some("finalize") => k3rs_api::UpdateEndpoint::Finalize,
         _ => k3rs_api::UpdateEndpoint::Main,
     };
     let mut merged = new.clone();
@@ -341,6 +346,43 @@ pub(crate) fn name_for_create(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn builtin(group: &str, kind: &str) -> ResourceInfo {
+        k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn nodes_keep_their_status_on_create_other_kinds_start_empty() {
+        let status = json!({
+            "capacity": {"cpu": "4"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        });
+        let mut node = json!({"metadata": {"name": "n1"}, "status": status});
+        prepare_for_create(&builtin("", "Node"), &mut node).unwrap();
+        assert_eq!(node["status"]["conditions"], status["conditions"]);
+        assert_eq!(
+            node["status"]["allocatable"],
+            json!({"cpu": "4"}),
+            "defaulted"
+        );
+
+        let mut deployment = json!({
+            "metadata": {"name": "d", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+            "status": {"replicas": 3},
+        });
+        prepare_for_create(&builtin("apps", "Deployment"), &mut deployment).unwrap();
+        assert!(deployment.get("status").is_none());
+    }
 
     #[test]
     fn qos_classes() {

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use k3rs_api::ResourceInfo;
 use serde_json::{json, Value};
 
+use super::partial::{self, MetaVersion};
 use super::Call;
 
 /// The `meta.k8s.io/v1` Table of `objects` for a request, with the list's metadata when it is a
@@ -46,11 +47,7 @@ pub(crate) fn table_of(
             let embedded = match include {
                 "None" => continue,
                 "Object" => object.clone(),
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
-                }),
+                _ => partial::of(object, MetaVersion::V1),
             };
             if let Some(row) = row.as_object_mut() {
                 row.insert("object".into(), embedded);

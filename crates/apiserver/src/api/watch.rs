@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::error::ApiError;
 use super::list::collect;
 use super::objects::{collection_prefix, decode, set_resource_version};
+use super::partial;
 use super::selection::Selection;
 use super::table::{self, TableOptions};
 use super::{Call, Format};
@@ -178,22 +179,27 @@ struct WatchCall {
 
 impl WatchCall {
     /// A BOOKMARK at `revision`; `initial_end` marks the end of `sendInitialEvents`' events.
+    /// Its object is of the watched kind, or a `PartialObjectMetadata` for a metadata watch.
     fn bookmark(&self, revision: i64, initial_end: bool) -> Value {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        json!({
-            "type": "BOOKMARK",
-            "object": {
+        let object = match self.format {
+            Format::Metadata(version) | Format::MetadataList(version) => {
+                partial::from_metadata(metadata, version)
+            }
+            Format::Json | Format::Table => json!({
                 "kind": self.resource.kind,
                 "apiVersion": self.resource.api_version,
                 "metadata": metadata,
-            },
-        })
+            }),
+        };
+        json!({"type": "BOOKMARK", "object": object})
     }
 
-    /// One event line's JSON, the object as JSON or as a one-row Table.
+    /// One event line's JSON, the object as JSON, as a one-row Table, or as its
+    /// `PartialObjectMetadata` (a list shape is refused before the watch starts).
     fn render(&self, kind: &str, object: Value) -> Value {
         let object = match self.format {
             Format::Json => object,
@@ -203,6 +209,9 @@ impl WatchCall {
                 std::slice::from_ref(&object),
                 None,
             ),
+            Format::Metadata(version) | Format::MetadataList(version) => {
+                partial::of(&object, version)
+            }
         };
         json!({"type": kind, "object": object})
     }
@@ -237,6 +246,7 @@ impl WatchCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::partial::MetaVersion;
     use k3rs_store::KeyValue;
 
     fn config_maps() -> std::sync::Arc<k3rs_api::ResourceInfo> {
@@ -270,6 +280,10 @@ mod tests {
     }
 
     fn watch_call(labels: &str) -> WatchCall {
+        watch_call_in(labels, Format::Json)
+    }
+
+    fn watch_call_in(labels: &str, format: Format) -> WatchCall {
         let resource = config_maps();
         WatchCall {
             selection: Selection::for_labels(
@@ -277,7 +291,7 @@ mod tests {
                 k3rs_api::LabelSelector::parse(labels).unwrap(),
             ),
             resource,
-            format: Format::Json,
+            format,
             table: TableOptions {
                 include: None,
                 no_headers: false,
@@ -309,5 +323,39 @@ mod tests {
         assert_eq!(out["type"], "DELETED");
         assert_eq!(out["object"]["metadata"]["resourceVersion"], "9");
         assert!(blue.translate(&deleted).is_none());
+    }
+
+    /// A metadata watch sends each object as its PartialObjectMetadata (selection transitions
+    /// included), and bookmarks as PartialObjectMetadata too.
+    #[test]
+    fn metadata_watches_send_partial_object_metadata() {
+        let red = watch_call_in("color=red", Format::Metadata(MetaVersion::V1));
+        let modified = event(EventKind::Modified, 7, "red", "red");
+        let out = red.translate(&modified).unwrap();
+        assert_eq!(
+            out,
+            json!({"type": "MODIFIED", "object": {
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": "cm", "namespace": "ns", "labels": {"color": "red"},
+                             "resourceVersion": "7"}}})
+        );
+        let leaves = event(EventKind::Modified, 8, "blue", "red");
+        let out = red.translate(&leaves).unwrap();
+        assert_eq!(out["type"], "DELETED");
+        assert_eq!(out["object"]["metadata"]["labels"]["color"], "red");
+        assert!(out["object"].get("data").is_none());
+
+        let beta = watch_call_in("", Format::Metadata(MetaVersion::V1beta1));
+        assert_eq!(
+            beta.bookmark(12, true),
+            json!({"type": "BOOKMARK", "object": {
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1beta1",
+                "metadata": {"resourceVersion": "12",
+                             "annotations": {"k8s.io/initial-events-end": "true"}}}})
+        );
+        assert_eq!(
+            watch_call("").bookmark(12, false)["object"]["kind"],
+            "ConfigMap"
+        );
     }
 }

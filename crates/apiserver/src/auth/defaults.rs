@@ -27,6 +27,39 @@ fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
     json!({"verbs": verbs, "apiGroups": groups, "resources": resources})
 }
 
+/// A rule limited to one named object.
+fn named_rule(verbs: &[&str], group: &str, resource: &str, name: &str) -> Value {
+    json!({"verbs": verbs, "apiGroups": [group], "resources": [resource], "resourceNames": [name]})
+}
+
+/// Upstream's `eventsRule()`: components record events through either API.
+fn events_rule() -> Value {
+    rule(
+        &["create", "update", "patch"],
+        &["", "events.k8s.io"],
+        &["events"],
+    )
+}
+
+/// What every control-plane component's role starts with (upstream repeats these in each):
+/// events, its leader-election lease, and the non-mutating token and access reviews; then
+/// the component's own `rules`.
+fn component_rules<const N: usize>(lease: &str, rules: [Value; N]) -> Vec<Value> {
+    let mut all = vec![
+        events_rule(),
+        rule(&["create"], &["coordination.k8s.io"], &["leases"]),
+        named_rule(&["get", "update"], "coordination.k8s.io", "leases", lease),
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+        ),
+    ];
+    all.extend(rules);
+    all
+}
+
 fn url_rule(verbs: &[&str], urls: &[&str]) -> Value {
     json!({"verbs": verbs, "nonResourceURLs": urls})
 }
@@ -340,6 +373,63 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
             )],
         ),
         cluster_role(
+            "system:kube-controller-manager",
+            &[],
+            component_rules(
+                "kube-controller-manager",
+                [
+                    rule(&["create"], &[""], &["secrets", "serviceaccounts"]),
+                    rule(&["delete"], &[""], &["secrets"]),
+                    rule(
+                        &["get"],
+                        &[""],
+                        &["configmaps", "namespaces", "secrets", "serviceaccounts"],
+                    ),
+                    rule(&["update"], &[""], &["secrets", "serviceaccounts"]),
+                    rule(&["list", "watch"], &["*"], &["*"]),
+                    rule(&["create"], &[""], &["serviceaccounts/token"]),
+                ],
+            ),
+        ),
+        // k3rs runs every controller under the one controller-manager identity (upstream's
+        // `--use-service-account-credentials=false`): this role holds what they write, the
+        // union of upstream's `system:controller:*` roles for the controllers k3rs runs (the
+        // namespace controller and the garbage collector alone need every resource).
+        cluster_role(
+            "k3rs:controller-manager",
+            &[],
+            vec![rule(ALL, &["*"], &["*"])],
+        ),
+        cluster_role(
+            "system:kube-scheduler",
+            &[],
+            component_rules(
+                "kube-scheduler",
+                [
+                    rule(READ, &[""], &["nodes"]),
+                    rule(&["get", "list", "watch", "delete"], &[""], &["pods"]),
+                    rule(&["create"], &[""], &["pods/binding", "bindings"]),
+                    rule(&["patch", "update"], &[""], &["pods/status"]),
+                    rule(READ, &[""], &["services", "replicationcontrollers"]),
+                    rule(READ, &["apps", "extensions"], &["replicasets"]),
+                    rule(READ, &["apps"], &["statefulsets"]),
+                    rule(READ, &["policy"], &["poddisruptionbudgets"]),
+                    rule(
+                        READ,
+                        &[""],
+                        &["persistentvolumeclaims", "persistentvolumes"],
+                    ),
+                    rule(READ, &["storage.k8s.io"], &["csinodes"]),
+                    rule(READ, &[""], &["namespaces"]),
+                    rule(
+                        READ,
+                        &["storage.k8s.io"],
+                        &["csidrivers", "csistoragecapacities"],
+                    ),
+                ],
+            ),
+        ),
+        cluster_role(
             "system:node-bootstrapper",
             &[],
             vec![rule(
@@ -384,6 +474,24 @@ pub(crate) fn cluster_role_bindings() -> Vec<Value> {
             "system:service-account-issuer-discovery",
             &["system:serviceaccounts"],
             &[],
+        ),
+        binding(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            &[],
+            &["system:kube-controller-manager"],
+        ),
+        binding(
+            "k3rs:controller-manager",
+            "k3rs:controller-manager",
+            &[],
+            &["system:kube-controller-manager"],
+        ),
+        binding(
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+            &[],
+            &["system:kube-scheduler"],
         ),
     ]
 }

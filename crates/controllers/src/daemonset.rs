@@ -1,0 +1,586 @@
+//! The DaemonSet controller: one pod on every node that should run it — the node matches the
+//! pod template's `nodeSelector` and required node affinity, and its NoSchedule/NoExecute
+//! taints are tolerated (daemon pods tolerate upstream's `node.kubernetes.io/*` taints by
+//! default) — pinned to its node with node affinity `matchFields metadata.name`, as upstream,
+//! and placed by the scheduler. Extra and misplaced pods go; failed pods are replaced. Templates
+//! are recorded as ControllerRevisions; RollingUpdate replaces old pods node by node within
+//! `maxUnavailable`, OnDelete only when a pod is deleted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::{
+    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+    PodTemplateSpec, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, Preconditions};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::cache::ObjectKey;
+use crate::deployment::util::scaled;
+use crate::error::{gone_ok, Error};
+use crate::events::Recorder;
+use crate::expectations::Expectations;
+use crate::informer::{Change, Informer};
+use crate::ownership::{controller_of, controller_ref};
+use crate::pods;
+use crate::queue::WorkQueue;
+use crate::runner::{spawn_workers, Action};
+use crate::scheduler::filters::taint_toleration;
+use crate::scheduler::nodeaffinity::RequiredNodeAffinity;
+use crate::{patch_params, post_params, Context};
+
+/// The label holding a pod's template hash (for DaemonSets, the hash alone).
+pub use crate::revisions::REVISION_LABEL;
+const GENERATION_LABEL: &str = "pod-template-generation";
+
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    sets: Arc<Informer<DaemonSet>>,
+    pods: Arc<Informer<Pod>>,
+    nodes: Arc<Informer<Node>>,
+    revisions: Arc<Informer<ControllerRevision>>,
+    expectations: Arc<Expectations<ObjectKey>>,
+    queue: Arc<WorkQueue<ObjectKey>>,
+    events: Recorder,
+}
+
+/// Registers the handlers and starts the workers.
+pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+    let shared = Shared {
+        client: ctx.client.clone(),
+        sets: ctx.informers.get::<DaemonSet>(),
+        pods: ctx.informers.get::<Pod>(),
+        nodes: ctx.informers.get::<Node>(),
+        revisions: ctx.informers.get::<ControllerRevision>(),
+        expectations: Arc::new(Expectations::default()),
+        queue: WorkQueue::new(),
+        events: Recorder::new(ctx.client.clone(), "daemonset-controller"),
+    };
+    shared.sets.on_change({
+        let shared = shared.clone();
+        move |change| {
+            let key = ObjectKey::of(change.object().as_ref());
+            if let Change::Deleted(_) = change {
+                shared.expectations.forget(&key);
+            }
+            shared.queue.add(key);
+        }
+    });
+    shared.pods.on_change({
+        let shared = shared.clone();
+        move |change| {
+            let pod = change.object();
+            let Some(owner) = controller_of(&pod.metadata).filter(|o| o.kind == "DaemonSet") else {
+                return;
+            };
+            let key = ObjectKey::new(pod.namespace().unwrap_or_default(), owner.name.clone());
+            match change {
+                Change::Applied { old: None, .. } => shared.expectations.creation_observed(&key),
+                Change::Deleted(_) => shared.expectations.deletion_observed(&key, &pod.name_any()),
+                Change::Applied { .. } => {}
+            }
+            shared.queue.add(key);
+        }
+    });
+    // A node added, relabelled or (un)tainted may change where daemons should run.
+    shared.nodes.on_change({
+        let shared = shared.clone();
+        move |_| {
+            for set in shared.sets.cache().all() {
+                shared.queue.add(ObjectKey::of(set.as_ref()));
+            }
+        }
+    });
+    let ready = {
+        let shared = shared.clone();
+        async move {
+            shared.sets.wait_synced().await;
+            shared.pods.wait_synced().await;
+            shared.nodes.wait_synced().await;
+            shared.revisions.wait_synced().await;
+        }
+    };
+    let queue = shared.queue.clone();
+    spawn_workers("daemonset-controller", queue, 2, ready, move |key| {
+        let shared = shared.clone();
+        async move { sync(&shared, &key).await }
+    })
+}
+
+/// Upstream's `AddOrUpdateDaemonPodTolerations`: daemons stay on nodes that are not ready,
+/// unreachable, under pressure or cordoned.
+fn daemon_tolerations(template: &PodTemplateSpec) -> Vec<Toleration> {
+    let mut tolerations = template
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    let host_network = template
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let mut add = |key: &str, effect: &str| {
+        if !tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some(key) && t.effect.as_deref() == Some(effect))
+        {
+            tolerations.push(Toleration {
+                key: Some(key.into()),
+                operator: Some("Exists".into()),
+                effect: Some(effect.into()),
+                ..Toleration::default()
+            });
+        }
+    };
+    add("node.kubernetes.io/not-ready", "NoExecute");
+    add("node.kubernetes.io/unreachable", "NoExecute");
+    add("node.kubernetes.io/disk-pressure", "NoSchedule");
+    add("node.kubernetes.io/memory-pressure", "NoSchedule");
+    add("node.kubernetes.io/pid-pressure", "NoSchedule");
+    add("node.kubernetes.io/unschedulable", "NoSchedule");
+    if host_network {
+        add("node.kubernetes.io/network-unavailable", "NoSchedule");
+    }
+    tolerations
+}
+
+/// The daemon pod for `node`: the template with the revision labels, the default tolerations,
+/// and a required node affinity naming the node.
+fn new_pod(set: &DaemonSet, hash: &str, node: &str) -> Pod {
+    let template = &set.spec.template;
+    let meta = template.metadata.clone().unwrap_or_default();
+    let mut labels = meta.labels.unwrap_or_default();
+    labels.insert(REVISION_LABEL.into(), hash.into());
+    if let Some(generation) = set.metadata.generation {
+        labels.insert(GENERATION_LABEL.into(), generation.to_string());
+    }
+    let mut spec = template.spec.clone().unwrap_or_default();
+    spec.tolerations = Some(daemon_tolerations(template));
+    let term = NodeSelectorTerm {
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: "metadata.name".into(),
+            operator: "In".into(),
+            values: Some(vec![node.into()]),
+        }]),
+        match_expressions: None,
+    };
+    let affinity = spec.affinity.get_or_insert_with(Affinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
+    node_affinity.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![term],
+    });
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", set.name_any())),
+            labels: Some(labels),
+            annotations: meta.annotations,
+            owner_references: Some(vec![controller_ref(set)]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// Whether a daemon of `set` should run on `node` (upstream's `NodeShouldRunDaemonPod`).
+fn should_run(set: &DaemonSet, node: &Node) -> bool {
+    if node.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let mut probe = Pod {
+        metadata: ObjectMeta::default(),
+        spec: set.spec.template.spec.clone(),
+        status: None,
+    };
+    if let Some(spec) = probe.spec.as_mut() {
+        spec.tolerations = Some(daemon_tolerations(&set.spec.template));
+    }
+    RequiredNodeAffinity::of(&probe).matches(node) && taint_toleration(&probe, node).is_ok()
+}
+
+/// The node a daemon pod is for: its `nodeName`, or the node its affinity names.
+fn node_of(pod: &Pod) -> Option<String> {
+    if let Some(name) = pod
+        .spec
+        .as_ref()?
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())
+    {
+        return Some(name);
+    }
+    let terms = &pod
+        .spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms.iter().find_map(|t| {
+        t.match_fields
+            .iter()
+            .flatten()
+            .find(|f| f.key == "metadata.name" && f.operator == "In")
+            .and_then(|f| f.values.as_ref()?.first().cloned())
+    })
+}
+
+async fn delete_pod(shared: &Shared, set: &DaemonSet, pod: &Pod) -> Result<(), Error> {
+    let api: Api<Pod> =
+        Api::namespaced(shared.client.clone(), &pod.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if gone_ok(api.delete(&pod.name_any(), &params).await)?.is_some() {
+        shared
+            .events
+            .normal(
+                set,
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", pod.name_any()),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
+    let Some(set) = shared.sets.cache().get(key) else {
+        shared.expectations.forget(key);
+        return Ok(Action::Done);
+    };
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::Done);
+    }
+    let hash = crate::revisions::sync(
+        &shared.client,
+        &shared.revisions,
+        set.as_ref(),
+        &set.spec.template,
+        set.status.as_ref().and_then(|s| s.collision_count),
+    )
+    .await?
+    .hash;
+    let uid = set.uid().unwrap_or_default();
+    let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+    for pod in shared.pods.cache().in_namespace(&key.namespace) {
+        if controller_of(&pod.metadata).is_some_and(|o| o.uid == uid) {
+            if let Some(node) = node_of(&pod) {
+                by_node.entry(node).or_default().push(pod);
+            }
+        }
+    }
+    let nodes = shared.nodes.cache().all();
+    let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
+    let now = Timestamp::now();
+
+    let mut create_on: Vec<String> = Vec::new();
+    let mut delete: Vec<Arc<Pod>> = Vec::new();
+    let mut desired = 0;
+    for node in &nodes {
+        let name = node.name_any();
+        let mut pods: Vec<Arc<Pod>> = by_node.remove(&name).unwrap_or_default();
+        if !should_run(&set, node) {
+            delete.extend(
+                pods.into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none()),
+            );
+            continue;
+        }
+        desired += 1;
+        // Failed daemons are replaced; of several, the oldest stays.
+        let (failed, mut live): (Vec<_>, Vec<_>) = pods
+            .drain(..)
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .partition(|p| pods::phase(p) == "Failed");
+        delete.extend(failed);
+        live.sort_by_key(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second())
+        });
+        if live.is_empty() {
+            create_on.push(name);
+        } else {
+            delete.extend(live.into_iter().skip(1));
+        }
+    }
+    // Pods on nodes that no longer exist.
+    for pods in by_node.into_values() {
+        delete.extend(
+            pods.into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none()),
+        );
+    }
+
+    if shared.expectations.satisfied(key) {
+        shared
+            .expectations
+            .expect(key, create_on.len(), delete.iter().map(|p| p.name_any()));
+        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+        for node in &create_on {
+            match api
+                .create(&post_params(), &new_pod(&set, &hash, node))
+                .await
+            {
+                Ok(pod) => {
+                    shared
+                        .events
+                        .normal(
+                            set.as_ref(),
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", pod.name_any()),
+                        )
+                        .await;
+                }
+                Err(err) => {
+                    shared.expectations.creation_observed(key);
+                    shared
+                        .events
+                        .warning(
+                            set.as_ref(),
+                            "FailedCreate",
+                            format!("Error creating: {err}"),
+                        )
+                        .await;
+                    return Err(err.into());
+                }
+            }
+        }
+        for pod in &delete {
+            delete_pod(shared, &set, pod).await?;
+        }
+        rolling_update(shared, &set, &hash, &nodes, key).await?;
+    }
+
+    // Status.
+    let mut current = 0;
+    let mut misscheduled = 0;
+    let mut ready = 0;
+    let mut available = 0;
+    let mut updated = 0;
+    let mut by_node: BTreeMap<String, Arc<Pod>> = BTreeMap::new();
+    for pod in shared.pods.cache().in_namespace(&key.namespace) {
+        if controller_of(&pod.metadata).is_some_and(|o| o.uid == uid)
+            && pod.metadata.deletion_timestamp.is_none()
+        {
+            if let Some(node) = node_of(&pod) {
+                by_node.entry(node).or_insert(pod);
+            }
+        }
+    }
+    for (node, pod) in &by_node {
+        let wanted = nodes
+            .iter()
+            .any(|n| n.name_any() == *node && should_run(&set, n));
+        if !wanted {
+            misscheduled += 1;
+            continue;
+        }
+        current += 1;
+        if pods::is_ready(pod) {
+            ready += 1;
+        }
+        if pods::is_available(pod, min_ready, now) {
+            available += 1;
+        }
+        if pod.labels().get(REVISION_LABEL) == Some(&hash) {
+            updated += 1;
+        }
+    }
+    let status = DaemonSetStatus {
+        current_number_scheduled: current,
+        desired_number_scheduled: desired,
+        number_misscheduled: misscheduled,
+        number_ready: ready,
+        number_available: Some(available),
+        number_unavailable: Some((desired - available).max(0)),
+        updated_number_scheduled: Some(updated),
+        observed_generation: set.metadata.generation,
+        collision_count: set.status.as_ref().and_then(|s| s.collision_count),
+        conditions: set.status.as_ref().and_then(|s| s.conditions.clone()),
+    };
+    if set.status.as_ref() != Some(&status) {
+        let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
+        let patch = json!({"status": status});
+        gone_ok(
+            api.patch_status(&key.name, &patch_params(), &Patch::Merge(&patch))
+                .await,
+        )?;
+    }
+    Ok(if min_ready > 0 && available < ready {
+        Action::RequeueAfter(std::time::Duration::from_secs(1))
+    } else {
+        Action::Done
+    })
+}
+
+/// RollingUpdate: replaces old pods, unavailable ones first, while no more than
+/// `maxUnavailable` (default 1, percentages of the desired count rounded up) daemons are
+/// unavailable.
+async fn rolling_update(
+    shared: &Shared,
+    set: &DaemonSet,
+    hash: &str,
+    nodes: &[Arc<Node>],
+    key: &ObjectKey,
+) -> Result<(), Error> {
+    let strategy = set.spec.update_strategy.as_ref();
+    if strategy
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        != "RollingUpdate"
+    {
+        return Ok(());
+    }
+    let uid = set.uid().unwrap_or_default();
+    let desired: Vec<String> = nodes
+        .iter()
+        .filter(|n| should_run(set, n))
+        .map(|n| n.name_any())
+        .collect();
+    let max_unavailable = strategy
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.max_unavailable.clone())
+        .map_or(Ok(1), |m| {
+            scaled(&m, i32::try_from(desired.len()).unwrap_or(i32::MAX), true)
+        })
+        .unwrap_or(1)
+        .max(1);
+    let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
+    let now = Timestamp::now();
+    let pods: Vec<Arc<Pod>> = shared
+        .pods
+        .cache()
+        .in_namespace(&key.namespace)
+        .into_iter()
+        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
+        .filter(|p| node_of(p).is_some_and(|n| desired.contains(&n)))
+        .collect();
+    let unavailable_nodes = desired
+        .iter()
+        .filter(|node| {
+            !pods.iter().any(|p| {
+                node_of(p).as_deref() == Some(node.as_str())
+                    && p.metadata.deletion_timestamp.is_none()
+                    && pods::is_available(p, min_ready, now)
+            })
+        })
+        .count();
+    let mut budget = usize::try_from(max_unavailable)
+        .unwrap_or(1)
+        .saturating_sub(unavailable_nodes);
+    let mut old: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.labels().get(REVISION_LABEL).map(String::as_str) != Some(hash)
+        })
+        .collect();
+    // Unavailable old pods go first: replacing them costs no availability.
+    old.sort_by_key(|p| pods::is_available(p, min_ready, now));
+    for pod in old {
+        if pods::is_available(pod, min_ready, now) {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+        }
+        shared.expectations.expect(key, 0, [pod.name_any()]);
+        delete_pod(shared, set, pod).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(node_selector: serde_json::Value, tolerations: serde_json::Value) -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "kube-system", "uid": "d1", "generation": 2},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {
+                "metadata": {"labels": {"app": "agent"}},
+                "spec": {"nodeSelector": node_selector, "tolerations": tolerations,
+                    "containers": [{"name": "c", "image": "i"}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn node(name: &str, labels: serde_json::Value, taints: serde_json::Value) -> Node {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn eligible_nodes_follow_selectors_and_taints() {
+        let plain = set(json!(null), json!(null));
+        assert!(should_run(&plain, &node("a", json!({}), json!(null))));
+        let tainted = node(
+            "b",
+            json!({}),
+            json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+        );
+        assert!(!should_run(&plain, &tainted));
+        let tolerant = set(
+            json!(null),
+            json!([{"key": "dedicated", "operator": "Exists"}]),
+        );
+        assert!(should_run(&tolerant, &tainted));
+        // Not-ready and unreachable nodes keep their daemons.
+        let unreachable = node(
+            "c",
+            json!({}),
+            json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]),
+        );
+        assert!(should_run(&plain, &unreachable));
+        let picky = set(json!({"disk": "ssd"}), json!(null));
+        assert!(!should_run(
+            &picky,
+            &node("d", json!({"disk": "hdd"}), json!(null))
+        ));
+        assert!(should_run(
+            &picky,
+            &node("e", json!({"disk": "ssd"}), json!(null))
+        ));
+    }
+
+    #[test]
+    fn daemon_pods_name_their_node_and_revision() {
+        let set = set(json!(null), json!(null));
+        let pod = new_pod(&set, "abc", "n1");
+        assert_eq!(node_of(&pod).as_deref(), Some("n1"));
+        assert_eq!(
+            pod.labels().get(REVISION_LABEL).map(String::as_str),
+            Some("abc")
+        );
+        assert_eq!(
+            pod.labels().get(GENERATION_LABEL).map(String::as_str),
+            Some("2")
+        );
+        let tolerations = pod.spec.as_ref().unwrap().tolerations.as_ref().unwrap();
+        assert!(tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable")));
+    }
+}

@@ -1,0 +1,419 @@
+//! Shared informers: one list+watch per resource type for the whole process, a [`Cache`] of what
+//! it saw, and change notifications to every controller that registered a handler.
+//!
+//! A watch that breaks is resumed, and one that is too old (410) relists; after a relist the
+//! informer compares the fresh list with its cache and reports what appeared, changed and
+//! disappeared, so a handler never misses a deletion that happened while the watch was down.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, ObjectMeta, PartialObjectMeta};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cache::{Cache, ObjectKey};
+
+/// What an informer saw happen to one object.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// The object was created or changed (`old` is the cached copy before, if any). After a
+    /// relist every listed object is reported again, changed or not.
+    Applied {
+        /// The copy the cache held before.
+        old: Option<Arc<K>>,
+        /// The copy it holds now.
+        new: Arc<K>,
+    },
+    /// The object is gone; this is its last known state.
+    Deleted(Arc<K>),
+}
+
+impl<K> Change<K> {
+    /// The object as it is now, or as it was last seen when deleted.
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Change::Applied { new, .. } => new,
+            Change::Deleted(old) => old,
+        }
+    }
+}
+
+type Handler<K> = Box<dyn Fn(&Change<K>) + Send + Sync>;
+
+/// A change seen through an informer of any kind, metadata only.
+#[derive(Debug)]
+pub struct MetaChange<'a> {
+    /// The object's `apiVersion` (as the informer watches it).
+    pub api_version: &'a str,
+    /// The object's kind.
+    pub kind: &'a str,
+    /// Its metadata, now or as last seen when deleted.
+    pub meta: &'a ObjectMeta,
+    /// Whether it was deleted.
+    pub deleted: bool,
+}
+
+/// A handler of metadata changes.
+pub type MetaHandler = Arc<dyn Fn(&MetaChange<'_>) + Send + Sync>;
+type MetaHook = Arc<dyn Fn(MetaHandler) + Send + Sync>;
+
+/// The cache and notifications of one resource type.
+pub struct Informer<K> {
+    cache: Cache<K>,
+    handlers: RwLock<Vec<Handler<K>>>,
+    synced: watch::Sender<bool>,
+}
+
+impl<K> Debug for Informer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informer")
+            .field("type", &std::any::type_name::<K>())
+            .field("objects", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Resource + Send + Sync + 'static> Informer<K> {
+    fn new() -> Self {
+        Self {
+            cache: Cache::default(),
+            handlers: RwLock::new(Vec::new()),
+            synced: watch::channel(false).0,
+        }
+    }
+
+    /// What the informer has seen. Empty until [`Informer::wait_synced`] returns.
+    pub fn cache(&self) -> &Cache<K> {
+        &self.cache
+    }
+
+    /// Calls `handler` on every change, from the informer's task: it must be quick (put a key
+    /// on a work queue) and must not block. Every handler sees every object as `Applied` first,
+    /// whenever it registers (the initial list, or a replay of the cache).
+    pub fn on_change(&self, handler: impl Fn(&Change<K>) + Send + Sync + 'static) {
+        let mut handlers = self
+            .handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A handler registered after the first list gets the cache replayed, under the lock
+        // that holds back the next dispatch, so it misses nothing (and may see an object's
+        // current state twice, never an older state after a newer one).
+        if *self.synced.borrow() {
+            for object in self.cache.all() {
+                handler(&Change::Applied {
+                    old: None,
+                    new: object,
+                });
+            }
+        }
+        handlers.push(Box::new(handler));
+    }
+
+    /// Returns once the first full list is in the cache.
+    pub async fn wait_synced(&self) {
+        let mut synced = self.synced.subscribe();
+        // The sender lives as long as `self`, so this only ends when synced.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+
+    fn dispatch(&self, change: &Change<K>) {
+        let handlers = self
+            .handlers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for handler in handlers.iter() {
+            handler(change);
+        }
+    }
+
+    /// Keeps the cache current from `events` until the stream ends (it does not: the watcher
+    /// retries with back-off).
+    async fn run(&self, mut events: BoxStream<'static, Result<Event<K>, watcher::Error>>) {
+        let mut listing: Option<BTreeMap<ObjectKey, Arc<K>>> = None;
+        while let Some(event) = events.next().await {
+            match event {
+                Err(err) => {
+                    tracing::debug!(kind = std::any::type_name::<K>(), %err, "watch failed; retrying");
+                }
+                Ok(Event::Init) => listing = Some(BTreeMap::new()),
+                Ok(Event::InitApply(object)) => {
+                    listing
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(ObjectKey::of(&object), Arc::new(object));
+                }
+                Ok(Event::InitDone) => {
+                    let fresh = listing.take().unwrap_or_default();
+                    let changes = {
+                        let mut cache = self.cache.write();
+                        let mut changes: Vec<Change<K>> = cache
+                            .iter()
+                            .filter(|(key, _)| !fresh.contains_key(key))
+                            .map(|(_, old)| Change::Deleted(old.clone()))
+                            .collect();
+                        changes.extend(fresh.iter().map(|(key, new)| Change::Applied {
+                            old: cache.get(key).cloned(),
+                            new: new.clone(),
+                        }));
+                        *cache = fresh;
+                        changes
+                    };
+                    self.synced.send_replace(true);
+                    for change in &changes {
+                        self.dispatch(change);
+                    }
+                }
+                Ok(Event::Apply(object)) => {
+                    let key = ObjectKey::of(&object);
+                    let new = Arc::new(object);
+                    let old = self.cache.write().insert(key, new.clone());
+                    self.dispatch(&Change::Applied { old, new });
+                }
+                Ok(Event::Delete(object)) => {
+                    self.cache.write().remove(&ObjectKey::of(&object));
+                    self.dispatch(&Change::Deleted(Arc::new(object)));
+                }
+            }
+        }
+    }
+}
+
+/// Every informer of the process, one per resource type, created on first use.
+pub struct Informers {
+    client: Client,
+    inner: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// By type and field selector (`""` for the whole type).
+    by_type: HashMap<(TypeId, String), Arc<dyn Any + Send + Sync>>,
+    /// Metadata views of the whole-type typed informers, by (group, version, plural), for
+    /// controllers that only read metadata of every kind (the garbage collector).
+    meta_hooks: HashMap<(String, String, String), MetaHook>,
+    /// Informers created but not started yet, with their start functions.
+    pending: Vec<Box<dyn FnOnce(Client) -> JoinHandle<()> + Send>>,
+    started: bool,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Debug for Informers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.debug_struct("Informers")
+            .field("types", &inner.by_type.len())
+            .field("started", &inner.started)
+            .finish()
+    }
+}
+
+impl Informers {
+    /// An empty set of informers using `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            inner: Mutex::new(Registry::default()),
+        }
+    }
+
+    /// The client the informers list and watch with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The informer of `K`, created on first use. It starts with [`Informers::start`], or at
+    /// once if that has been called already.
+    pub fn get<K>(&self) -> Arc<Informer<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.get_selected("")
+    }
+
+    /// The informer of the `K` objects that match `field_selector`: for a controller that
+    /// needs a few objects of a kind with many (`metadata.name=kube-root-ca.crt` of the
+    /// ConfigMaps), so the process does not cache them all.
+    pub fn get_selected<K>(&self, field_selector: &str) -> Arc<Informer<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (TypeId::of::<K>(), field_selector.to_owned());
+        if let Some(existing) = inner.by_type.get(&key) {
+            if let Ok(informer) = existing.clone().downcast::<Informer<K>>() {
+                return informer;
+            }
+        }
+        let informer = Arc::new(Informer::<K>::new());
+        inner.by_type.insert(key, informer.clone());
+        if field_selector.is_empty() {
+            let hooked = informer.clone();
+            let hook: MetaHook = Arc::new(move |handler: MetaHandler| {
+                let api_version = K::api_version(&()).into_owned();
+                let kind = K::kind(&()).into_owned();
+                hooked.on_change(move |change| {
+                    handler(&MetaChange {
+                        api_version: &api_version,
+                        kind: &kind,
+                        meta: change.object().meta(),
+                        deleted: matches!(change, Change::Deleted(_)),
+                    });
+                });
+            });
+            inner.meta_hooks.insert(
+                (
+                    K::group(&()).into_owned(),
+                    K::version(&()).into_owned(),
+                    K::plural(&()).into_owned(),
+                ),
+                hook,
+            );
+        }
+        let task = informer.clone();
+        let mut config = watcher::Config::default();
+        if !field_selector.is_empty() {
+            config = config.fields(field_selector);
+        }
+        let start = move |client: Client| {
+            tokio::spawn(async move {
+                let events = watcher(Api::<K>::all(client), config)
+                    .default_backoff()
+                    .boxed();
+                task.run(events).await;
+            })
+        };
+        if inner.started {
+            let handle = start(self.client.clone());
+            inner.tasks.push(handle);
+        } else {
+            inner.pending.push(Box::new(start));
+        }
+        informer
+    }
+
+    /// Calls `handler` on every metadata change of `resource`: through the process's typed
+    /// informer of that resource when there is one, else through a metadata-only informer
+    /// (`PartialObjectMetadata`) started for it. Either way one list+watch per resource.
+    /// Returns the informer's "synced" future.
+    pub fn on_meta_change(
+        &self,
+        resource: &ApiResource,
+        handler: MetaHandler,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        let hook = {
+            let inner = self
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner
+                .meta_hooks
+                .get(&(
+                    resource.group.clone(),
+                    resource.version.clone(),
+                    resource.plural.clone(),
+                ))
+                .cloned()
+        };
+        if let Some(hook) = hook {
+            hook(handler);
+            // Typed informers of the controllers are synced before their workers start; the
+            // caller only needs the metadata-only ones.
+            return Box::pin(async {});
+        }
+        let informer = self.get_metadata(resource);
+        let api_version = resource.api_version.clone();
+        let kind = resource.kind.clone();
+        informer.on_change(move |change| {
+            handler(&MetaChange {
+                api_version: &api_version,
+                kind: &kind,
+                meta: &change.object().metadata,
+                deleted: matches!(change, Change::Deleted(_)),
+            });
+        });
+        Box::pin(async move { informer.wait_synced().await })
+    }
+
+    /// The metadata-only informer of `resource`, created on first use.
+    fn get_metadata(
+        &self,
+        resource: &ApiResource,
+    ) -> Arc<Informer<PartialObjectMeta<DynamicObject>>> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (
+            TypeId::of::<PartialObjectMeta<DynamicObject>>(),
+            format!(
+                "{}/{}/{}",
+                resource.group, resource.version, resource.plural
+            ),
+        );
+        if let Some(existing) = inner.by_type.get(&key) {
+            if let Ok(informer) = existing.clone().downcast() {
+                return informer;
+            }
+        }
+        let informer = Arc::new(Informer::<PartialObjectMeta<DynamicObject>>::new());
+        inner.by_type.insert(key, informer.clone());
+        let task = informer.clone();
+        let resource = resource.clone();
+        let start = move |client: Client| {
+            tokio::spawn(async move {
+                let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &resource);
+                let events = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                task.run(events).await;
+            })
+        };
+        if inner.started {
+            let handle = start(self.client.clone());
+            inner.tasks.push(handle);
+        } else {
+            inner.pending.push(Box::new(start));
+        }
+        informer
+    }
+
+    /// Starts every informer created so far (and, from now on, each new one at once).
+    pub fn start(&self) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.started = true;
+        let pending = std::mem::take(&mut inner.pending);
+        for start in pending {
+            let handle = start(self.client.clone());
+            inner.tasks.push(handle);
+        }
+    }
+}
+
+impl Drop for Informers {
+    fn drop(&mut self) {
+        let inner = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for task in &inner.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The wiring every controller that creates pods shares (ReplicaSet, Job): the owner and pod
+//! informers, expectations, a work queue, an event recorder, and the handlers that queue an
+//! owner when it changes or one of its pods (or a matching orphan) does.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Preconditions};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+
+use crate::cache::ObjectKey;
+use crate::error::Error;
+use crate::events::Recorder;
+use crate::expectations::Expectations;
+use crate::informer::{Change, Informer};
+use crate::ownership::queue_pod_owners;
+use crate::queue::WorkQueue;
+use crate::runner::{spawn_workers, Action};
+use crate::Context;
+
+/// What a pod-creating controller of owners `K` reads and writes through.
+pub(crate) struct PodOwners<K> {
+    pub(crate) client: Client,
+    pub(crate) owners: Arc<Informer<K>>,
+    pub(crate) pods: Arc<Informer<Pod>>,
+    pub(crate) expectations: Arc<Expectations<ObjectKey>>,
+    pub(crate) queue: Arc<WorkQueue<ObjectKey>>,
+    pub(crate) events: Recorder,
+}
+
+impl<K> Clone for PodOwners<K> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            owners: self.owners.clone(),
+            pods: self.pods.clone(),
+            expectations: self.expectations.clone(),
+            queue: self.queue.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl<K> PodOwners<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Registers the handlers of the controller `component` (also its events' source) and
+    /// starts its `workers`, which run `reconcile` once both informers are synced. `selects`
+    /// says whether an owner's selector matches a pod (an orphan it may adopt).
+    pub(crate) fn start<F, Fut>(
+        ctx: &Context,
+        component: &'static str,
+        workers: usize,
+        selects: fn(&K, &Pod) -> bool,
+        reconcile: F,
+    ) -> JoinHandle<()>
+    where
+        F: Fn(Self, ObjectKey) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let shared = Self {
+            client: ctx.client.clone(),
+            owners: ctx.informers.get::<K>(),
+            pods: ctx.informers.get::<Pod>(),
+            expectations: Arc::new(Expectations::default()),
+            queue: WorkQueue::new(),
+            events: Recorder::new(ctx.client.clone(), component),
+        };
+        shared.owners.on_change({
+            let shared = shared.clone();
+            move |change| {
+                let key = ObjectKey::of(change.object().as_ref());
+                if let Change::Deleted(_) = change {
+                    shared.expectations.forget(&key);
+                }
+                shared.queue.add(key);
+            }
+        });
+        shared.pods.on_change({
+            let shared = shared.clone();
+            let kind = K::kind(&()).into_owned();
+            move |change| {
+                queue_pod_owners(
+                    change,
+                    &kind,
+                    &shared.expectations,
+                    &shared.queue,
+                    |namespace, pod| {
+                        shared
+                            .owners
+                            .cache()
+                            .in_namespace(namespace)
+                            .iter()
+                            .filter(|owner| selects(owner, pod))
+                            .map(|owner| ObjectKey::of(owner.as_ref()))
+                            .collect()
+                    },
+                );
+            }
+        });
+        let ready = {
+            let shared = shared.clone();
+            async move {
+                shared.owners.wait_synced().await;
+                shared.pods.wait_synced().await;
+            }
+        };
+        let queue = shared.queue.clone();
+        spawn_workers(component, queue, workers, ready, move |key| {
+            reconcile.clone()(shared.clone(), key)
+        })
+    }
+
+    /// Deletes `owner`'s pod `pod` (only that incarnation: the uid is a precondition), with
+    /// upstream's `SuccessfulDelete`/`FailedDelete` events. The caller expected the deletion;
+    /// a failed one will never be observed, so it is marked observed here. A pod already gone
+    /// is not an error.
+    pub(crate) async fn delete_pod(&self, owner: &K, pod: &Pod) -> Result<(), Error> {
+        let key = ObjectKey::of(owner);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &params).await {
+            Ok(_) => {
+                let message = format!("Deleted pod: {}", pod.name_any());
+                self.events.normal(owner, "SuccessfulDelete", message).await;
+                Ok(())
+            }
+            Err(err) => {
+                self.expectations.deletion_observed(&key, &pod.name_any());
+                let err = Error::from(err);
+                if err.is_not_found() {
+                    return Ok(());
+                }
+                let message = format!("Error deleting: {err}");
+                self.events.warning(owner, "FailedDelete", message).await;
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What a hollow node looks like and how often it reports: the kubelet flags kubemark sets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Taint;
+
+/// One hollow node's configuration. [`HollowNodeConfig::new`] gives the kubelet's defaults;
+/// change fields directly.
+#[derive(Clone, Debug)]
+pub struct HollowNodeConfig {
+    /// The Node's name (a DNS subdomain), also its Lease's name and `kubernetes.io/hostname`.
+    pub name: String,
+    /// Labels on top of the kubelet's own (`kubernetes.io/hostname`, `kubernetes.io/os`,
+    /// `kubernetes.io/arch`, `node.kubernetes.io/instance-type=hollow`); these win.
+    pub labels: BTreeMap<String, String>,
+    /// `status.capacity` (and `allocatable`, the same: a hollow node reserves nothing), as
+    /// quantities. Default: cpu `4`, memory `8Gi`, pods `110`, ephemeral-storage `100Gi`.
+    pub capacity: BTreeMap<String, String>,
+    /// `spec.taints` when the node registers (`--register-with-taints`); an existing Node keeps
+    /// its taints, as with the kubelet.
+    pub taints: Vec<Taint>,
+    /// The Lease's `leaseDurationSeconds`. Default 40, the kubelet's.
+    pub lease_duration_seconds: i32,
+    /// How often the Lease is renewed. Default 10 s (the kubelet renews at a quarter of the
+    /// lease duration); tests shorten it.
+    pub heartbeat_interval: Duration,
+    /// How often the Node's status (the conditions' `lastHeartbeatTime`) is written. Default
+    /// 10 s, the kubelet's `nodeStatusUpdateFrequency`.
+    pub status_update_interval: Duration,
+}
+
+impl HollowNodeConfig {
+    /// The kubelet's defaults for a node called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        HollowNodeConfig {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            capacity: [
+                ("cpu", "4"),
+                ("memory", "8Gi"),
+                ("pods", "110"),
+                ("ephemeral-storage", "100Gi"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            taints: Vec::new(),
+            lease_duration_seconds: 40,
+            heartbeat_interval: Duration::from_secs(10),
+            status_update_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// The same configuration with `interval` for both the Lease and the Node status (what tests
+    /// usually want: `Duration::from_secs(1)`).
+    #[must_use]
+    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self.status_update_interval = interval;
+        self
+    }
+
+    /// Why this configuration cannot describe a node, if it cannot.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 253
+            && self.name.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !name_ok {
+            return Some("the name must be a lowercase DNS subdomain".into());
+        }
+        if self.lease_duration_seconds <= 0 {
+            return Some("lease_duration_seconds must be positive".into());
+        }
+        if self.heartbeat_interval.is_zero() || self.status_update_interval.is_zero() {
+            return Some("the heartbeat and status intervals must be positive".into());
+        }
+        None
+    }
+}
+
+impl Default for HollowNodeConfig {
+    /// The defaults of [`HollowNodeConfig::new`] with an empty name (a template for
+    /// [`crate::HollowCluster`], which names its nodes).
+    fn default() -> Self {
+        HollowNodeConfig::new("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_the_name_and_intervals() {
+        assert_eq!(HollowNodeConfig::new("hollow-1.example").problem(), None);
+        for bad in ["", "Hollow", "-a", "a..b", "a_b"] {
+            assert!(HollowNodeConfig::new(bad).problem().is_some(), "{bad}");
+        }
+        let mut config = HollowNodeConfig::new("a").with_heartbeat(Duration::ZERO);
+        assert!(config.problem().is_some());
+        config = config.with_heartbeat(Duration::from_secs(1));
+        assert_eq!(config.problem(), None);
+        config.lease_duration_seconds = 0;
+        assert!(config.problem().is_some());
+    }
+}

@@ -1,0 +1,87 @@
+//! The one error type of the crate: what a hollow node could not do, naming the object.
+
+/// A failed step of a hollow node. Only [`crate::HollowNode::start`] returns one to the caller;
+/// the running node logs the others and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum HollowError {
+    /// The configuration cannot describe a node.
+    #[error("hollow node {node:?}: invalid configuration: {reason}")]
+    Config {
+        /// The node's name.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Creating or taking over the `Node` object failed.
+    #[error("node {node}: registering: {source}")]
+    Register {
+        /// The node's name.
+        node: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Creating or renewing the Lease `kube-node-lease/<node>` failed.
+    #[error("lease kube-node-lease/{node}: {action}: {source}")]
+    Lease {
+        /// The node's name.
+        node: String,
+        /// `reading`, `creating` or `renewing`.
+        action: &'static str,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Reading the node or writing its status failed.
+    #[error("node {node}: {action}: {source}")]
+    NodeStatus {
+        /// The node's name.
+        node: String,
+        /// `reading` or `updating status`.
+        action: &'static str,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing a pod's status or deleting it failed.
+    #[error("pod {pod}: {action}: {source}")]
+    Pod {
+        /// `<namespace>/<name>`.
+        pod: String,
+        /// `reading`, `updating status` or `deleting`.
+        action: &'static str,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// An API call did not answer in time.
+    #[error("{what}: no answer within {seconds} s")]
+    Timeout {
+        /// The call, naming its object.
+        what: String,
+        /// The time limit.
+        seconds: u64,
+    },
+}
+
+impl HollowError {
+    /// The HTTP status code of the API's answer, when the error is one.
+    pub fn status_code(&self) -> Option<u16> {
+        let source = match self {
+            HollowError::Register { source, .. }
+            | HollowError::Lease { source, .. }
+            | HollowError::NodeStatus { source, .. }
+            | HollowError::Pod { source, .. } => source,
+            HollowError::Config { .. } | HollowError::Timeout { .. } => return None,
+        };
+        match source {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        }
+    }
+}

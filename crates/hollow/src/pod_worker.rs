@@ -1,0 +1,557 @@
+//! The hollow kubelet's pod loop: one task per node that watches the pods bound to it
+//! (`spec.nodeName=<node>`) and its own Node (for `spec.podCIDR`), starts new pods (an IP, a
+//! start time), writes their status through `pods/<name>/status` whenever it should change, and
+//! finishes graceful deletions.
+//!
+//! It is level-triggered: every watch event and every due time leads to one sync of the pod,
+//! which computes the status the pod should have now ([`crate::pod_status`]) and writes it only
+//! when it differs from the pod's. A failed write is retried with back-off; a conflict re-reads
+//! the pod first. Watches that break (a server restart) are re-established by
+//! `kube::runtime::watcher` with back-off, relisting when needed.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, ResourceExt};
+use tokio::time::Instant;
+
+use crate::annotations::{self, Behaviour};
+use crate::clock;
+use crate::ip_pool::{IpPool, Ipv4Cidr};
+use crate::pod_status::{pod_status, PodRun};
+use crate::retry::{delay_after, is_transient, timed, WatchBackoff};
+use crate::HollowError;
+
+/// How long to wait before trying again to start a pod for which no IP is free.
+const NO_IP_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the pod loop of one node needs to know.
+#[derive(Clone, Debug)]
+pub(crate) struct PodWorkerConfig {
+    /// The node's name.
+    pub(crate) node: String,
+    /// The node's InternalIP: every pod's `hostIP`, and the `podIP` of host-network pods.
+    pub(crate) host_ip: Ipv4Addr,
+    /// Where pod IPs come from while the Node has no IPv4 `spec.podCIDR`.
+    pub(crate) fallback_pod_range: Ipv4Cidr,
+}
+
+/// One pod bound to the node, as the loop knows it.
+#[derive(Debug)]
+struct TrackedPod {
+    /// The newest version seen (from the watch or a write's answer).
+    pod: Pod,
+    /// Set once the node has started the pod.
+    run: Option<PodRun>,
+    /// The IP the pod holds in the node's pool (not for host-network pods, nor after the pod
+    /// finished).
+    held_ip: Option<Ipv4Addr>,
+    /// When to sync the pod next.
+    due: Option<Instant>,
+    /// Failed writes in a row, for back-off.
+    failures: u32,
+    /// The last status written and the one the server answered with: when the server stores a
+    /// status slightly differently, the same write is not repeated for ever.
+    last_write: Option<(PodStatus, Option<PodStatus>)>,
+    /// The final delete was accepted.
+    deleted: bool,
+    /// When the node saw the pod's deletion (its containers' stop starts then).
+    stopping_since: Option<Instant>,
+}
+
+impl TrackedPod {
+    fn new(pod: Pod) -> Self {
+        TrackedPod {
+            pod,
+            run: None,
+            held_ip: None,
+            due: Some(Instant::now()),
+            stopping_since: None,
+            failures: 0,
+            last_write: None,
+            deleted: false,
+        }
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.namespace().unwrap_or_default(),
+            self.pod.name_any()
+        )
+    }
+
+    fn retry_later(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        self.due = Some(Instant::now() + delay_after(self.failures));
+    }
+}
+
+/// How a status write went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatusWrite {
+    /// Written, or nothing to write.
+    Done,
+    /// Failed for a reason that may pass (a conflict, no connection); a retry is scheduled.
+    Retrying,
+    /// The server refused the status; a retry is scheduled all the same.
+    Refused,
+    /// The pod is gone.
+    Gone,
+}
+
+/// Whether the pod's status says it has finished for good.
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn uses_host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The start time and IPv4 podIP a pod already reports (started by an earlier hollow node of
+/// the same name, or before this one lost track of it).
+fn reported_run(pod: &Pod) -> Option<(k8s_openapi::jiff::Timestamp, Ipv4Addr)> {
+    let status = pod.status.as_ref()?;
+    let started = status.start_time.as_ref()?.0;
+    let ip = status.pod_ip.as_deref()?.parse().ok()?;
+    Some((started, ip))
+}
+
+/// The first IPv4 range of the Node's `spec.podCIDRs` (or `spec.podCIDR`).
+fn node_pod_range(node: &Node) -> Option<Ipv4Cidr> {
+    let spec = node.spec.as_ref()?;
+    spec.pod_cidrs
+        .iter()
+        .flatten()
+        .chain(spec.pod_cidr.iter())
+        .find_map(|cidr| cidr.parse().ok())
+}
+
+/// The pod loop of one node.
+struct PodWorker {
+    config: PodWorkerConfig,
+    client: Client,
+    pods: HashMap<String, TrackedPod>,
+    pool: IpPool,
+    node_range: Option<Ipv4Cidr>,
+    /// The uids seen since the watch restarted its list (`Event::Init`), until `InitDone`.
+    relisted: Option<HashSet<String>>,
+}
+
+/// Runs the pod loop of one node until the task is aborted.
+pub(crate) async fn run(client: Client, config: PodWorkerConfig) {
+    let pod_events = watcher::watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", config.node)),
+    )
+    .backoff(WatchBackoff::default());
+    let node_events = watcher::watcher(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={}", config.node)),
+    )
+    .backoff(WatchBackoff::default());
+    let mut pod_events = std::pin::pin!(pod_events);
+    let mut node_events = std::pin::pin!(node_events);
+    let mut worker = PodWorker {
+        config,
+        client,
+        pods: HashMap::new(),
+        pool: IpPool::default(),
+        node_range: None,
+        relisted: None,
+    };
+    loop {
+        let wake = worker.next_due();
+        tokio::select! {
+            event = pod_events.next() => match event {
+                Some(Ok(event)) => worker.on_pod_event(event),
+                Some(Err(err)) => tracing::debug!(node = %worker.config.node, "pod watch: {err}"),
+                None => return,
+            },
+            event = node_events.next() => match event {
+                Some(Ok(event)) => worker.on_node_event(event),
+                Some(Err(err)) => tracing::debug!(node = %worker.config.node, "node watch: {err}"),
+                None => return,
+            },
+            () = sleep_until(wake) => {}
+        }
+        worker.sync_due().await;
+    }
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl PodWorker {
+    fn next_due(&self) -> Option<Instant> {
+        self.pods.values().filter_map(|tracked| tracked.due).min()
+    }
+
+    fn on_node_event(&mut self, event: Event<Node>) {
+        let range = match event {
+            Event::Apply(node) | Event::InitApply(node) => node_pod_range(&node),
+            Event::Delete(_) => None,
+            Event::Init | Event::InitDone => return,
+        };
+        if range != self.node_range {
+            tracing::debug!(node = %self.config.node, ?range, "pod range");
+            self.node_range = range;
+        }
+    }
+
+    fn on_pod_event(&mut self, event: Event<Pod>) {
+        match event {
+            Event::Init => self.relisted = Some(HashSet::new()),
+            Event::InitApply(pod) => {
+                if let (Some(seen), Some(uid)) = (self.relisted.as_mut(), pod.uid()) {
+                    seen.insert(uid);
+                }
+                self.seen(pod);
+            }
+            Event::InitDone => {
+                let seen = self.relisted.take().unwrap_or_default();
+                let gone: Vec<String> = self
+                    .pods
+                    .keys()
+                    .filter(|uid| !seen.contains(*uid))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    self.forget(&uid);
+                }
+            }
+            Event::Apply(pod) => self.seen(pod),
+            Event::Delete(pod) => {
+                if let Some(uid) = pod.uid() {
+                    self.forget(&uid);
+                }
+            }
+        }
+    }
+
+    /// Records the newest version of a pod and syncs it soon.
+    fn seen(&mut self, pod: Pod) {
+        let Some(uid) = pod.uid() else {
+            return;
+        };
+        match self.pods.get_mut(&uid) {
+            Some(tracked) => {
+                tracked.pod = pod;
+                tracked.due = Some(Instant::now());
+            }
+            None => {
+                self.pods.insert(uid, TrackedPod::new(pod));
+            }
+        }
+    }
+
+    /// Drops a pod that is gone, giving its IP back.
+    fn forget(&mut self, uid: &str) {
+        if let Some(tracked) = self.pods.remove(uid) {
+            if let Some(ip) = tracked.held_ip {
+                self.pool.release(ip);
+            }
+        }
+    }
+
+    async fn sync_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, tracked)| tracked.due.is_some_and(|at| at <= now))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
+            self.sync(&uid).await;
+        }
+    }
+
+    /// One level-triggered step for one pod.
+    async fn sync(&mut self, uid: &str) {
+        let Some(mut tracked) = self.pods.remove(uid) else {
+            return;
+        };
+        tracked.due = None;
+        if tracked.pod.metadata.deletion_timestamp.is_some() {
+            self.finish_deletion(&mut tracked).await;
+        } else if is_terminal(&tracked.pod) {
+            // Finished pods are left alone; their IP is free again.
+            self.release(&mut tracked);
+        } else if self.start(&mut tracked) {
+            self.write_status(&mut tracked).await;
+        }
+        self.pods.insert(uid.to_owned(), tracked);
+    }
+
+    /// Starts the pod if it is not running yet: start time and IP (taking over what it
+    /// already reports when it can). False when no IP is free.
+    fn start(&mut self, tracked: &mut TrackedPod) -> bool {
+        if tracked.run.is_some() {
+            return true;
+        }
+        let pod = &tracked.pod;
+        for problem in annotations::behaviour(pod.metadata.annotations.as_ref()).1 {
+            tracing::warn!(node = %self.config.node, pod = %tracked.key(), "{problem}");
+        }
+        let reported = reported_run(pod);
+        let started = reported.map_or_else(clock::now, |(started, _)| started);
+        let pod_ip = if uses_host_network(pod) {
+            self.config.host_ip
+        } else {
+            let reusable = reported
+                .map(|(_, ip)| ip)
+                .filter(|ip| *ip != self.config.host_ip && self.pool.reserve(*ip));
+            let ip = match reusable {
+                Some(ip) => Some(ip),
+                None => self
+                    .pool
+                    .allocate(self.node_range.unwrap_or(self.config.fallback_pod_range)),
+            };
+            let Some(ip) = ip else {
+                tracing::warn!(node = %self.config.node, pod = %tracked.key(), "no free pod IP; will retry");
+                tracked.due = Some(Instant::now() + NO_IP_RETRY);
+                return false;
+            };
+            tracked.held_ip = Some(ip);
+            ip
+        };
+        tracked.run = Some(PodRun {
+            started,
+            pod_ip,
+            host_ip: self.config.host_ip,
+            stopped: None,
+        });
+        true
+    }
+
+    fn release(&mut self, tracked: &mut TrackedPod) {
+        if let Some(ip) = tracked.held_ip.take() {
+            self.pool.release(ip);
+        }
+    }
+
+    fn behaviour(tracked: &TrackedPod) -> Behaviour {
+        annotations::behaviour(tracked.pod.metadata.annotations.as_ref()).0
+    }
+
+    /// Writes the status the pod should have now, if it differs from the pod's, and schedules
+    /// the next sync for when it changes by itself.
+    async fn write_status(&mut self, tracked: &mut TrackedPod) -> StatusWrite {
+        let Some(run) = tracked.run.clone() else {
+            return StatusWrite::Done;
+        };
+        let (desired, next_change) =
+            pod_status(&tracked.pod, &run, Self::behaviour(tracked), clock::now());
+        if matches!(desired.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            self.release(tracked);
+        }
+        let unchanged = tracked.pod.status.as_ref() == Some(&desired)
+            || tracked
+                .last_write
+                .as_ref()
+                .is_some_and(|(written, answer)| {
+                    *written == desired && *answer == tracked.pod.status
+                });
+        if !unchanged {
+            let mut pod = tracked.pod.clone();
+            pod.status = Some(desired.clone());
+            match self.put_status(&pod).await {
+                Ok(written) => {
+                    tracked.failures = 0;
+                    tracked.last_write = Some((desired, written.status.clone()));
+                    tracked.pod = written;
+                }
+                Err(err) => return self.on_write_error(tracked, err).await,
+            }
+        }
+        tracked.due = next_change.map(|at| Instant::now() + clock::until(at));
+        StatusWrite::Done
+    }
+
+    async fn put_status(&self, pod: &Pod) -> Result<Pod, HollowError> {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let name = pod.name_any();
+        let key = format!("{}/{name}", pod.namespace().unwrap_or_default());
+        timed(|| format!("pod {key}: updating status"), async {
+            api.replace_status(&name, &PostParams::default(), pod)
+                .await
+                .map_err(|source| HollowError::Pod {
+                    pod: key.clone(),
+                    action: "updating status",
+                    source,
+                })
+        })
+        .await
+    }
+
+    /// After a failed write: on a conflict read the pod again and retry at once (with
+    /// back-off if it keeps happening); a pod that is gone waits for the watch's delete event;
+    /// anything else is retried with back-off.
+    async fn on_write_error(&mut self, tracked: &mut TrackedPod, err: HollowError) -> StatusWrite {
+        match err.status_code() {
+            Some(404) => {
+                tracing::debug!(node = %self.config.node, "{err}");
+                return StatusWrite::Gone;
+            }
+            Some(409) => {
+                tracing::debug!(node = %self.config.node, "{err}; reading it again");
+                let api: Api<Pod> = Api::namespaced(
+                    self.client.clone(),
+                    &tracked.pod.namespace().unwrap_or_default(),
+                );
+                if let Ok(Ok(Some(fresh))) = tokio::time::timeout(
+                    crate::retry::CALL_TIMEOUT,
+                    api.get_opt(&tracked.pod.name_any()),
+                )
+                .await
+                {
+                    if fresh.uid() == tracked.pod.uid() {
+                        tracked.pod = fresh;
+                    }
+                }
+            }
+            _ => tracing::warn!(node = %self.config.node, "{err}; will retry"),
+        }
+        tracked.retry_later();
+        if is_transient(&err) {
+            StatusWrite::Retrying
+        } else {
+            StatusWrite::Refused
+        }
+    }
+
+    /// A pod with a `deletionTimestamp`: stop its containers (a final status), then delete it
+    /// for good (grace period 0, uid precondition), as the kubelet's status manager does.
+    async fn finish_deletion(&mut self, tracked: &mut TrackedPod) {
+        if tracked.deleted {
+            return;
+        }
+        // Containers that take a while to stop keep running (and keep their readiness) for
+        // that long, within the pod's grace period.
+        let stop_after = annotations::behaviour(tracked.pod.metadata.annotations.as_ref())
+            .0
+            .stop_after
+            .map(|seconds| {
+                let grace = tracked
+                    .pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .and_then(|g| u64::try_from(g).ok())
+                    .unwrap_or(seconds);
+                std::time::Duration::from_secs(seconds.min(grace))
+            });
+        if let (Some(stop_after), false) = (stop_after, is_terminal(&tracked.pod)) {
+            let since = *tracked.stopping_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < stop_after {
+                tracked.due = Some(since + stop_after);
+                return;
+            }
+        }
+        if !is_terminal(&tracked.pod) {
+            if let Some(run) = tracked.run.as_mut() {
+                run.stopped.get_or_insert_with(clock::now);
+                match self.write_status(tracked).await {
+                    // The final status is a courtesy to watchers: one the server refuses does
+                    // not hold up the deletion.
+                    StatusWrite::Done | StatusWrite::Refused => {}
+                    StatusWrite::Retrying | StatusWrite::Gone => return,
+                }
+            }
+        }
+        self.release(tracked);
+        let key = tracked.key();
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            &tracked.pod.namespace().unwrap_or_default(),
+        );
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: tracked.pod.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let name = tracked.pod.name_any();
+        let result = timed(|| format!("pod {key}: deleting"), async {
+            api.delete(&name, &params)
+                .await
+                .map_err(|source| HollowError::Pod {
+                    pod: key.clone(),
+                    action: "deleting",
+                    source,
+                })
+        })
+        .await;
+        match result {
+            Ok(_) => {
+                tracked.deleted = true;
+                tracing::debug!(node = %self.config.node, pod = %key, "deleted");
+            }
+            // Gone already, or replaced by a pod of the same name (the uid precondition).
+            Err(err) if matches!(err.status_code(), Some(404 | 409)) => tracked.deleted = true,
+            Err(err) => {
+                tracing::warn!(node = %self.config.node, "{err}; will retry");
+                tracked.retry_later();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_first_ipv4_pod_range() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "spec": {"podCIDR": "fd00::/64", "podCIDRs": ["fd00::/64", "10.42.7.0/24"]},
+        }))
+        .unwrap();
+        assert_eq!(node_pod_range(&node).unwrap().to_string(), "10.42.7.0/24");
+        let bare: Node = serde_json::from_value(json!({"metadata": {"name": "n"}})).unwrap();
+        assert_eq!(node_pod_range(&bare), None);
+    }
+
+    #[test]
+    fn takes_over_what_a_pod_reports() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "status": {"startTime": "2026-01-01T00:00:00Z", "podIP": "10.42.0.9", "phase": "Running"},
+        }))
+        .unwrap();
+        let (started, ip) = reported_run(&pod).unwrap();
+        assert_eq!(started.to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(ip, Ipv4Addr::new(10, 42, 0, 9));
+        assert!(!is_terminal(&pod));
+        let pending: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"hostNetwork": true, "containers": []},
+            "status": {"phase": "Failed"},
+        }))
+        .unwrap();
+        assert_eq!(reported_run(&pending), None);
+        assert!(is_terminal(&pending));
+        assert!(uses_host_network(&pending));
+    }
+}

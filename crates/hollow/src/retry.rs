@@ -1,0 +1,131 @@
+//! How a hollow node waits after a failed API call: exponential back-off with jitter, and a time
+//! limit on every call so that a hung server cannot stall a heartbeat.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::HollowError;
+
+/// The first delay after a failure.
+const FIRST_DELAY: Duration = Duration::from_millis(200);
+/// The longest delay: short, so that a node carries on soon after a server restart.
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// The longest an API call may take before it counts as failed.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The delay before retry number `failures` (1 for the first retry): doubling from
+/// [`FIRST_DELAY`] up to [`MAX_DELAY`], each scaled by a random factor in [0.5, 1] so that many
+/// nodes failing together do not retry together.
+pub(crate) fn delay_after(failures: u32) -> Duration {
+    let doubling = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    let delay = FIRST_DELAY.saturating_mul(doubling).min(MAX_DELAY);
+    delay.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// The watcher's back-off ([`kube::runtime::utils::Backoff`]): [`delay_after`] the number of
+/// failures since the last success.
+#[derive(Debug, Default)]
+pub(crate) struct WatchBackoff {
+    failures: u32,
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        Some(delay_after(self.failures))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Runs one API call with [`CALL_TIMEOUT`]; `what` names it for the timeout error.
+pub(crate) async fn timed<T>(
+    what: impl FnOnce() -> String,
+    call: impl Future<Output = Result<T, HollowError>>,
+) -> Result<T, HollowError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(HollowError::Timeout {
+            what: what(),
+            seconds: CALL_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+/// Whether trying again can help: no answer at all (connection refused during a server
+/// restart, a timeout), a conflict, too many requests, or a server error.
+pub(crate) fn is_transient(err: &HollowError) -> bool {
+    match err {
+        HollowError::Config { .. } => false,
+        HollowError::Timeout { .. } => true,
+        _ => match err.status_code() {
+            None => true,
+            Some(code) => code == 409 || code == 429 || code >= 500,
+        },
+    }
+}
+
+/// Retrying one step for a while: after each transient failure, wait and try again, until the
+/// time is up.
+#[derive(Debug)]
+pub(crate) struct Patience {
+    deadline: tokio::time::Instant,
+    failures: u32,
+}
+
+impl Patience {
+    /// Patience for `how_long` from now.
+    pub(crate) fn new(how_long: Duration) -> Self {
+        Patience {
+            deadline: tokio::time::Instant::now() + how_long,
+            failures: 0,
+        }
+    }
+
+    /// After `err`: waits and returns true when the step should be tried again; false (at once)
+    /// when the error is final or the time is up.
+    pub(crate) async fn wait_after(&mut self, err: &HollowError) -> bool {
+        if !is_transient(err) || tokio::time::Instant::now() >= self.deadline {
+            return false;
+        }
+        self.failures = self.failures.saturating_add(1);
+        tracing::debug!(failures = self.failures, "{err}; retrying");
+        tokio::time::sleep(delay_after(self.failures)).await;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap() {
+        for failures in 1..40 {
+            let delay = delay_after(failures);
+            let full = FIRST_DELAY
+                .saturating_mul(2u32.saturating_pow((failures - 1).min(16)))
+                .min(MAX_DELAY);
+            assert!(delay >= full / 2 && delay <= full, "{failures}: {delay:?}");
+        }
+        assert!(delay_after(100) <= MAX_DELAY);
+    }
+
+    #[test]
+    fn watch_backoff_resets() {
+        use kube::runtime::utils::Backoff;
+        let mut backoff = WatchBackoff::default();
+        for _ in 0..10 {
+            backoff.next();
+        }
+        assert!(backoff.next().unwrap() >= MAX_DELAY / 2);
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= FIRST_DELAY);
+    }
+}

@@ -1,0 +1,186 @@
+//! Node lifecycle and IPAM with hollow nodes and real kubectl: each node gets its own /24 of
+//! the cluster CIDR; pods get the default 300 s tolerations of unreachable and not-ready nodes;
+//! a node that stops heartbeating turns `Unknown` (kubectl: NotReady), is tainted
+//! `unreachable` (NoSchedule and NoExecute), and its pods are evicted once their toleration
+//! runs out — pods that tolerate it for ever stay; when it heartbeats again the taints go.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod kube_support;
+
+use std::time::Duration;
+
+use k3rs_hollow::{HollowCluster, HollowNodeConfig};
+use k3rs_tests::K3rsServer;
+use kube_support::{client, create_namespace, kubectl, kubectl_stdin, wait_for};
+
+fn pod(name: &str, node: &str, toleration: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: nodes}}
+spec:
+  nodeName: {node}
+  tolerations: [{toleration}]
+  containers: [{{name: c, image: nginx}}]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_nodes_are_tainted_and_their_pods_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start_with(
+        dir.path(),
+        &[
+            "--kube-controller-manager-arg=node-monitor-period=1s",
+            "--kube-controller-manager-arg=node-monitor-grace-period=4s",
+        ],
+    )
+    .unwrap();
+    let client = client(&server).await;
+    create_namespace(&client, "nodes").await;
+    let cluster = HollowCluster::start(
+        client.clone(),
+        2,
+        "n",
+        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+
+    // IPAM: one /24 each, from 10.42.0.0/16.
+    wait_for(&server, "pod CIDRs", || {
+        let cidrs = kubectl(
+            &server,
+            &["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"],
+        );
+        let mut cidrs: Vec<&str> = cidrs.split_whitespace().collect();
+        cidrs.sort();
+        cidrs == ["10.42.0.0/24", "10.42.1.0/24"]
+    })
+    .await;
+
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &[
+            pod("brief", "n-0", r#"{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}"#),
+            pod("steadfast", "n-0", r#"{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}"#),
+            pod("elsewhere", "n-1", r#"{key: example.com/other, operator: Exists}"#),
+        ]
+        .join("---"),
+    );
+    // Default tolerations (DefaultTolerationSeconds admission) for what a pod does not tolerate.
+    let tolerations = kubectl(
+        &server,
+        &[
+            "get",
+            "pod",
+            "elsewhere",
+            "-n",
+            "nodes",
+            "-o",
+            "jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds};{end}",
+        ],
+    );
+    assert_eq!(
+        tolerations,
+        "example.com/other=;node.kubernetes.io/not-ready=300;node.kubernetes.io/unreachable=300;"
+    );
+    wait_for(&server, "the pods running", || {
+        kubectl(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        ) == "Running Running Running"
+    })
+    .await;
+
+    cluster.nodes()[0].pause_heartbeats();
+    wait_for(&server, "n-0 NotReady", || {
+        kubectl(&server, &["get", "node", "n-0", "--no-headers"]).contains("NotReady")
+    })
+    .await;
+    wait_for(&server, "the unreachable taints", || {
+        kubectl(
+            &server,
+            &[
+                "get",
+                "node",
+                "n-0",
+                "-o",
+                "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}",
+            ],
+        )
+        .trim()
+            == "node.kubernetes.io/unreachable:NoSchedule node.kubernetes.io/unreachable:NoExecute"
+    })
+    .await;
+    let ready = kubectl(
+        &server,
+        &[
+            "get",
+            "node",
+            "n-0",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
+        ],
+    );
+    assert_eq!(ready, "NodeStatusUnknown");
+    wait_for(&server, "the brief pod evicted", || {
+        kubectl(&server, &["get", "pods", "-n", "nodes", "-o", "name"])
+            .lines()
+            .count()
+            == 2
+    })
+    .await;
+    let left = kubectl(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    assert_eq!(left, "elsewhere steadfast");
+    let events = kubectl(
+        &server,
+        &[
+            "get",
+            "events",
+            "-n",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
+    assert!(events.contains("TaintManagerEviction"), "{events}");
+    let healthy = kubectl(
+        &server,
+        &["get", "node", "n-1", "-o", "jsonpath={.spec.taints}"],
+    );
+    assert_eq!(healthy, "", "the other node stays untainted");
+
+    cluster.nodes()[0].resume_heartbeats();
+    wait_for(&server, "n-0 Ready and untainted", || {
+        kubectl(
+            &server,
+            &["get", "node", "n-0", "-o", "jsonpath={.spec.taints}"],
+        )
+        .is_empty()
+            && !kubectl(&server, &["get", "node", "n-0", "--no-headers"]).contains("NotReady")
+    })
+    .await;
+}

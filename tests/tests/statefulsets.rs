@@ -1,0 +1,202 @@
+//! StatefulSets with hollow nodes and real kubectl: pods `<set>-<ordinal>` created one after the
+//! other (each once the previous is ready), claims from `volumeClaimTemplates` that outlive
+//! the pods, a rolling update that `kubectl rollout status` follows to the end, and scale-down
+//! from the highest ordinal.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod kube_support;
+
+use std::time::Duration;
+
+use k3rs_hollow::annotations::READY_AFTER_SECONDS;
+use k3rs_hollow::{HollowCluster, HollowNodeConfig};
+use k3rs_tests::K3rsServer;
+use kube_support::{client, create_namespace, kubectl, kubectl_stdin, wait_for};
+use serde_json::Value;
+
+fn set(image: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: sts}}
+spec:
+  serviceName: db
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata:
+      labels: {{app: db}}
+      annotations: {{"{READY_AFTER_SECONDS}": "1"}}
+    spec:
+      nodeName: sts-node-0
+      containers: [{{name: c, image: "{image}"}}]
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {{requests: {{storage: 1Gi}}}}
+"#
+    )
+}
+
+fn pods(server: &K3rsServer) -> Value {
+    serde_json::from_str(&kubectl(
+        server,
+        &["get", "pods", "-n", "sts", "-o", "json"],
+    ))
+    .unwrap()
+}
+
+fn ready_time(pod: &Value) -> String {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_pods_claims_rolling_update_and_scale_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    let client = client(&server).await;
+    create_namespace(&client, "sts").await;
+    let _nodes = HollowCluster::start(
+        client.clone(),
+        1,
+        "sts-node",
+        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    kubectl_stdin(&server, &["apply", "-f", "-"], &set("nginx:1.25", 3));
+    kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "statefulset/db",
+            "-n",
+            "sts",
+            "--timeout=60s",
+        ],
+    );
+
+    // Ordered: each pod was created only after the one before it was ready.
+    let all = pods(&server);
+    let items = all["items"].as_array().unwrap();
+    let by_name = |name: &str| {
+        items
+            .iter()
+            .find(|p| p["metadata"]["name"] == name)
+            .unwrap()
+    };
+    for (before, after) in [("db-0", "db-1"), ("db-1", "db-2")] {
+        let ready = ready_time(by_name(before));
+        let created = by_name(after)["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            ready <= created,
+            "{after} created at {created}, before {before} was ready at {ready}"
+        );
+    }
+    assert_eq!(by_name("db-1")["spec"]["hostname"], "db-1");
+    assert_eq!(by_name("db-1")["spec"]["subdomain"], "db");
+    let claims = kubectl(
+        &server,
+        &[
+            "get",
+            "pvc",
+            "-n",
+            "sts",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    assert_eq!(claims, "data-db-0 data-db-1 data-db-2");
+
+    // Rolling update, highest ordinal first, followed by rollout status.
+    kubectl(
+        &server,
+        &[
+            "set",
+            "image",
+            "statefulset/db",
+            "c=nginx:1.26",
+            "-n",
+            "sts",
+        ],
+    );
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "statefulset/db",
+            "-n",
+            "sts",
+            "--timeout=90s",
+        ],
+    );
+    // (The API defaults `partition: 0`, so kubectl reports a partitioned roll out, as it does
+    // against kube-apiserver.)
+    assert!(
+        out.contains("roll out complete: 3 new pods have been updated"),
+        "{out}"
+    );
+    let images = kubectl(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "sts",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+    );
+    assert_eq!(images, "nginx:1.26 nginx:1.26 nginx:1.26");
+    let history = kubectl(
+        &server,
+        &["rollout", "history", "statefulset/db", "-n", "sts"],
+    );
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+
+    // Scale down: the highest ordinals go; their claims stay.
+    kubectl(
+        &server,
+        &["scale", "statefulset/db", "--replicas=1", "-n", "sts"],
+    );
+    wait_for(&server, "one pod left", || {
+        kubectl(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "sts",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        ) == "db-0"
+    })
+    .await;
+    let claims = kubectl(
+        &server,
+        &[
+            "get",
+            "pvc",
+            "-n",
+            "sts",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    assert_eq!(claims, "data-db-0 data-db-1 data-db-2");
+}

@@ -1,0 +1,339 @@
+//! Deployments end to end with real kubectl, the controllers and hollow nodes: a rolling update
+//! with `maxUnavailable: 0` never has fewer available replicas than wanted, `kubectl rollout
+//! status` finishes when it is done, `kubectl rollout undo` brings the previous template back,
+//! and a rollout interrupted by `kill -9` of the server finishes correctly after a restart.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k3rs_hollow::annotations::READY_AFTER_SECONDS;
+use k3rs_hollow::HollowCluster;
+use k3rs_tests::K3rsServer;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use kube_support::{hollow_cluster, kubectl, kubectl_stdin};
+
+async fn cluster(dir: &tempfile::TempDir, namespace: &str) -> (K3rsServer, Client, HollowCluster) {
+    hollow_cluster(dir, namespace, 2).await
+}
+
+/// A Deployment of `replicas` pods whose containers become ready a second after they start,
+/// pinned to the first hollow node.
+fn deployment(namespace: &str, replicas: u32, surge: u32, unavailable: u32, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  replicas: {replicas}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {{maxSurge: {surge}, maxUnavailable: {unavailable}}}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata:
+      labels: {{app: web}}
+      annotations: {{"{READY_AFTER_SECONDS}": "1"}}
+    spec:
+      nodeName: {namespace}-node-0
+      containers: [{{name: c, image: "{image}"}}]
+"#
+    )
+}
+
+fn is_available(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Counts the namespace's ready, non-terminating pods after every pod event and keeps the
+/// lowest count seen, until `stop` is set.
+fn watch_available(
+    client: &Client,
+    namespace: &str,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let task = tokio::spawn({
+        let lowest = lowest.clone();
+        async move {
+            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+            let mut initialized = false;
+            let mut events = watcher(pods, watcher::Config::default()).boxed();
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(Some(event)) =
+                    tokio::time::timeout(Duration::from_millis(200), events.next()).await
+                else {
+                    continue;
+                };
+                match event.unwrap() {
+                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                        ready.insert(pod.metadata.name.clone().unwrap(), is_available(&pod));
+                    }
+                    watcher::Event::Delete(pod) => {
+                        ready.remove(&pod.metadata.name.clone().unwrap());
+                    }
+                    watcher::Event::InitDone => initialized = true,
+                    watcher::Event::Init => {}
+                }
+                if initialized {
+                    let count = ready.values().filter(|r| **r).count();
+                    lowest.fetch_min(count, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (lowest, task)
+}
+
+fn images(pods: &[Pod]) -> Vec<String> {
+    let mut images: Vec<String> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            p.spec.as_ref().unwrap().containers[0]
+                .image
+                .clone()
+                .unwrap()
+        })
+        .collect();
+    images.sort();
+    images
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_update_keeps_replicas_available_and_undo_restores_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client, _nodes) = cluster(&dir, "roll").await;
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &deployment("roll", 3, 1, 0, "nginx:1.25"),
+    );
+    kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "roll",
+            "--timeout=60s",
+        ],
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (lowest, watching) = watch_available(&client, "roll", stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kubectl(
+        &server,
+        &[
+            "set",
+            "image",
+            "deployment/web",
+            "c=nginx:1.26",
+            "-n",
+            "roll",
+        ],
+    );
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "roll",
+            "--timeout=60s",
+        ],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    stop.store(true, Ordering::SeqCst);
+    watching.await.unwrap();
+    let lowest = lowest.load(Ordering::SeqCst);
+    assert!(
+        lowest >= 3,
+        "available pods dropped to {lowest} during the rollout"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "roll");
+    let running = pods.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(images(&running), ["nginx:1.26"; 3]);
+    let status = Api::<Deployment>::namespaced(client.clone(), "roll")
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        (
+            status.replicas,
+            status.updated_replicas,
+            status.available_replicas
+        ),
+        (Some(3), Some(3), Some(3))
+    );
+    let describe = kubectl(&server, &["describe", "deployment", "web", "-n", "roll"]);
+    assert!(describe.contains("NewReplicaSetAvailable"), "{describe}");
+    assert!(
+        describe.contains("Scaled down replica set web-"),
+        "{describe}"
+    );
+
+    // Undo: the previous template comes back as a new revision.
+    kubectl(
+        &server,
+        &["rollout", "undo", "deployment/web", "-n", "roll"],
+    );
+    kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "roll",
+            "--timeout=60s",
+        ],
+    );
+    let image = kubectl(
+        &server,
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "roll",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    );
+    assert_eq!(image, "nginx:1.25");
+    let history = kubectl(
+        &server,
+        &["rollout", "history", "deployment/web", "-n", "roll"],
+    );
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    let running = pods.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(images(&running), ["nginx:1.25"; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_interrupted_by_kill_9_completes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, client, _nodes) = cluster(&dir, "crash").await;
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &deployment("crash", 4, 1, 1, "nginx:1.25"),
+    );
+    kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "crash",
+            "--timeout=60s",
+        ],
+    );
+
+    kubectl(
+        &server,
+        &[
+            "set",
+            "image",
+            "deployment/web",
+            "c=nginx:1.26",
+            "-n",
+            "crash",
+        ],
+    );
+    // Kill the server once the new ReplicaSet has pods, in the middle of the rollout.
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "crash");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = sets.list(&ListParams::default()).await.unwrap();
+        let started = list.items.iter().any(|rs| {
+            rs.spec
+                .template
+                .as_ref()
+                .unwrap()
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .image
+                .as_deref()
+                == Some("nginx:1.26")
+                && rs.status.as_ref().is_some_and(|s| s.replicas > 0)
+        });
+        if started {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rollout never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| server.restart_on_same_port()).unwrap();
+
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "crash",
+            "--timeout=90s",
+        ],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "crash");
+    let running = pods.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(images(&running), ["nginx:1.26"; 4], "{running:#?}");
+    let list = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 2, "one ReplicaSet per template: {list:#?}");
+    for rs in &list {
+        let image = rs
+            .spec
+            .template
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap();
+        let wanted = if image == "nginx:1.26" { 4 } else { 0 };
+        assert_eq!(rs.spec.replicas, Some(wanted), "{image}");
+    }
+}
