@@ -10,7 +10,7 @@
 // The helpers are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod kube_support;
+use crate::kube_support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod kube_support;
+use crate::kube_support;
 
 use std::time::Duration;
 

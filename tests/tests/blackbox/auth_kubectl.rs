@@ -4,7 +4,7 @@
 //! `auth.rs` covers the same server behaviour through JSON requests. Every scenario runs with
 //! each kubectl release of [`kubectls`] (1.33 and 1.37), each against a fresh server.
 
-mod auth_support;
+use crate::auth_support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! and curl for the token and review APIs. The same flows through kubectl's typed commands
 //! (`create token`, `auth can-i`, `auth whoami`, which send protobuf) are in `auth_kubectl.rs`.
 
-mod auth_support;
+use crate::auth_support;
 
 use std::time::Duration;
 
