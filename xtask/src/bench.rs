@@ -26,6 +26,12 @@ enum Bench {
     ///
     /// Extra arguments go to `k3rs-bench api` (see `cargo xtask bench api --help-bench`).
     Api(BenchArgs),
+    /// k3rs (release build) with 50 hollow nodes and 3,000 pods via Deployments, against the
+    /// same pods created pre-placed: time to all Running, scheduler pods/s, pod startup, server
+    /// RSS and CPU idle, during and after; writes its section of docs/benchmarks.md.
+    ///
+    /// Extra arguments go to `k3rs-bench scale` (see `cargo xtask bench scale --help-bench`).
+    Scale(BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +48,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let (name, bench) = match args.bench {
         Bench::Store(bench) => ("store", bench),
         Bench::Api(bench) => ("api", bench),
+        Bench::Scale(bench) => ("scale", bench),
     };
     if !args.no_deps && !bench.help_bench {
         // etcd-server for the baseline, protoc for etcd-client.
@@ -53,7 +60,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         cmd.arg("--help");
         return run_cmd(&mut cmd);
     }
-    if name == "api" {
+    if name == "api" || name == "scale" {
         // The server under test is the release binary a user installs.
         run_cmd(cargo().args(["build", "--release", "-p", "k3rs"]))?;
         cmd.arg("--k3rs")

@@ -5,6 +5,8 @@
 //! against etcd 3.4 (a child process on loopback, reached over gRPC as the API server reaches it).
 //! `k3rs-bench api`: the k3rs API server (a `k3rs server` child over HTTPS) against etcd 3.4
 //! alone, the storage a stock control plane puts under kube-apiserver.
+//! `k3rs-bench scale`: a `k3rs server` child with hollow nodes and thousands of pods made by
+//! Deployments, against the same pods created already placed (no controllers or scheduler).
 //! Results are printed as a table and written to `docs/benchmarks.md`.
 //!
 //! Numbers from here are never test assertions: they describe one machine on one day.
@@ -12,9 +14,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod client;
 mod etcd;
 mod machine;
 mod report;
+mod scale;
+mod server;
 mod stats;
 mod store;
 
@@ -39,6 +44,9 @@ enum Bench {
     /// The k3rs API server against etcd 3.4 alone: creates, gets and lists at 10k objects,
     /// watch fan-out, memory.
     Api(api::Args),
+    /// Hollow nodes and pods via Deployments against the same pods pre-placed: time to all
+    /// Running, bind rate, pod startup, server memory and CPU.
+    Scale(scale::Args),
 }
 
 fn main() -> Result<()> {
@@ -46,5 +54,6 @@ fn main() -> Result<()> {
     match cli.bench {
         Bench::Store(args) => store::run(args),
         Bench::Api(args) => api::run(args),
+        Bench::Scale(args) => scale::run(args),
     }
 }

@@ -14,13 +14,19 @@ const FILE_HEADER: &str = "# Benchmarks\n\nEach section is written by `cargo xta
 baseline in the same run on the same machine. Compare the ratios, not the absolute numbers: \
 they describe one machine on one day. No number here is a test assertion.\n";
 
-/// Options every side-by-side benchmark has: the baseline's binary, where data goes, and the
-/// report.
+/// Options of the benchmarks whose baseline is etcd: its binary, and where output goes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Common {
     /// The etcd 3.4 binary (Debian `etcd-server`), the baseline.
     #[arg(long, default_value = "/usr/bin/etcd")]
     pub(crate) etcd: std::path::PathBuf,
+    #[command(flatten)]
+    pub(crate) output: Output,
+}
+
+/// Options every benchmark has: where data goes during the run, and the report.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Output {
     /// Where both sides keep their data during the run. Must be a real disk: on tmpfs an fsync
     /// costs nothing and durable-write numbers mean nothing.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
@@ -31,6 +37,30 @@ pub(crate) struct Common {
     /// Print the results without writing the report file.
     #[arg(long)]
     pub(crate) no_report: bool,
+}
+
+impl Output {
+    /// A fresh directory for this run under `--work-dir` (created if missing), removed when
+    /// dropped.
+    pub(crate) fn scratch(&self, name: &str) -> Result<tempfile::TempDir> {
+        let work_dir = &self.work_dir;
+        std::fs::create_dir_all(work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        tempfile::Builder::new()
+            .prefix(&format!("k3rs-bench-{name}-"))
+            .tempdir_in(work_dir)
+            .with_context(|| format!("creating a directory in {}", work_dir.display()))
+    }
+
+    /// Replaces benchmark `name`'s section of the report with `markdown`, unless `--no-report`.
+    pub(crate) fn write(&self, name: &str, markdown: &str) -> Result<()> {
+        if self.no_report {
+            return Ok(());
+        }
+        write_section(&self.report, name, markdown)?;
+        eprintln!("wrote {}", self.report.display());
+        Ok(())
+    }
 }
 
 /// Which direction of a metric is good for k3rs.

@@ -12,9 +12,7 @@
 //!    another; latency from issuing the update to each watcher's event, and to the last watcher's;
 //!    then the memory again, with the watchers open.
 
-mod client;
 mod report;
-mod server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +27,9 @@ use http::Method;
 use http_body_util::BodyExt;
 use rand::{Rng, SeedableRng};
 
+use crate::client::ApiClient;
+use crate::server;
 use crate::stats::{concurrently, Round, Samples};
-use client::ApiClient;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -300,12 +299,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 }
 
 async fn run_async(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.common.work_dir)
-        .with_context(|| format!("creating {}", args.common.work_dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("k3rs-bench-api-")
-        .tempdir_in(&args.common.work_dir)
-        .with_context(|| format!("creating a directory in {}", args.common.work_dir.display()))?;
+    let scratch = args.common.output.scratch("api")?;
     let filler: String = {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         (0..VALUE_BYTES)
@@ -363,11 +357,7 @@ async fn run_async(args: Args) -> Result<()> {
     };
     let markdown = report.render();
     println!("{markdown}");
-    if !args.common.no_report {
-        crate::report::write_section(&args.common.report, "api", &markdown)?;
-        eprintln!("wrote {}", args.common.report.display());
-    }
-    Ok(())
+    args.common.output.write("api", &markdown)
 }
 
 async fn workload(side: Side, pid: u32, args: &Args, filler: &str) -> Result<Results> {

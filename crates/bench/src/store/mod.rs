@@ -103,12 +103,7 @@ fn validate(args: &Args) -> Result<()> {
 }
 
 async fn run_async(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.common.work_dir)
-        .with_context(|| format!("creating {}", args.common.work_dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("k3rs-bench-store-")
-        .tempdir_in(&args.common.work_dir)
-        .with_context(|| format!("creating a directory in {}", args.common.work_dir.display()))?;
+    let scratch = args.common.output.scratch("store")?;
     let filesystem = crate::machine::filesystem_of(scratch.path());
     if filesystem.starts_with("tmpfs") {
         eprintln!("warning: {filesystem}: fsync is free here, durable-write numbers mean little");
@@ -150,19 +145,16 @@ async fn run_async(args: Args) -> Result<()> {
     };
     let markdown = report.render();
     println!("{markdown}");
-    if args.common.no_report {
-        return Ok(());
-    }
     if k3rs.is_none() || etcd.is_none() {
-        eprintln!(
-            "not writing {}: the report needs both stores",
-            args.common.report.display()
-        );
+        if !args.common.output.no_report {
+            eprintln!(
+                "not writing {}: the report needs both stores",
+                args.common.output.report.display()
+            );
+        }
         return Ok(());
     }
-    crate::report::write_section(&args.common.report, "store", &markdown)?;
-    eprintln!("wrote {}", args.common.report.display());
-    Ok(())
+    args.common.output.write("store", &markdown)
 }
 
 /// `VALUE_POOL` values of seeded random sizes and bytes.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::client::{ApiClient, Credentials};
+use crate::client::{ApiClient, Credentials};
 
 /// How long the server may take to answer `/readyz`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -20,6 +20,8 @@ pub(crate) struct K3rsServer {
     child: Child,
     pub(crate) port: u16,
     pub(crate) credentials: Credentials,
+    /// The admin kubeconfig the server wrote.
+    pub(crate) kubeconfig: PathBuf,
     log: PathBuf,
 }
 
@@ -32,6 +34,7 @@ impl K3rsServer {
             .port();
         let data = dir.join("data");
         let log = dir.join("k3rs.log");
+        let kubeconfig = dir.join("kubeconfig.yaml");
         let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(binary)
             .arg("server")
@@ -40,7 +43,7 @@ impl K3rsServer {
             .args(["--https-listen-port", &port.to_string()])
             .args(["--bind-address", "127.0.0.1", "--node-name", "bench"])
             .arg("--write-kubeconfig")
-            .arg(dir.join("kubeconfig.yaml"))
+            .arg(&kubeconfig)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -56,6 +59,7 @@ impl K3rsServer {
                 cert: tls.join("client-admin.crt"),
                 key: tls.join("client-admin.key"),
             },
+            kubeconfig,
             log,
         };
         server.wait_ready().await?;
@@ -113,4 +117,46 @@ pub(crate) fn rss_mib(pid: u32) -> Result<f64> {
         .and_then(|kib| kib.parse().ok())
         .with_context(|| format!("no VmRSS for process {pid}"))?;
     Ok(kib / 1024.0)
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // After the command name (in parentheses, which may hold spaces): state is field 3, utime
+    // and stime are fields 14 and 15, in clock ticks of USER_HZ (100 on Linux).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> Result<f64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .with_context(|| format!("no field {} in /proc/{pid}/stat", index + 3))
+    };
+    Ok((ticks(11)? + ticks(12)?) / USER_HZ)
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (fixed by the kernel ABI).
+const USER_HZ: f64 = 100.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_uses_cpu_and_memory() {
+        let pid = std::process::id();
+        let start = cpu_seconds(pid).unwrap();
+        let mut x = 0u64;
+        let begin = Instant::now();
+        while begin.elapsed() < Duration::from_millis(200) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds(pid).unwrap() > start);
+        assert!(rss_mib(pid).unwrap() > 0.0);
+    }
 }
