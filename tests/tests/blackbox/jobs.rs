@@ -29,15 +29,14 @@ fn apply(server: &K3rsServer, manifest: &str) {
 }
 
 /// A pod template (indented for a Job spec) whose containers exit with `code` a second after
-/// they start, pinned to the namespace's hollow node.
-fn template(namespace: &str, code: u8) -> String {
+/// they start (the scheduler puts it on the namespace's hollow node).
+fn template(code: u8) -> String {
     format!(
         r#"
     metadata:
       annotations: {{"{EXIT_AFTER_SECONDS}": "1", "{EXIT_CODE}": "{code}"}}
     spec:
       restartPolicy: Never
-      nodeName: {namespace}-node-0
       containers: [{{name: c, image: busybox}}]"#
     )
 }
@@ -65,7 +64,7 @@ fn create_job(server: &K3rsServer, namespace: &str, name: &str, fields: &str, co
         &format!(
             "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
              spec:{fields}\n  template:{}\n",
-            template(namespace, code)
+            template(code)
         ),
     );
 }
@@ -246,7 +245,7 @@ spec:
     spec:
       template:{}
 "#,
-            template("cron", 0).replace("\n    ", "\n        ")
+            template(0).replace("\n    ", "\n        ")
         )
     };
     let (ok, _, err) = kubectl_with_input(&server, &["apply", "-f", "-"], &bad("61 * * * *", ""));
@@ -281,7 +280,7 @@ spec:
     spec:
       template:{}
 "#,
-            template("cron", 0).replace("\n    ", "\n        ")
+            template(0).replace("\n    ", "\n        ")
         ),
     );
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "cron");

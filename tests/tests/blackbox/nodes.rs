@@ -2,7 +2,8 @@
 //! the cluster CIDR; pods get the default 300 s tolerations of unreachable and not-ready nodes;
 //! a node that stops heartbeating turns `Unknown` (kubectl: NotReady), is tainted
 //! `unreachable` (NoSchedule and NoExecute), and its pods are evicted once their toleration
-//! runs out — pods that tolerate it for ever stay; when it heartbeats again the taints go.
+//! runs out — pods that tolerate it for ever stay; a Deployment's evicted replica is replaced on
+//! the healthy node; when the node heartbeats again the taints go.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -15,12 +16,50 @@ use k3rs_hollow::{HollowCluster, HollowNodeConfig};
 use k3rs_tests::K3rsServer;
 use kube_support::{client, create_namespace, kubectl, kubectl_stdin, wait_for};
 
+/// Two replicas, one per node (the scheduler spreads a ReplicaSet's pods), that tolerate an
+/// unreachable node for 2 s.
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: nodes}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]
+      containers: [{name: c, image: nginx}]
+"#;
+
+/// The nodes of the Deployment's Running pods, sorted.
+fn web_nodes(server: &K3rsServer) -> Vec<String> {
+    let nodes = kubectl(
+        server,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "nodes",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ],
+    );
+    let mut nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
+    nodes.sort();
+    nodes
+}
+
 fn pod(name: &str, node: &str, toleration: &str) -> String {
     format!(
         r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: {name}, namespace: nodes}}
+metadata: {{name: {name}, namespace: nodes, labels: {{bare: "yes"}}}}
 spec:
   nodeName: {node}
   tolerations: [{toleration}]
@@ -63,6 +102,12 @@ async fn silent_nodes_are_tainted_and_their_pods_evicted() {
     })
     .await;
 
+    // The Deployment first, on empty nodes: its replicas spread one per node.
+    kubectl_stdin(&server, &["apply", "-f", "-"], DEPLOYMENT);
+    wait_for(&server, "a web replica on each node", || {
+        web_nodes(&server) == ["n-0", "n-1"]
+    })
+    .await;
     kubectl_stdin(
         &server,
         &["apply", "-f", "-"],
@@ -98,6 +143,8 @@ async fn silent_nodes_are_tainted_and_their_pods_evicted() {
                 "pods",
                 "-n",
                 "nodes",
+                "-l",
+                "bare",
                 "-o",
                 "jsonpath={.items[*].status.phase}",
             ],
@@ -137,9 +184,12 @@ async fn silent_nodes_are_tainted_and_their_pods_evicted() {
     );
     assert_eq!(ready, "NodeStatusUnknown");
     wait_for(&server, "the brief pod evicted", || {
-        kubectl(&server, &["get", "pods", "-n", "nodes", "-o", "name"])
-            .lines()
-            .count()
+        kubectl(
+            &server,
+            &["get", "pods", "-n", "nodes", "-l", "bare", "-o", "name"],
+        )
+        .lines()
+        .count()
             == 2
     })
     .await;
@@ -150,6 +200,8 @@ async fn silent_nodes_are_tainted_and_their_pods_evicted() {
             "pods",
             "-n",
             "nodes",
+            "-l",
+            "bare",
             "-o",
             "jsonpath={.items[*].metadata.name}",
         ],
@@ -172,6 +224,11 @@ async fn silent_nodes_are_tainted_and_their_pods_evicted() {
         &["get", "node", "n-1", "-o", "jsonpath={.spec.taints}"],
     );
     assert_eq!(healthy, "", "the other node stays untainted");
+    // The web replica on n-0 was evicted too; its replacement runs on the healthy node.
+    wait_for(&server, "both web replicas on n-1", || {
+        web_nodes(&server) == ["n-1", "n-1"]
+    })
+    .await;
 
     cluster.nodes()[0].resume_heartbeats();
     wait_for(&server, "n-0 Ready and untainted", || {

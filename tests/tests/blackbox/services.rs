@@ -91,7 +91,6 @@ metadata:
   labels: {{app: web}}
   annotations: {{"{READY_AFTER_SECONDS}": "{ready_after}", "{STOP_AFTER_SECONDS}": "60"}}
 spec:
-  nodeName: svc-node-0
   containers: [{{name: c, image: nginx, ports: [{{name: http, containerPort: 8080}}]}}]
 "#
         )

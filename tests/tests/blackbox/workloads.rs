@@ -29,7 +29,7 @@ async fn cluster(dir: &tempfile::TempDir, namespace: &str) -> (K3rsServer, Clien
 }
 
 /// A Deployment of `replicas` pods whose containers become ready a second after they start,
-/// pinned to the first hollow node.
+/// placed by the scheduler.
 fn deployment(namespace: &str, replicas: u32, surge: u32, unavailable: u32, image: &str) -> String {
     format!(
         r#"
@@ -48,7 +48,6 @@ spec:
       labels: {{app: web}}
       annotations: {{"{READY_AFTER_SECONDS}": "1"}}
     spec:
-      nodeName: {namespace}-node-0
       containers: [{{name: c, image: "{image}"}}]
 "#
     )
