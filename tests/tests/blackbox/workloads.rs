@@ -1,7 +1,8 @@
 //! Deployments end to end with real kubectl, the controllers and hollow nodes: a rolling update
 //! with `maxUnavailable: 0` never has fewer available replicas than wanted, `kubectl rollout
 //! status` finishes when it is done, `kubectl rollout undo` brings the previous template back,
-//! and a rollout interrupted by `kill -9` of the server finishes correctly after a restart.
+//! a rollout interrupted by `kill -9` of the server finishes correctly after a restart, and bad
+//! workload input (selectors, immutable fields) is refused with field paths.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -334,5 +335,82 @@ async fn a_rollout_interrupted_by_kill_9_completes_after_restart() {
             .unwrap();
         let wanted = if image == "nginx:1.26" { 4 } else { 0 };
         assert_eq!(rs.spec.replicas, Some(wanted), "{image}");
+    }
+}
+
+/// Bad workload input is refused by the API with 422 and field paths, and changes nothing: the
+/// controllers go on with the good objects.
+#[test]
+fn bad_workload_input_is_refused_with_field_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    let kubectl = k3rs_tests::kubectls().pop().unwrap();
+    let apply = |yaml: &str| {
+        kubectl
+            .run_with_input(&server, &["apply", "-f", "-"], yaml)
+            .unwrap()
+    };
+    let good = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: good}\nspec:\n  \
+                selector: {matchLabels: {app: good}}\n  template: {metadata: {labels: {app: good}}, \
+                spec: {containers: [{name: c, image: nginx}]}}\n";
+    let (ok, _, err) = apply(good);
+    assert!(ok, "{err}");
+
+    let bad_operator = good.replace("name: good}", "name: bad-operator}").replace(
+        "selector: {matchLabels: {app: good}}",
+        "selector: {matchLabels: {app: good}, matchExpressions: [{key: tier, operator: Near}]}",
+    );
+    let (ok, _, err) = apply(&bad_operator);
+    assert!(!ok);
+    assert!(
+        err.contains("spec.selector.matchExpressions[0].operator: Invalid value: \"Near\""),
+        "{err}"
+    );
+
+    let moved = good.replace(
+        "selector: {matchLabels: {app: good}}\n  template: {metadata: {labels: {app: good}}",
+        "selector: {matchLabels: {app: moved}}\n  template: {metadata: {labels: {app: moved}}",
+    );
+    let (ok, _, err) = apply(&moved);
+    assert!(!ok);
+    assert!(err.contains("spec.selector: Invalid value"), "{err}");
+    assert!(err.contains("field is immutable"), "{err}");
+
+    let mismatch = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  \
+                    serviceName: db\n  selector: {matchLabels: {app: db}}\n  template: {metadata: \
+                    {labels: {app: other}}, spec: {containers: [{name: c, image: nginx}]}}\n";
+    let (ok, _, err) = apply(mismatch);
+    assert!(!ok);
+    assert!(
+        err.contains("spec.template.metadata.labels: Invalid value"),
+        "{err}"
+    );
+    assert!(err.contains("does not match template"), "{err}");
+
+    // Nothing of the refused objects exists; the good Deployment got its ReplicaSet.
+    let names = |kind: &str| kubectl.ok(&server, &["get", kind, "-o", "name"]).unwrap();
+    assert_eq!(names("deployments").trim(), "deployment.apps/good");
+    assert!(names("statefulsets").trim().is_empty());
+    let selector = kubectl
+        .ok(
+            &server,
+            &[
+                "get",
+                "deployment",
+                "good",
+                "-o",
+                "jsonpath={.spec.selector.matchLabels.app}",
+            ],
+        )
+        .unwrap();
+    assert_eq!(selector, "good");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names("replicasets").contains("replicaset.apps/good-") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ReplicaSet for the good Deployment\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
