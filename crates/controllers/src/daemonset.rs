@@ -4,7 +4,9 @@
 //! default) — pinned to its node with node affinity `matchFields metadata.name`, as upstream,
 //! and placed by the scheduler. Extra and misplaced pods go; failed pods are replaced. Templates
 //! are recorded as ControllerRevisions; RollingUpdate replaces old pods node by node within
-//! `maxUnavailable`, OnDelete only when a pod is deleted.
+//! `maxUnavailable`, or with `maxSurge` starts the new pod beside the old one first; OnDelete
+//! replaces a pod only when it is deleted. The rollout moves only when nothing else is
+//! outstanding (upstream's order: manage, then update).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{
     PodTemplateSpec, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
@@ -290,85 +293,47 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let nodes = shared.nodes.cache().all();
     let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
     let now = Timestamp::now();
+    let rollout = Rollout::of(&set, hash.clone(), &nodes, now);
 
-    let mut create_on: Vec<String> = Vec::new();
-    let mut delete: Vec<Arc<Pod>> = Vec::new();
+    let mut plan = Plan::default();
     let mut desired = 0;
+    let mut on_desired_nodes: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
     for node in &nodes {
         let name = node.name_any();
-        let mut pods: Vec<Arc<Pod>> = by_node.remove(&name).unwrap_or_default();
+        let pods: Vec<Arc<Pod>> = by_node.remove(&name).unwrap_or_default();
+        let live = pods
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
         if !should_run(&set, node) {
-            delete.extend(
-                pods.into_iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none()),
-            );
+            plan.delete.extend(live);
             continue;
         }
         desired += 1;
-        // Failed daemons are replaced; of several, the oldest stays.
-        let (failed, mut live): (Vec<_>, Vec<_>) = pods
-            .drain(..)
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .partition(|p| pods::phase(p) == "Failed");
-        delete.extend(failed);
-        live.sort_by_key(|p| {
-            p.metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| t.0.as_second())
-        });
+        // Failed daemons are replaced.
+        let (failed, live): (Vec<_>, Vec<_>) = live.partition(|p| pods::phase(p) == "Failed");
+        plan.delete.extend(failed);
         if live.is_empty() {
-            create_on.push(name);
+            plan.create_on.push(name);
         } else {
-            delete.extend(live.into_iter().skip(1));
+            let (keep, extra) = rollout.trim(live);
+            plan.delete.extend(extra);
+            on_desired_nodes.insert(name, keep);
         }
     }
     // Pods on nodes that no longer exist.
     for pods in by_node.into_values() {
-        delete.extend(
+        plan.delete.extend(
             pods.into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none()),
         );
     }
 
     if shared.expectations.satisfied(key) {
-        shared
-            .expectations
-            .expect(key, create_on.len(), delete.iter().map(|p| p.name_any()));
-        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
-        for node in &create_on {
-            match api
-                .create(&post_params(), &new_pod(&set, &hash, node))
-                .await
-            {
-                Ok(pod) => {
-                    shared
-                        .events
-                        .normal(
-                            set.as_ref(),
-                            "SuccessfulCreate",
-                            format!("Created pod: {}", pod.name_any()),
-                        )
-                        .await;
-                }
-                Err(err) => {
-                    shared.expectations.creation_observed(key);
-                    shared
-                        .events
-                        .warning(
-                            set.as_ref(),
-                            "FailedCreate",
-                            format!("Error creating: {err}"),
-                        )
-                        .await;
-                    return Err(err.into());
-                }
-            }
+        // As upstream: the rollout moves only once nothing else is outstanding.
+        if plan.is_empty() {
+            plan = rollout.plan(&on_desired_nodes);
         }
-        for pod in &delete {
-            delete_pod(shared, &set, pod).await?;
-        }
-        rolling_update(shared, &set, &hash, &nodes, key).await?;
+        execute(shared, &set, &hash, key, plan).await?;
     }
 
     // Status.
@@ -433,81 +398,213 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     })
 }
 
-/// RollingUpdate: replaces old pods, unavailable ones first, while no more than
-/// `maxUnavailable` (default 1, percentages of the desired count rounded up) daemons are
-/// unavailable.
-async fn rolling_update(
+/// Pods to create (one per node named) and to delete.
+#[derive(Debug, Default)]
+struct Plan {
+    create_on: Vec<String>,
+    delete: Vec<Arc<Pod>>,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.create_on.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Expects, then makes, the plan's creations and deletions.
+async fn execute(
     shared: &Shared,
     set: &DaemonSet,
     hash: &str,
-    nodes: &[Arc<Node>],
     key: &ObjectKey,
+    plan: Plan,
 ) -> Result<(), Error> {
-    let strategy = set.spec.update_strategy.as_ref();
-    if strategy
-        .and_then(|s| s.type_.as_deref())
-        .unwrap_or("RollingUpdate")
-        != "RollingUpdate"
-    {
+    if plan.is_empty() {
         return Ok(());
     }
-    let uid = set.uid().unwrap_or_default();
-    let desired: Vec<String> = nodes
-        .iter()
-        .filter(|n| should_run(set, n))
-        .map(|n| n.name_any())
-        .collect();
-    let max_unavailable = strategy
-        .and_then(|s| s.rolling_update.as_ref())
-        .and_then(|r| r.max_unavailable.clone())
-        .map_or(Ok(1), |m| {
-            scaled(&m, i32::try_from(desired.len()).unwrap_or(i32::MAX), true)
-        })
-        .unwrap_or(1)
-        .max(1);
-    let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
-    let now = Timestamp::now();
-    let pods: Vec<Arc<Pod>> = shared
-        .pods
-        .cache()
-        .in_namespace(&key.namespace)
-        .into_iter()
-        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
-        .filter(|p| node_of(p).is_some_and(|n| desired.contains(&n)))
-        .collect();
-    let unavailable_nodes = desired
-        .iter()
-        .filter(|node| {
-            !pods.iter().any(|p| {
-                node_of(p).as_deref() == Some(node.as_str())
-                    && p.metadata.deletion_timestamp.is_none()
-                    && pods::is_available(p, min_ready, now)
-            })
-        })
-        .count();
-    let mut budget = usize::try_from(max_unavailable)
-        .unwrap_or(1)
-        .saturating_sub(unavailable_nodes);
-    let mut old: Vec<&Arc<Pod>> = pods
-        .iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.labels().get(REVISION_LABEL).map(String::as_str) != Some(hash)
-        })
-        .collect();
-    // Unavailable old pods go first: replacing them costs no availability.
-    old.sort_by_key(|p| pods::is_available(p, min_ready, now));
-    for pod in old {
-        if pods::is_available(pod, min_ready, now) {
-            if budget == 0 {
-                break;
+    shared.expectations.expect(
+        key,
+        plan.create_on.len(),
+        plan.delete.iter().map(|p| p.name_any()),
+    );
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+    for node in &plan.create_on {
+        match api.create(&post_params(), &new_pod(set, hash, node)).await {
+            Ok(pod) => {
+                shared
+                    .events
+                    .normal(
+                        set,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", pod.name_any()),
+                    )
+                    .await;
             }
-            budget -= 1;
+            Err(err) => {
+                shared.expectations.creation_observed(key);
+                shared
+                    .events
+                    .warning(set, "FailedCreate", format!("Error creating: {err}"))
+                    .await;
+                return Err(err.into());
+            }
         }
-        shared.expectations.expect(key, 0, [pod.name_any()]);
+    }
+    for pod in &plan.delete {
         delete_pod(shared, set, pod).await?;
     }
     Ok(())
+}
+
+/// The update strategy applied to one sync: the current revision's hash, and for RollingUpdate
+/// the surge and unavailability allowed (percentages of the nodes that should run a daemon,
+/// rounded up, as upstream).
+struct Rollout {
+    hash: String,
+    rolling: bool,
+    max_surge: usize,
+    max_unavailable: usize,
+    min_ready: i32,
+    now: Timestamp,
+}
+
+impl Rollout {
+    fn of(set: &DaemonSet, hash: String, nodes: &[Arc<Node>], now: Timestamp) -> Rollout {
+        let strategy = set.spec.update_strategy.as_ref();
+        let rolling = strategy
+            .and_then(|s| s.type_.as_deref())
+            .unwrap_or("RollingUpdate")
+            == "RollingUpdate";
+        let desired = nodes.iter().filter(|n| should_run(set, n)).count();
+        let desired = i32::try_from(desired).unwrap_or(i32::MAX);
+        let params = strategy.and_then(|s| s.rolling_update.as_ref());
+        let count = |value: Option<&IntOrString>, default: i32| {
+            value
+                .map_or(Ok(default), |v| scaled(v, desired, true))
+                .unwrap_or(default)
+                .max(0)
+        };
+        let max_surge = if rolling {
+            count(params.and_then(|r| r.max_surge.as_ref()), 0)
+        } else {
+            0
+        };
+        let mut max_unavailable = count(params.and_then(|r| r.max_unavailable.as_ref()), 1);
+        if max_surge == 0 {
+            // Validation refuses both being zero; a percentage can still round to it.
+            max_unavailable = max_unavailable.max(1);
+        }
+        Rollout {
+            hash,
+            rolling,
+            max_surge: usize::try_from(max_surge).unwrap_or(0),
+            max_unavailable: usize::try_from(max_unavailable).unwrap_or(1),
+            min_ready: set.spec.min_ready_seconds.unwrap_or(0),
+            now,
+        }
+    }
+
+    fn is_new(&self, pod: &Pod) -> bool {
+        pod.labels().get(REVISION_LABEL) == Some(&self.hash)
+    }
+
+    fn available(&self, pod: &Pod) -> bool {
+        pods::is_available(pod, self.min_ready, self.now)
+    }
+
+    /// Of the live daemons on one node, those to keep and the extras: the oldest one, or with
+    /// surge the oldest new and the oldest old one — and the old one too once the new one is
+    /// available or the old one is not ready (upstream's `podsShouldBeOnNode`).
+    fn trim(&self, mut live: Vec<Arc<Pod>>) -> (Vec<Arc<Pod>>, Vec<Arc<Pod>>) {
+        live.sort_by_key(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second())
+        });
+        if self.max_surge == 0 {
+            let extra = live.split_off(1.min(live.len()));
+            return (live, extra);
+        }
+        let mut oldest_new: Option<Arc<Pod>> = None;
+        let mut oldest_old: Option<Arc<Pod>> = None;
+        let mut extra = Vec::new();
+        for pod in live {
+            let slot = if self.is_new(&pod) {
+                &mut oldest_new
+            } else {
+                &mut oldest_old
+            };
+            if slot.is_none() {
+                *slot = Some(pod);
+            } else {
+                extra.push(pod);
+            }
+        }
+        let mut keep: Vec<Arc<Pod>> = oldest_new.iter().cloned().collect();
+        match (&oldest_new, oldest_old) {
+            (Some(new), Some(old)) if !pods::is_ready(&old) || self.available(new) => {
+                extra.push(old);
+            }
+            (_, Some(old)) => keep.push(old),
+            _ => {}
+        }
+        (keep, extra)
+    }
+
+    /// The next step of a RollingUpdate over the daemons kept on each node that should run one.
+    /// Without surge: old daemons are deleted (unavailable ones first, they cost nothing) while
+    /// no more than `maxUnavailable` nodes lack an available daemon; the manage pass then creates
+    /// their replacements. With surge: a new daemon is started beside an available old one on at
+    /// most `maxSurge` nodes at once, and the old one goes when the new one is available; an
+    /// unavailable old daemon is replaced at once.
+    fn plan(&self, on_nodes: &BTreeMap<String, Vec<Arc<Pod>>>) -> Plan {
+        let mut plan = Plan::default();
+        if !self.rolling {
+            return plan;
+        }
+        if self.max_surge > 0 {
+            let mut surging = 0;
+            let mut candidates = Vec::new();
+            for (node, pods) in on_nodes {
+                let new = pods.iter().find(|p| self.is_new(p));
+                let Some(old) = pods.iter().find(|p| !self.is_new(p)) else {
+                    continue;
+                };
+                match new {
+                    None if !self.available(old) => plan.create_on.push(node.clone()),
+                    None => candidates.push(node.clone()),
+                    Some(new) if !self.available(new) => surging += 1,
+                    Some(_) => plan.delete.push(Arc::clone(old)),
+                }
+            }
+            let room = self.max_surge.saturating_sub(surging);
+            plan.create_on.extend(candidates.into_iter().take(room));
+            return plan;
+        }
+        let unavailable = on_nodes
+            .values()
+            .filter(|pods| !pods.iter().any(|p| self.available(p)))
+            .count();
+        let mut budget = self.max_unavailable.saturating_sub(unavailable);
+        let mut old: Vec<&Arc<Pod>> = on_nodes
+            .values()
+            .flatten()
+            .filter(|p| !self.is_new(p))
+            .collect();
+        // Unavailable old pods go first: replacing them costs no availability.
+        old.sort_by_key(|p| self.available(p));
+        for pod in old {
+            if self.available(pod) {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+            }
+            plan.delete.push(Arc::clone(pod));
+        }
+        plan
+    }
 }
 
 #[cfg(test)]
@@ -582,5 +679,108 @@ mod tests {
         assert!(tolerations
             .iter()
             .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable")));
+    }
+    /// A daemon of revision `hash`, created at second `created`, Ready or not.
+    fn daemon(name: &str, hash: &str, created: i64, ready: bool) -> Arc<Pod> {
+        let status = if ready { "True" } else { "False" };
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {REVISION_LABEL: hash},
+                    "creationTimestamp": Timestamp::from_second(created).unwrap().to_string()},
+                "status": {"conditions": [{"type": "Ready", "status": status,
+                    "lastTransitionTime": "2020-01-01T00:00:00Z"}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn rollout(surge: serde_json::Value, unavailable: serde_json::Value, nodes: usize) -> Rollout {
+        let mut set = set(json!(null), json!(null));
+        set.spec.update_strategy = serde_json::from_value(json!({"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}))
+        .unwrap();
+        let nodes: Vec<Arc<Node>> = (0..nodes)
+            .map(|i| Arc::new(node(&format!("n{i}"), json!({}), json!(null))))
+            .collect();
+        Rollout::of(&set, "new".into(), &nodes, Timestamp::now())
+    }
+
+    fn names(pods: &[Arc<Pod>]) -> Vec<String> {
+        pods.iter().map(|p| p.name_any()).collect()
+    }
+
+    #[test]
+    fn without_surge_old_daemons_go_within_max_unavailable_unavailable_first() {
+        let rollout = rollout(json!(0), json!("50%"), 4);
+        assert_eq!((rollout.max_surge, rollout.max_unavailable), (0, 2));
+        let on_nodes = BTreeMap::from([
+            ("n0".to_owned(), vec![daemon("a", "old", 1, true)]),
+            ("n1".to_owned(), vec![daemon("b", "old", 1, false)]),
+            ("n2".to_owned(), vec![daemon("c", "old", 1, true)]),
+            ("n3".to_owned(), vec![daemon("d", "new", 1, true)]),
+        ]);
+        let plan = rollout.plan(&on_nodes);
+        // n1 is already unavailable: it goes for free, and one available old daemon with it.
+        assert_eq!(names(&plan.delete), ["b", "a"]);
+        assert!(plan.create_on.is_empty());
+    }
+
+    #[test]
+    fn with_surge_new_daemons_start_beside_old_ones_which_go_once_replaced() {
+        let rollout = rollout(json!(1), json!(0), 3);
+        assert_eq!((rollout.max_surge, rollout.max_unavailable), (1, 0));
+        let fresh = BTreeMap::from([
+            ("n0".to_owned(), vec![daemon("a", "old", 1, true)]),
+            ("n1".to_owned(), vec![daemon("b", "old", 1, true)]),
+            ("n2".to_owned(), vec![daemon("c", "old", 1, false)]),
+        ]);
+        let plan = rollout.plan(&fresh);
+        // The unavailable n2 is replaced at once; one more node surges.
+        assert_eq!(plan.create_on, ["n2", "n0"]);
+        assert!(plan.delete.is_empty());
+
+        let surging = BTreeMap::from([
+            (
+                "n0".to_owned(),
+                vec![daemon("a", "old", 1, true), daemon("a2", "new", 2, false)],
+            ),
+            ("n1".to_owned(), vec![daemon("b", "old", 1, true)]),
+        ]);
+        assert!(rollout.plan(&surging).is_empty(), "the surge is used up");
+        let replaced = BTreeMap::from([
+            (
+                "n0".to_owned(),
+                vec![daemon("a", "old", 1, true), daemon("a2", "new", 2, true)],
+            ),
+            ("n1".to_owned(), vec![daemon("b", "old", 1, true)]),
+        ]);
+        let plan = rollout.plan(&replaced);
+        assert_eq!(names(&plan.delete), ["a"]);
+        assert_eq!(plan.create_on, ["n1"]);
+    }
+
+    #[test]
+    fn trimming_keeps_one_daemon_or_with_surge_one_of_each_revision() {
+        let pods = vec![
+            daemon("new2", "new", 4, false),
+            daemon("old1", "old", 1, true),
+            daemon("new1", "new", 3, false),
+            daemon("old2", "old", 2, true),
+        ];
+        let (keep, extra) = rollout(json!(0), json!(1), 1).trim(pods.clone());
+        assert_eq!(names(&keep), ["old1"]);
+        assert_eq!(names(&extra), ["old2", "new1", "new2"]);
+        let (keep, extra) = rollout(json!(1), json!(0), 1).trim(pods);
+        assert_eq!(names(&keep), ["new1", "old1"]);
+        assert_eq!(names(&extra), ["old2", "new2"]);
+        // Once the new daemon is available, the old one goes.
+        let (keep, extra) = rollout(json!(1), json!(0), 1).trim(vec![
+            daemon("old", "old", 1, true),
+            daemon("new", "new", 2, true),
+        ]);
+        assert_eq!(
+            (names(&keep), names(&extra)),
+            (vec!["new".to_owned()], vec!["old".to_owned()])
+        );
     }
 }

@@ -1,16 +1,20 @@
 //! DaemonSets with hollow nodes, the scheduler and real kubectl: one pod per eligible node
 //! (a tainted node only once the template tolerates it), a rolling update `kubectl rollout
-//! status` follows to the end, and a new node gets its daemon.
+//! status` follows to the end, and a new node gets its daemon; with `maxSurge` every node keeps
+//! an available daemon through the update; OnDelete changes a daemon only when it is deleted.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use crate::kube_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_hollow::annotations::READY_AFTER_SECONDS;
 use k3rs_hollow::{HollowNode, HollowNodeConfig};
-use kube_support::{hollow_cluster, kubectl, kubectl_stdin, wait_for};
+use kube_support::{hollow_cluster, kubectl, kubectl_stdin, wait_for, watch_available};
 
 fn daemonset(image: &str, tolerate: bool) -> String {
     let tolerations = if tolerate {
@@ -34,17 +38,6 @@ spec:
     )
 }
 
-/// `node=image` of every running daemon pod, sorted.
-fn placement(server: &k3rs_tests::K3rsServer) -> Vec<String> {
-    let out = kubectl(
-        server,
-        &["get", "pods", "-n", "ds", "-o", "jsonpath={range .items[?(@.status.phase==\"Running\")]}{.spec.nodeName}={.spec.containers[0].image} {end}"],
-    );
-    let mut placed: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
-    placed.sort();
-    placed
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_daemon_per_eligible_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +51,7 @@ async fn one_daemon_per_eligible_node() {
 
     kubectl_stdin(&server, &["apply", "-f", "-"], &daemonset("agent:1", false));
     wait_for(&server, "a daemon on each untainted node", || {
-        placement(&server) == ["ds-node-0=agent:1", "ds-node-1=agent:1"]
+        placement(&server, "ds") == ["ds-node-0=agent:1", "ds-node-1=agent:1"]
     })
     .await;
     let out = kubectl(
@@ -90,7 +83,7 @@ async fn one_daemon_per_eligible_node() {
     );
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_for(&server, "the updated daemons everywhere", || {
-        placement(&server)
+        placement(&server, "ds")
             == [
                 "ds-node-0=agent:2",
                 "ds-node-1=agent:2",
@@ -112,7 +105,7 @@ async fn one_daemon_per_eligible_node() {
     .await
     .unwrap();
     wait_for(&server, "a daemon on the new node", || {
-        placement(&server).contains(&"ds-late=agent:2".to_owned())
+        placement(&server, "ds").contains(&"ds-late=agent:2".to_owned())
     })
     .await;
     let desired = kubectl(
@@ -128,4 +121,117 @@ async fn one_daemon_per_eligible_node() {
         ],
     );
     assert_eq!(desired, "4");
+}
+
+/// A DaemonSet in namespace `surge` with the given update strategy; its daemons become ready a
+/// second after they start.
+fn updated_daemonset(image: &str, strategy: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: surge}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  updateStrategy: {strategy}
+  template:
+    metadata:
+      labels: {{app: agent}}
+      annotations: {{"{READY_AFTER_SECONDS}": "1"}}
+    spec:
+      containers: [{{name: c, image: "{image}"}}]
+"#
+    )
+}
+
+/// `node=image` of every daemon in `namespace` that is not terminating, sorted.
+fn placement(server: &k3rs_tests::K3rsServer, namespace: &str) -> Vec<String> {
+    let out = kubectl(
+        server,
+        &["get", "pods", "-n", namespace, "-o", "jsonpath={range .items[*]}{.spec.nodeName}={.spec.containers[0].image}={.metadata.deletionTimestamp} {end}"],
+    );
+    // Terminating pods end in a timestamp.
+    let mut placed: Vec<String> = out
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_suffix('='))
+        .map(str::to_owned)
+        .collect();
+    placed.sort();
+    placed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_surge_keeps_every_node_served_and_on_delete_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client, _cluster) = hollow_cluster(&dir, "surge", 2).await;
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}";
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &updated_daemonset("agent:1", surge),
+    );
+    let status = [
+        "rollout",
+        "status",
+        "daemonset/agent",
+        "-n",
+        "surge",
+        "--timeout=90s",
+    ];
+    assert!(kubectl(&server, &status).contains("successfully rolled out"));
+
+    // The update surges: a new daemon starts beside the old one, which goes once it is ready.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (lowest, watching) = watch_available(&client, "surge", stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &updated_daemonset("agent:2", surge),
+    );
+    assert!(kubectl(&server, &status).contains("successfully rolled out"));
+    wait_for(&server, "the updated daemons alone", || {
+        placement(&server, "surge") == ["surge-node-0=agent:2", "surge-node-1=agent:2"]
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    watching.await.unwrap();
+    assert_eq!(
+        lowest.load(Ordering::SeqCst),
+        2,
+        "both nodes kept an available daemon"
+    );
+
+    // OnDelete: a new template changes nothing until a daemon is deleted.
+    let on_delete = "{type: OnDelete}";
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &updated_daemonset("agent:3", on_delete),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        placement(&server, "surge"),
+        ["surge-node-0=agent:2", "surge-node-1=agent:2"]
+    );
+    let on_node_0 = kubectl(
+        &server,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "surge",
+            "--field-selector",
+            "spec.nodeName=surge-node-0",
+            "-o",
+            "name",
+        ],
+    );
+    kubectl(&server, &["delete", "-n", "surge", on_node_0.trim()]);
+    wait_for(
+        &server,
+        "the deleted daemon replaced from the new template",
+        || placement(&server, "surge") == ["surge-node-0=agent:3", "surge-node-1=agent:2"],
+    )
+    .await;
 }

@@ -9,21 +9,18 @@
 
 use crate::kube_support;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k3rs_hollow::annotations::READY_AFTER_SECONDS;
 use k3rs_hollow::HollowCluster;
 use k3rs_tests::K3rsServer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
-use kube::runtime::watcher;
 use kube::{Api, Client};
-use kube_support::{hollow_cluster, kubectl, kubectl_stdin};
+use kube_support::{hollow_cluster, kubectl, kubectl_stdin, watch_available};
 
 async fn cluster(dir: &tempfile::TempDir, namespace: &str) -> (K3rsServer, Client, HollowCluster) {
     hollow_cluster(dir, namespace, 2).await
@@ -52,56 +49,6 @@ spec:
       containers: [{{name: c, image: "{image}"}}]
 "#
     )
-}
-
-fn is_available(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Counts the namespace's ready, non-terminating pods after every pod event and keeps the
-/// lowest count seen, until `stop` is set.
-fn watch_available(
-    client: &Client,
-    namespace: &str,
-    stop: Arc<AtomicBool>,
-) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let task = tokio::spawn({
-        let lowest = lowest.clone();
-        async move {
-            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
-            let mut initialized = false;
-            let mut events = watcher(pods, watcher::Config::default()).boxed();
-            while !stop.load(Ordering::SeqCst) {
-                let Ok(Some(event)) =
-                    tokio::time::timeout(Duration::from_millis(200), events.next()).await
-                else {
-                    continue;
-                };
-                match event.unwrap() {
-                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                        ready.insert(pod.metadata.name.clone().unwrap(), is_available(&pod));
-                    }
-                    watcher::Event::Delete(pod) => {
-                        ready.remove(&pod.metadata.name.clone().unwrap());
-                    }
-                    watcher::Event::InitDone => initialized = true,
-                    watcher::Event::Init => {}
-                }
-                if initialized {
-                    let count = ready.values().filter(|r| **r).count();
-                    lowest.fetch_min(count, Ordering::SeqCst);
-                }
-            }
-        }
-    });
-    (lowest, task)
 }
 
 fn images(pods: &[Pod]) -> Vec<String> {

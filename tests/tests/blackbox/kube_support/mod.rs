@@ -5,15 +5,19 @@
 // Test set-up: a failure here should stop the test loudly.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use k3rs_hollow::{HollowCluster, HollowNodeConfig};
 use k3rs_tests::{kubectls, K3rsServer};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{PostParams, WatchEvent};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
 use kube::{Api, Client, Config, Resource};
 
 /// How long a test waits for one watch event before failing.
@@ -180,4 +184,55 @@ pub(crate) async fn wait_for(server: &K3rsServer, what: &str, mut check: impl Fn
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Ready and not terminating.
+pub(crate) fn is_available(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Counts the namespace's ready, non-terminating pods after every pod event and keeps the
+/// lowest count seen, until `stop` is set.
+pub(crate) fn watch_available(
+    client: &Client,
+    namespace: &str,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let lowest = Arc::new(AtomicUsize::new(usize::MAX));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let task = tokio::spawn({
+        let lowest = lowest.clone();
+        async move {
+            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+            let mut initialized = false;
+            let mut events = watcher(pods, watcher::Config::default()).boxed();
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(Some(event)) =
+                    tokio::time::timeout(Duration::from_millis(200), events.next()).await
+                else {
+                    continue;
+                };
+                match event.unwrap() {
+                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                        ready.insert(pod.metadata.name.clone().unwrap(), is_available(&pod));
+                    }
+                    watcher::Event::Delete(pod) => {
+                        ready.remove(&pod.metadata.name.clone().unwrap());
+                    }
+                    watcher::Event::InitDone => initialized = true,
+                    watcher::Event::Init => {}
+                }
+                if initialized {
+                    let count = ready.values().filter(|r| **r).count();
+                    lowest.fetch_min(count, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (lowest, task)
 }
