@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k3rs_hollow::annotations::READY_AFTER_SECONDS;
+use k3rs_hollow::annotations::{NEVER, READY_AFTER_SECONDS};
 use k3rs_hollow::HollowCluster;
 use k3rs_tests::K3rsServer;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use kube_support::{hollow_cluster, kubectl, kubectl_stdin, watch_available};
+use kube_support::{hollow_cluster, kubectl, kubectl_stdin, wait_for, watch_available};
 
 async fn cluster(dir: &tempfile::TempDir, namespace: &str) -> (K3rsServer, Client, HollowCluster) {
     hollow_cluster(dir, namespace, 2).await
@@ -360,4 +360,143 @@ fn bad_workload_input_is_refused_with_field_paths() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The Deployment commands of kubectl: scale, rollout pause/resume/restart/history, and
+/// `rollout status` failing once progressDeadlineSeconds passes without progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_pause_resume_restart_and_the_progress_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client, _nodes) = cluster(&dir, "cmds").await;
+    let manifest = deployment("cmds", 2, 1, 0, "nginx:1").replace(
+        "  revisionHistoryLimit: 5\n",
+        "  revisionHistoryLimit: 5\n  minReadySeconds: 1\n  progressDeadlineSeconds: 600\n",
+    );
+    kubectl_stdin(&server, &["apply", "-f", "-"], &manifest);
+    let deploy = ["-n", "cmds", "deployment/web"];
+    let rollout_status = |server: &K3rsServer| {
+        kubectl(
+            server,
+            &[
+                "rollout",
+                "status",
+                "-n",
+                "cmds",
+                "deployment/web",
+                "--timeout=90s",
+            ],
+        )
+    };
+    let get = |server: &K3rsServer, path: &str| {
+        kubectl(
+            server,
+            &[
+                "get",
+                "-n",
+                "cmds",
+                "deployment/web",
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        )
+    };
+    let replica_sets = |server: &K3rsServer| {
+        kubectl(server, &["get", "rs", "-n", "cmds", "-o", "name"])
+            .lines()
+            .count()
+    };
+    assert!(rollout_status(&server).contains("successfully rolled out"));
+
+    kubectl(
+        &server,
+        &["scale", "--replicas=3", deploy[0], deploy[1], deploy[2]],
+    );
+    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_eq!(get(&server, "{.status.availableReplicas}"), "3");
+
+    // Paused: a new template makes no ReplicaSet until resumed.
+    kubectl(
+        &server,
+        &["rollout", "pause", deploy[0], deploy[1], deploy[2]],
+    );
+    kubectl(
+        &server,
+        &["set", "image", deploy[0], deploy[1], deploy[2], "c=nginx:2"],
+    );
+    wait_for(&server, "the Paused condition", || {
+        get(
+            &server,
+            "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        ) == "DeploymentPaused"
+    })
+    .await;
+    assert_eq!(replica_sets(&server), 1);
+    kubectl(
+        &server,
+        &["rollout", "resume", deploy[0], deploy[1], deploy[2]],
+    );
+    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_eq!(replica_sets(&server), 2);
+
+    // restart: a new template (restartedAt), so new pods.
+    kubectl(
+        &server,
+        &["rollout", "restart", deploy[0], deploy[1], deploy[2]],
+    );
+    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert!(!get(
+        &server,
+        "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
+    )
+    .is_empty());
+    assert_eq!(replica_sets(&server), 3);
+    let history = kubectl(
+        &server,
+        &["rollout", "history", deploy[0], deploy[1], deploy[2]],
+    );
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| word.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2", "3"], "{history}");
+
+    // Pods that never become ready: the rollout stalls, and once the deadline passes the
+    // Progressing condition says so and `rollout status` fails.
+    let never = format!(
+        r#"{{"spec": {{"progressDeadlineSeconds": 3, "template": {{"metadata": {{"annotations": {{"{READY_AFTER_SECONDS}": "{NEVER}"}}}}}}}}}}"#
+    );
+    kubectl(
+        &server,
+        &["patch", deploy[0], deploy[1], deploy[2], "-p", &never],
+    );
+    let (ok, _, err) = kube_support::kubectl_with_input(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "-n",
+            "cmds",
+            "deployment/web",
+            "--timeout=60s",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+    assert_eq!(
+        get(
+            &server,
+            "{.status.conditions[?(@.type==\"Progressing\")].reason}"
+        ),
+        "ProgressDeadlineExceeded"
+    );
+    // Old pods stay available throughout (maxUnavailable 0).
+    assert_eq!(get(&server, "{.status.availableReplicas}"), "3");
+    let described = kubectl(&server, &["describe", deploy[0], deploy[1], deploy[2]]);
+    assert!(described.contains("ScalingReplicaSet"), "{described}");
+    assert!(
+        described.contains("ProgressDeadlineExceeded"),
+        "{described}"
+    );
 }
