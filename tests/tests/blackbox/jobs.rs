@@ -2,7 +2,8 @@
 //! its completions `parallelism` at a time, completes, and goes after its TTL; a Job whose pods
 //! fail stops after `backoffLimit` retries, through a server restart; an Indexed Job runs each
 //! index once; a CronJob starts a Job at the minute boundary, records it and trims its history;
-//! bad schedules and time zones are refused by the API.
+//! overlapping runs are skipped (Forbid) or replaced (Replace); bad schedules and time zones are
+//! refused by the API.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -321,4 +322,98 @@ spec:
     ] {
         assert!(describe.contains(&expected), "{expected}:\n{describe}");
     }
+}
+
+/// The names of the Jobs in `namespace` labelled `app=<app>`, sorted.
+async fn job_names(client: &Client, namespace: &str, app: &str) -> Vec<String> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let mut names: Vec<String> = jobs
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|job| job.metadata.deletion_timestamp.is_none())
+        .filter_map(|job| job.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits up to `seconds` for `check` to hold of the Jobs labelled `app=<app>`; returns them.
+async fn wait_for_jobs(
+    server: &K3rsServer,
+    client: &Client,
+    app: &str,
+    seconds: u64,
+    check: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let names = job_names(client, "overlap", app).await;
+        if check(&names) {
+            return names;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{app}: jobs {names:?}\nserver log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs whose Job never finishes meet the next schedule time: Forbid skips it (and says so),
+/// Replace deletes the running Job and starts the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_policies_forbid_and_replace_overlapping_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client, _nodes) = hollow_cluster(&dir, "overlap", 1).await;
+    let cronjob = |name: &str, policy: &str| {
+        format!(
+            r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: {name}, namespace: overlap}}
+spec:
+  schedule: "* * * * *"
+  concurrencyPolicy: {policy}
+  jobTemplate:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{{name: c, image: busybox}}]
+"#
+        )
+    };
+    apply(
+        &server,
+        &[cronjob("forbid", "Forbid"), cronjob("replace", "Replace")].join("---"),
+    );
+    let first = wait_for_jobs(&server, &client, "replace", 75, |jobs| jobs.len() == 1).await;
+    let forbidden = wait_for_jobs(&server, &client, "forbid", 10, |jobs| jobs.len() == 1).await;
+    // The next minute: Replace swaps its Job for a new one.
+    let second = wait_for_jobs(&server, &client, "replace", 75, |jobs| {
+        jobs.len() == 1 && jobs != first.as_slice()
+    })
+    .await;
+    assert!(second[0] > first[0], "{second:?} after {first:?}");
+    // Forbid kept its first Job and started none.
+    kube_support::wait_for(&server, "Forbid's event", || {
+        kubectl(&server, &["describe", "cronjob", "forbid", "-n", "overlap"])
+            .contains("Not starting job because prior execution is running")
+    })
+    .await;
+    assert_eq!(job_names(&client, "overlap", "forbid").await, forbidden);
+    let replaced = kubectl(
+        &server,
+        &["describe", "cronjob", "replace", "-n", "overlap"],
+    );
+    assert!(
+        replaced.contains(&format!("Deleted job {}", first[0])),
+        "{replaced}"
+    );
 }
