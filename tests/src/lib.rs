@@ -194,7 +194,9 @@ impl K3rsServer {
         Ok(())
     }
 
-    /// Polls `/readyz` until it answers `ok`, the process exits, or `timeout` passes.
+    /// Polls `/readyz` until it answers `ok` and the controllers have made the `default`
+    /// ServiceAccount of namespace `default` (pods cannot be created before: upstream's
+    /// ServiceAccount admission refuses them), the process exits, or `timeout` passes.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -204,10 +206,14 @@ impl K3rsServer {
                 }
             }
             if self.ca_cert().exists() {
-                if let Ok((200, body)) = self.get("/readyz") {
-                    if body == "ok" {
-                        return Ok(());
-                    }
+                let ready = matches!(self.get("/readyz"), Ok((200, body)) if body == "ok");
+                if ready
+                    && matches!(
+                        self.get("/api/v1/namespaces/default/serviceaccounts/default"),
+                        Ok((200, _))
+                    )
+                {
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
@@ -271,6 +277,20 @@ impl K3rsServer {
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits (up to 30 s) for the controllers to make the `default` ServiceAccount of a new
+    /// `namespace`: until then the API refuses pods there, as upstream's does.
+    pub fn wait_for_default_service_account(&self, namespace: &str) -> Result<()> {
+        let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts/default");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(self.get(&path), Ok((200, _))) {
+            if Instant::now() > deadline {
+                bail!("no default ServiceAccount in namespace {namespace} after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// GETs `path` over HTTPS/1.1 as the admin user, trusting only the cluster CA; returns the

@@ -26,6 +26,7 @@ mod python_client;
 mod scheduler;
 mod server;
 mod server_side_apply;
+mod service_accounts;
 mod services;
 mod statefulsets;
 mod versions;

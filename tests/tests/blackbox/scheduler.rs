@@ -103,6 +103,7 @@ fn delete(kubectl: &Kubectl, server: &K3rsServer, names: &[&str]) -> Result<()> 
 
 fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
     kubectl.ok(server, &["create", "namespace", NS])?;
+    server.wait_for_default_service_account(NS)?;
     let nodes = [
         node("small", "1", "2Gi", ", example.com/special: \"yes\"", ""),
         node("big", "4", "8Gi", "", ""),

@@ -98,6 +98,7 @@ fn events_of_both_apis_show_in_describe() -> Result<()> {
     for kubectl in kubectls() {
         let ns = format!("events-{}", kubectl.version.replace('.', "-"));
         kubectl.ok(&server, &["create", "namespace", &ns])?;
+        server.wait_for_default_service_account(&ns)?;
         kubectl.ok(&server, &["-n", &ns, "run", "web", "--image=nginx:1.25"])?;
         let uid = kubectl.ok(
             &server,

@@ -144,6 +144,7 @@ async fn create_object(
     if resource.namespaced {
         let namespace = call.namespace().unwrap_or("default").to_owned();
         namespaces::check_accepts_creates(call, &namespace, &name).await?;
+        super::admission::service_account(call, &namespace, &mut object).await?;
     }
     strategy::prepare_for_create(resource, &mut object)?;
     if ownership == Ownership::Track {

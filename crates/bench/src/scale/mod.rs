@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use k3rs_hollow::{HollowNode, HollowNodeConfig};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, watcher, Event};
@@ -180,6 +180,15 @@ async fn measure(args: &Args, workload: Workload, server: &K3rsServer) -> Result
         )
         .await
         .context("creating the namespace")?;
+    // Pods need the namespace's `default` ServiceAccount, which the controllers add.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accounts.get_opt("default").await?.is_none() {
+        if Instant::now() > deadline {
+            bail!("no default ServiceAccount in namespace {NAMESPACE} after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     eprintln!("scale: {workload:?}: starting {} hollow nodes", args.nodes);
     let mut nodes = Vec::with_capacity(args.nodes);
