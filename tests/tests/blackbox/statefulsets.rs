@@ -1,7 +1,7 @@
 //! StatefulSets with hollow nodes and real kubectl: pods `<set>-<ordinal>` created one after the
 //! other (each once the previous is ready), claims from `volumeClaimTemplates` that outlive
 //! the pods, a rolling update that `kubectl rollout status` follows to the end, and scale-down
-//! from the highest ordinal.
+//! from the highest ordinal; with `podManagementPolicy: Parallel` all pods start at once.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -199,4 +199,64 @@ async fn ordered_pods_claims_rolling_update_and_scale_down() {
         ],
     );
     assert_eq!(claims, "data-db-0 data-db-1 data-db-2");
+}
+
+/// `podManagementPolicy: Parallel`: every pod is created at once, none waiting for the one
+/// before to be ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_pods_start_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    let client = client(&server).await;
+    create_namespace(&client, "sts").await;
+    let _nodes = HollowCluster::start(
+        client.clone(),
+        1,
+        "sts-node",
+        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let manifest = set("nginx:1.25", 3)
+        .replace(
+            "  serviceName: db\n",
+            "  serviceName: db\n  podManagementPolicy: Parallel\n",
+        )
+        .replace(
+            &format!("\"{READY_AFTER_SECONDS}\": \"1\""),
+            &format!("\"{READY_AFTER_SECONDS}\": \"6\""),
+        );
+    kubectl_stdin(&server, &["apply", "-f", "-"], &manifest);
+    let mut seen = Value::Null;
+    wait_for(&server, "three pods", || {
+        seen = pods(&server);
+        seen["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 3)
+    })
+    .await;
+    let ready: Vec<&Value> = seen["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pod| {
+            pod["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .collect();
+    assert!(ready.is_empty(), "created one by one: {ready:?}");
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "statefulset/db",
+            "-n",
+            "sts",
+            "--timeout=60s",
+        ],
+    );
+    assert!(out.contains("roll out complete: 3 new pods"), "{out}");
 }
