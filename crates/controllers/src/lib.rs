@@ -29,6 +29,7 @@ pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod ownership;
+pub mod pod_gc;
 mod pod_owner;
 pub mod pods;
 pub mod queue;
@@ -124,6 +125,7 @@ impl Controllers {
             statefulset::start(&ctx),
             daemonset::start(&ctx),
             node_lifecycle::start(&ctx, config.node_timing),
+            pod_gc::start(&ctx),
             job::start(&ctx),
             cronjob::start(&ctx),
             ttl_after_finished::start(&ctx),
