@@ -25,7 +25,6 @@ use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
 use crate::events::Recorder;
 use crate::informer::{Change, Informer};
-use crate::job::write_status;
 use crate::ownership::{controller_of, controller_ref, is_controlled_by};
 use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
@@ -230,7 +229,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     status.active = (!active.is_empty()).then_some(active);
     if cronjob.status.as_ref() != Some(&status) {
         let api: Api<CronJob> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if write_status(&api, &key.name, cronjob.status.as_ref(), &status)
+        if crate::status::write(&api, &key.name, cronjob.status.as_ref(), &status)
             .await?
             .is_none()
         {

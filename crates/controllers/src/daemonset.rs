@@ -19,9 +19,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, Preconditions};
+use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::cache::ObjectKey;
@@ -36,7 +35,7 @@ use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
 use crate::scheduler::filters::taint_toleration;
 use crate::scheduler::nodeaffinity::RequiredNodeAffinity;
-use crate::{patch_params, post_params, Context};
+use crate::{post_params, Context};
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
 pub use crate::revisions::REVISION_LABEL;
@@ -385,11 +384,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        let patch = json!({"status": status});
-        gone_ok(
-            api.patch_status(&key.name, &patch_params(), &Patch::Merge(&patch))
-                .await,
-        )?;
+        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
     }
     Ok(if min_ready > 0 && available < ready {
         Action::RequeueAfter(std::time::Duration::from_secs(1))
@@ -610,6 +605,7 @@ impl Rollout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn set(node_selector: serde_json::Value, tolerations: serde_json::Value) -> DaemonSet {
         serde_json::from_value(json!({

@@ -25,9 +25,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTermina
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Patch;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::cache::ObjectKey;
@@ -148,7 +146,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
 
     if job.status.as_ref() != Some(&status) {
         let api: Api<Job> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if write_status(&api, &key.name, job.status.as_ref(), &status)
+        if crate::status::write(&api, &key.name, job.status.as_ref(), &status)
             .await?
             .is_none()
         {
@@ -259,32 +257,6 @@ fn job_pod(template: &PodTemplateSpec, job: &Job, index: Option<i32>) -> Pod {
         }
     }
     pod
-}
-
-/// Writes `new` as the status of `name` by merge patch, with `null` for every field `old` has
-/// and `new` leaves out (a merge patch would keep them). `None` when the object is gone.
-pub(crate) async fn write_status<K, S>(
-    api: &Api<K>,
-    name: &str,
-    old: Option<&S>,
-    new: &S,
-) -> Result<Option<K>, Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    S: serde::Serialize,
-{
-    let mut status = serde_json::to_value(new).map_err(|err| Error::Invalid(err.to_string()))?;
-    if let (Some(old), Some(fields)) = (
-        old.and_then(|o| serde_json::to_value(o).ok()),
-        status.as_object_mut(),
-    ) {
-        for key in old.as_object().into_iter().flat_map(|o| o.keys()) {
-            fields.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
-    let params = crate::patch_params();
-    let patch = json!({ "status": status });
-    crate::error::gone_ok(api.patch_status(name, &params, &Patch::Merge(&patch)).await)
 }
 
 /// An event to record once the status that goes with it is written.
@@ -787,6 +759,7 @@ fn manage_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn job(spec: serde_json::Value, status: serde_json::Value) -> Job {
         serde_json::from_value(json!({

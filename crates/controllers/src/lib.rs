@@ -39,6 +39,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod serviceaccount;
 pub mod statefulset;
+mod status;
 pub mod taints;
 pub mod ttl_after_finished;
 pub mod volume_binding;

@@ -11,9 +11,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStat
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Patch;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::cache::ObjectKey;
@@ -86,15 +84,11 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let status = status_of(&set, &owned, &active, failure.as_ref(), now);
     if set.status.as_ref() != Some(&status) {
         let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        let patch = json!({"status": status});
-        let params = crate::patch_params();
-        match api
-            .patch_status(&key.name, &params, &Patch::Merge(&patch))
-            .await
-            .map_err(Error::from)
+        if crate::status::write(&api, &key.name, set.status.as_ref(), &status)
+            .await?
+            .is_none()
         {
-            Err(err) if err.is_not_found() => return Ok(Action::Done),
-            other => drop(other?),
+            return Ok(Action::Done);
         }
     }
     if let Some((_, err)) = failure {

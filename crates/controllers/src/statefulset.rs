@@ -16,9 +16,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, Preconditions};
+use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::cache::ObjectKey;
@@ -27,11 +26,11 @@ use crate::events::Recorder;
 use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref};
 use crate::pods;
+use crate::post_params as post;
 use crate::queue::WorkQueue;
 use crate::revisions::template_of;
 use crate::runner::{spawn_workers, Action};
 use crate::Context;
-use crate::{patch_params, post_params as post};
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
@@ -462,11 +461,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<StatefulSet> = Api::namespaced(shared.client.clone(), &namespace);
-        let patch = json!({"status": status});
-        gone_ok(
-            api.patch_status(&key.name, &patch_params(), &Patch::Merge(&patch))
-                .await,
-        )?;
+        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
     }
     // Readiness that only becomes availability later needs another look.
     Ok(if min_ready > 0 && available < ready {
@@ -479,6 +474,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_get_stable_names_hostnames_and_claims() {

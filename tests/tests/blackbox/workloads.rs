@@ -500,3 +500,87 @@ async fn scale_pause_resume_restart_and_the_progress_deadline() {
         "{described}"
     );
 }
+
+/// The reason of deployment `mixed/broken`'s ReplicaFailure condition, empty without one.
+fn replica_failure(server: &K3rsServer) -> String {
+    kubectl(
+        server,
+        &[
+            "get",
+            "-n",
+            "mixed",
+            "deployment/broken",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"ReplicaFailure\")].reason}",
+        ],
+    )
+}
+
+/// A Deployment whose pods the API refuses (their ServiceAccount does not exist) gets
+/// `FailedCreate` events and the `ReplicaFailure` condition, retried with back-off, while a
+/// good Deployment beside it rolls out; creating the account lets it recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_deployment_reports_its_failure_and_stalls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _client, _nodes) = cluster(&dir, "mixed").await;
+    let broken = deployment("mixed", 1, 1, 0, "nginx:1")
+        .replace("name: web,", "name: broken,")
+        .replace("app: web", "app: broken")
+        .replace(
+            "    spec:\n",
+            "    spec:\n      serviceAccountName: robot\n",
+        );
+    kubectl_stdin(&server, &["apply", "-f", "-"], &broken);
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        &deployment("mixed", 2, 1, 0, "nginx:1"),
+    );
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "-n",
+            "mixed",
+            "deployment/web",
+            "--timeout=60s",
+        ],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for(&server, "the ReplicaFailure condition", || {
+        replica_failure(&server) == "FailedCreate"
+    })
+    .await;
+    let described = kubectl(
+        &server,
+        &["describe", "rs", "-n", "mixed", "-l", "app=broken"],
+    );
+    assert!(described.contains("FailedCreate"), "{described}");
+    assert!(
+        described.contains("error looking up service account mixed/robot"),
+        "{described}"
+    );
+
+    // The account appears: the next retry succeeds and the condition goes.
+    kubectl(
+        &server,
+        &["create", "serviceaccount", "robot", "-n", "mixed"],
+    );
+    let out = kubectl(
+        &server,
+        &[
+            "rollout",
+            "status",
+            "-n",
+            "mixed",
+            "deployment/broken",
+            "--timeout=90s",
+        ],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for(&server, "the ReplicaFailure condition gone", || {
+        replica_failure(&server).is_empty()
+    })
+    .await;
+}

@@ -961,7 +961,7 @@ impl Sync<'_> {
         let api = self.deployments_api();
         let patch = json!({
             "metadata": {"resourceVersion": self.d.resource_version()},
-            "status": status,
+            "status": crate::status::merge_patch(self.d.status.as_ref(), &status)?,
         });
         self.d = api
             .patch_status(&self.d.name_any(), &params(), &Patch::Merge(&patch))
