@@ -300,19 +300,24 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     for node in &nodes {
         let name = node.name_any();
         let pods: Vec<Arc<Pod>> = by_node.remove(&name).unwrap_or_default();
-        let live = pods
+        let (terminating, live): (Vec<_>, Vec<_>) = pods
             .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none());
+            .partition(|p| p.metadata.deletion_timestamp.is_some());
         if !should_run(&set, node) {
             plan.delete.extend(live);
             continue;
         }
         desired += 1;
         // Failed daemons are replaced.
-        let (failed, live): (Vec<_>, Vec<_>) = live.partition(|p| pods::phase(p) == "Failed");
+        let (failed, live): (Vec<_>, Vec<_>) =
+            live.into_iter().partition(|p| pods::phase(p) == "Failed");
         plan.delete.extend(failed);
         if live.is_empty() {
-            plan.create_on.push(name);
+            // As upstream: while the node's daemon is still shutting down, its replacement
+            // waits (it may need the same host ports); the pod's removal syncs again.
+            if terminating.iter().all(|p| pods::is_finished(p)) {
+                plan.create_on.push(name);
+            }
         } else {
             let (keep, extra) = rollout.trim(live);
             plan.delete.extend(extra);
