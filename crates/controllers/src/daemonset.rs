@@ -34,7 +34,7 @@ use crate::pods;
 use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
 use crate::scheduler::filters::taint_toleration;
-use crate::scheduler::nodeaffinity::RequiredNodeAffinity;
+use crate::scheduler::nodeaffinity::{named_nodes, RequiredNodeAffinity};
 use crate::{post_params, Context};
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
@@ -221,23 +221,7 @@ fn node_of(pod: &Pod) -> Option<String> {
     {
         return Some(name);
     }
-    let terms = &pod
-        .spec
-        .as_ref()?
-        .affinity
-        .as_ref()?
-        .node_affinity
-        .as_ref()?
-        .required_during_scheduling_ignored_during_execution
-        .as_ref()?
-        .node_selector_terms;
-    terms.iter().find_map(|t| {
-        t.match_fields
-            .iter()
-            .flatten()
-            .find(|f| f.key == "metadata.name" && f.operator == "In")
-            .and_then(|f| f.values.as_ref()?.first().cloned())
-    })
+    named_nodes(pod)?.into_iter().next()
 }
 
 async fn delete_pod(shared: &Shared, set: &DaemonSet, pod: &Pod) -> Result<(), Error> {

@@ -42,6 +42,22 @@ spec:
     )
 }
 
+/// A server with namespace `sts` and one hollow node, `sts-node-0`.
+async fn cluster(dir: &tempfile::TempDir) -> (K3rsServer, HollowCluster) {
+    let server = K3rsServer::start(dir.path()).unwrap();
+    let client = client(&server).await;
+    create_namespace(&client, "sts").await;
+    let nodes = HollowCluster::start(
+        client,
+        1,
+        "sts-node",
+        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    (server, nodes)
+}
+
 fn pods(server: &K3rsServer) -> Value {
     serde_json::from_str(&kubectl(
         server,
@@ -62,17 +78,7 @@ fn ready_time(pod: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_pods_claims_rolling_update_and_scale_down() {
     let dir = tempfile::tempdir().unwrap();
-    let server = K3rsServer::start(dir.path()).unwrap();
-    let client = client(&server).await;
-    create_namespace(&client, "sts").await;
-    let _nodes = HollowCluster::start(
-        client.clone(),
-        1,
-        "sts-node",
-        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let (server, _nodes) = cluster(&dir).await;
     kubectl_stdin(&server, &["apply", "-f", "-"], &set("nginx:1.25", 3));
     kubectl(
         &server,
@@ -206,17 +212,7 @@ async fn ordered_pods_claims_rolling_update_and_scale_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_pods_start_together() {
     let dir = tempfile::tempdir().unwrap();
-    let server = K3rsServer::start(dir.path()).unwrap();
-    let client = client(&server).await;
-    create_namespace(&client, "sts").await;
-    let _nodes = HollowCluster::start(
-        client.clone(),
-        1,
-        "sts-node",
-        &HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap();
+    let (server, _nodes) = cluster(&dir).await;
     let manifest = set("nginx:1.25", 3)
         .replace(
             "  serviceName: db\n",

@@ -51,6 +51,23 @@ spec:
     )
 }
 
+/// Runs `kubectl rollout status deployment/<name>` (up to `timeout` seconds) and requires it to
+/// report the rollout done.
+fn assert_rolled_out(server: &K3rsServer, namespace: &str, name: &str, timeout: u32) {
+    let out = kubectl(
+        server,
+        &[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "-n",
+            namespace,
+            &format!("--timeout={timeout}s"),
+        ],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+}
+
 fn images(pods: &[Pod]) -> Vec<String> {
     let mut images: Vec<String> = pods
         .iter()
@@ -75,17 +92,7 @@ async fn rolling_update_keeps_replicas_available_and_undo_restores_the_template(
         &["apply", "-f", "-"],
         &deployment("roll", 3, 1, 0, "nginx:1.25"),
     );
-    kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "roll",
-            "--timeout=60s",
-        ],
-    );
+    assert_rolled_out(&server, "roll", "web", 60);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (lowest, watching) = watch_available(&client, "roll", stop.clone());
@@ -101,18 +108,7 @@ async fn rolling_update_keeps_replicas_available_and_undo_restores_the_template(
             "roll",
         ],
     );
-    let out = kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "roll",
-            "--timeout=60s",
-        ],
-    );
-    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_rolled_out(&server, "roll", "web", 60);
     stop.store(true, Ordering::SeqCst);
     watching.await.unwrap();
     let lowest = lowest.load(Ordering::SeqCst);
@@ -150,17 +146,7 @@ async fn rolling_update_keeps_replicas_available_and_undo_restores_the_template(
         &server,
         &["rollout", "undo", "deployment/web", "-n", "roll"],
     );
-    kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "roll",
-            "--timeout=60s",
-        ],
-    );
+    assert_rolled_out(&server, "roll", "web", 60);
     let image = kubectl(
         &server,
         &[
@@ -197,17 +183,7 @@ async fn a_rollout_interrupted_by_kill_9_completes_after_restart() {
         &["apply", "-f", "-"],
         &deployment("crash", 4, 1, 1, "nginx:1.25"),
     );
-    kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "crash",
-            "--timeout=60s",
-        ],
-    );
+    assert_rolled_out(&server, "crash", "web", 60);
 
     kubectl(
         &server,
@@ -250,18 +226,7 @@ async fn a_rollout_interrupted_by_kill_9_completes_after_restart() {
     }
     tokio::task::block_in_place(|| server.restart_on_same_port()).unwrap();
 
-    let out = kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "crash",
-            "--timeout=90s",
-        ],
-    );
-    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_rolled_out(&server, "crash", "web", 90);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "crash");
     let running = pods.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(images(&running), ["nginx:1.26"; 4], "{running:#?}");
@@ -374,19 +339,6 @@ async fn scale_pause_resume_restart_and_the_progress_deadline() {
     );
     kubectl_stdin(&server, &["apply", "-f", "-"], &manifest);
     let deploy = ["-n", "cmds", "deployment/web"];
-    let rollout_status = |server: &K3rsServer| {
-        kubectl(
-            server,
-            &[
-                "rollout",
-                "status",
-                "-n",
-                "cmds",
-                "deployment/web",
-                "--timeout=90s",
-            ],
-        )
-    };
     let get = |server: &K3rsServer, path: &str| {
         kubectl(
             server,
@@ -405,13 +357,13 @@ async fn scale_pause_resume_restart_and_the_progress_deadline() {
             .lines()
             .count()
     };
-    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_rolled_out(&server, "cmds", "web", 90);
 
     kubectl(
         &server,
         &["scale", "--replicas=3", deploy[0], deploy[1], deploy[2]],
     );
-    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_rolled_out(&server, "cmds", "web", 90);
     assert_eq!(get(&server, "{.status.availableReplicas}"), "3");
 
     // Paused: a new template makes no ReplicaSet until resumed.
@@ -435,7 +387,7 @@ async fn scale_pause_resume_restart_and_the_progress_deadline() {
         &server,
         &["rollout", "resume", deploy[0], deploy[1], deploy[2]],
     );
-    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_rolled_out(&server, "cmds", "web", 90);
     assert_eq!(replica_sets(&server), 2);
 
     // restart: a new template (restartedAt), so new pods.
@@ -443,7 +395,7 @@ async fn scale_pause_resume_restart_and_the_progress_deadline() {
         &server,
         &["rollout", "restart", deploy[0], deploy[1], deploy[2]],
     );
-    assert!(rollout_status(&server).contains("successfully rolled out"));
+    assert_rolled_out(&server, "cmds", "web", 90);
     assert!(!get(
         &server,
         "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}"
@@ -536,18 +488,7 @@ async fn a_broken_deployment_reports_its_failure_and_stalls_nothing() {
         &["apply", "-f", "-"],
         &deployment("mixed", 2, 1, 0, "nginx:1"),
     );
-    let out = kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "-n",
-            "mixed",
-            "deployment/web",
-            "--timeout=60s",
-        ],
-    );
-    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_rolled_out(&server, "mixed", "web", 60);
     wait_for(&server, "the ReplicaFailure condition", || {
         replica_failure(&server) == "FailedCreate"
     })
@@ -567,18 +508,7 @@ async fn a_broken_deployment_reports_its_failure_and_stalls_nothing() {
         &server,
         &["create", "serviceaccount", "robot", "-n", "mixed"],
     );
-    let out = kubectl(
-        &server,
-        &[
-            "rollout",
-            "status",
-            "-n",
-            "mixed",
-            "deployment/broken",
-            "--timeout=90s",
-        ],
-    );
-    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_rolled_out(&server, "mixed", "broken", 90);
     wait_for(&server, "the ReplicaFailure condition gone", || {
         replica_failure(&server).is_empty()
     })
