@@ -83,13 +83,28 @@ async fn a_job_runs_its_completions_parallelism_at_a_time_and_completes() {
     let dir = tempfile::tempdir().unwrap();
     let (server, client, _nodes) = hollow_cluster(&dir, "batch", 1).await;
     create_job(&server, "batch", "pi", "completions: 3\nparallelism: 2", 0);
-    // Never more than two at once: right after the start, two pods exist.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while job_pods(&client, "batch", "pi").await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no pods");
+    // Never more than two running at once, from the start until all three succeeded. (Pods
+    // end a second after they start, so a look taken late may see a finished pod and its
+    // successor: only unfinished pods count.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = job_pods(&client, "batch", "pi").await;
+        let phase = |pod: &Pod| pod.status.as_ref().and_then(|s| s.phase.clone());
+        let running = pods
+            .iter()
+            .filter(|p| !matches!(phase(p).as_deref(), Some("Succeeded" | "Failed")))
+            .count();
+        assert!(running <= 2, "{running} pods at once");
+        let succeeded = pods
+            .iter()
+            .filter(|p| phase(p).as_deref() == Some("Succeeded"))
+            .count();
+        if succeeded == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not done: {pods:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(job_pods(&client, "batch", "pi").await.len() <= 2);
     wait_for(&server, "complete", "pi", "batch", 60);
     let job = Api::<Job>::namespaced(client.clone(), "batch")
         .get("pi")
