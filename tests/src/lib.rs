@@ -305,6 +305,43 @@ impl K3rsServer {
     }
 }
 
+impl K3rsServer {
+    /// Sends `method path` with a JSON `body` (empty: none) through curl as the admin user;
+    /// returns the status code and the body exactly as sent (for byte comparisons).
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        let mut command = Command::new("curl");
+        command
+            .args(["--silent", "--show-error", "--max-time", "20", "-X", method])
+            .arg("--cacert")
+            .arg(self.ca_cert())
+            .arg("--cert")
+            .arg(self.admin_cert())
+            .arg("--key")
+            .arg(self.admin_key())
+            .args(["-w", "%{http_code}"]);
+        if !body.is_empty() {
+            command
+                .args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(body);
+        }
+        let output = command.arg(format!("{}{path}", self.url())).output()?;
+        if !output.status.success() {
+            bail!(
+                "curl {method} {path}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let mut text = String::from_utf8(output.stdout).context("response is not UTF-8")?;
+        let code_at = text
+            .len()
+            .checked_sub(3)
+            .context("no status code from curl")?;
+        let code = text[code_at..].parse().context("status code from curl")?;
+        text.truncate(code_at);
+        Ok((code, text))
+    }
+}
+
 impl Drop for K3rsServer {
     fn drop(&mut self) {
         self.kill();
@@ -362,7 +399,28 @@ pub fn https_get(
         .nth(1)
         .and_then(|code| code.parse().ok())
         .context("no status code in the response")?;
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    if chunked {
+        return Ok((status, dechunk(body)?));
+    }
     Ok((status, body.to_string()))
+}
+
+/// The body of a `Transfer-Encoding: chunked` response (lists are written in pieces).
+fn dechunk(mut raw: &str) -> Result<String> {
+    let mut body = String::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n").context("chunk size line")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .with_context(|| format!("chunk size {size:?}"))?;
+        if size == 0 {
+            return Ok(body);
+        }
+        body.push_str(rest.get(..size).context("short chunk")?);
+        raw = rest.get(size + 2..).context("chunk without its CRLF")?;
+    }
 }
 
 /// Runs a command to completion, failing with its stderr when it fails.

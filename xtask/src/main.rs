@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod deps;
 mod fuzz;
+mod go_layout;
 mod images;
 mod protobuf_schema;
 mod up;
@@ -38,6 +39,8 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Regenerate the Kubernetes protobuf schema table of `crates/protobuf` from k8s-pb and k8s-openapi.
     ProtobufSchema(protobuf_schema::Args),
+    /// Regenerate the Go JSON layout table of `crates/api` (field order, omitempty) from upstream's Go sources.
+    GoLayout(go_layout::Args),
 }
 
 fn main() -> Result<()> {
@@ -50,5 +53,6 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Fuzz(args) => fuzz::run(args),
         Command::ProtobufSchema(args) => protobuf_schema::run(args),
+        Command::GoLayout(args) => go_layout::run(args),
     }
 }

@@ -5,7 +5,8 @@
 //! it: label and field selectors, defaulting and validation of built-in kinds (validation reports
 //! [`FieldError`]s in upstream's wording, which the API server turns into 422 `Status` causes),
 //! server-side Table printing for `kubectl get`, the patch strategies and list/map topology
-//! (`+listType`, `+mapType`, ...) of the built-in types, and the OpenAPI v2/v3 documents.
+//! (`+listType`, `+mapType`, ...) of the built-in types, the OpenAPI v2/v3 documents, and the JSON
+//! wire form kube-apiserver writes ([`wire`]: Go's field order and zero values).
 //!
 //! **Invariants**
 //! - No I/O, no clock reads hidden in helpers (the caller passes "now"), no store access: every
@@ -29,6 +30,7 @@ pub mod selector;
 pub mod strict;
 pub mod table;
 pub mod validation;
+pub mod wire;
 
 pub use cron::CronSchedule;
 pub use custom::{CustomResource, ScaleSubresource};

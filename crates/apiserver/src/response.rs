@@ -24,18 +24,47 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Respo
     with_type(status, "text/plain; charset=utf-8", full(body))
 }
 
-/// An `application/json` response of `value`.
+/// An `application/json` response of `value`, written as kube-apiserver writes it (see
+/// [`k3rs_api::wire`]): typed by its `apiVersion` and `kind`.
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
     json_with_type(status, value, "application/json")
 }
 
-/// A response of bytes that already are JSON, with its JSON media type.
-pub(crate) fn json_bytes(
+/// An `application/json` response of `value` as Go writes a value of the Go type `definition`
+/// (for documents without `kind`, such as `/version`'s).
+pub(crate) fn json_of_type<T: serde::Serialize>(
     status: StatusCode,
-    body: Vec<u8>,
+    value: &T,
+    definition: &str,
+) -> Response<ResponseBody> {
+    match serde_json::to_value(value) {
+        Ok(value) => {
+            let mut body = Vec::new();
+            k3rs_api::wire::write(&mut body, &value, k3rs_api::wire::GoType::named(definition));
+            body.push(b'\n');
+            with_type(status, "application/json", full(body))
+        }
+        Err(err) => serialize_failed(&err),
+    }
+}
+
+/// A response of JSON written in pieces (a list: its head, items and tail, so the items are never
+/// copied into one buffer), with its JSON media type.
+pub(crate) fn json_chunks(
+    status: StatusCode,
+    chunks: Vec<Bytes>,
     content_type: &'static str,
 ) -> Response<ResponseBody> {
-    with_type(status, content_type, full(body))
+    let frames = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|chunk| Ok::<_, BoxError>(hyper::body::Frame::data(chunk))),
+    );
+    with_type(
+        status,
+        content_type,
+        http_body_util::StreamBody::new(frames).boxed(),
+    )
 }
 
 /// A JSON response of `value` with a specific JSON media type (aggregated discovery's).
@@ -44,24 +73,34 @@ pub(crate) fn json_with_type<T: serde::Serialize>(
     value: &T,
     content_type: &str,
 ) -> Response<ResponseBody> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut response = with_type(status, "application/json", full(bytes));
+    match serde_json::to_value(value) {
+        Ok(value) => {
+            let mut response = with_type(status, "application/json", full(wire_bytes(&value)));
             if let Ok(value) = HeaderValue::from_str(content_type) {
                 response.headers_mut().insert(CONTENT_TYPE, value);
             }
             response
         }
-        Err(err) => {
-            tracing::error!(error = %err, "serializing a response failed");
-            status_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "failed to serialize the response",
-                None,
-            )
-        }
+        Err(err) => serialize_failed(&err),
     }
+}
+
+/// `value` as a JSON body: as kube-apiserver writes it, with the newline Go's `json.Encoder`
+/// ends every value with.
+pub(crate) fn wire_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut body = k3rs_api::wire::to_vec(value);
+    body.push(b'\n');
+    body
+}
+
+fn serialize_failed(err: &serde_json::Error) -> Response<ResponseBody> {
+    tracing::error!(error = %err, "serializing a response failed");
+    status_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "failed to serialize the response",
+        None,
+    )
 }
 
 fn with_type(
@@ -106,8 +145,8 @@ pub(crate) fn status_response(
     details: Option<StatusDetails>,
 ) -> Response<ResponseBody> {
     let status = failure(code, reason, message, details);
-    match serde_json::to_vec(&status) {
-        Ok(bytes) => with_type(code, "application/json", full(bytes)),
+    match serde_json::to_value(&status) {
+        Ok(value) => with_type(code, "application/json", full(wire_bytes(&value))),
         // A Status of plain strings always serializes; this is only here to avoid a panic path.
         Err(_) => text(code, message.to_string()),
     }

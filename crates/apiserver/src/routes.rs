@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::{Method, Request, Response};
 
 use crate::health::{self, Endpoint};
-use crate::response::{json, method_not_allowed, not_found, ResponseBody};
+use crate::response::{method_not_allowed, not_found, ResponseBody};
 use crate::version;
 
 /// State shared by every request.
@@ -131,7 +131,11 @@ async fn route(
         if !read_only {
             return method_not_allowed(method);
         }
-        return json(http::StatusCode::OK, &version::info());
+        return crate::response::json_of_type(
+            http::StatusCode::OK,
+            &version::info(),
+            "io.k8s.apimachinery.pkg.version.Info",
+        );
     }
     not_found()
 }

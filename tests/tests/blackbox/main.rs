@@ -24,6 +24,7 @@ mod namespaces;
 mod nodes;
 mod python_client;
 mod scheduler;
+mod serialization;
 mod server;
 mod server_side_apply;
 mod service_accounts;

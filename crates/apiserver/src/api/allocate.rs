@@ -101,7 +101,7 @@ async fn claim_ip(
         },
         "spec": {"parentRef": {"group": "", "resource": "services", "namespace": namespace, "name": name}},
     });
-    let bytes = serde_json::to_vec(&record).map_err(ApiError::internal)?;
+    let bytes = k3rs_api::wire::to_vec(&record);
     match store.create(&ip_key(registry, ip)?, bytes).await {
         Ok(_) => Ok(true),
         Err(StoreError::AlreadyExists { .. }) => Ok(false),
@@ -390,7 +390,7 @@ pub(crate) async fn bootstrap_kubernetes_service(
         },
         "status": {"loadBalancer": {}},
     });
-    let bytes = serde_json::to_vec(&service).map_err(|err| StoreError::Backend(err.to_string()))?;
+    let bytes = k3rs_api::wire::to_vec(&service);
     match store.create(&key, bytes).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(err) => Err(err),

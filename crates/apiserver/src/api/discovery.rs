@@ -81,6 +81,9 @@ fn verbs(resource: &ResourceInfo) -> Vec<&'static str> {
     resource.verbs.iter().map(|v| v.as_str()).collect()
 }
 
+/// The Go type of `/api`'s document, which has no `apiVersion` to find it by.
+pub(crate) const CORE_VERSIONS_TYPE: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions";
+
 /// `/api`.
 pub(crate) fn core_versions() -> Value {
     json!({
@@ -147,6 +150,9 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             if !resource.categories.is_empty() {
                 map.insert("categories".into(), json!(resource.categories));
             }
+            if let Some(hash) = storage_version_hash(resource) {
+                map.insert("storageVersionHash".into(), json!(hash));
+            }
         }
         list.push(entry);
         for name in resource.subresources {
@@ -178,6 +184,22 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         "groupVersion": group_version,
         "resources": list,
     }))
+}
+
+/// Upstream's `storageVersionHash` of a stored resource: base64 of the first 8 bytes of the
+/// SHA-256 of `<group>/<version>/<kind>` of its storage version. Clients (the storage version
+/// migrator, kubectl's cache) compare it to notice a changed storage version. Resources that are
+/// never stored (reviews, bindings) have none.
+fn storage_version_hash(resource: &ResourceInfo) -> Option<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    if !(resource.supports(k3rs_api::Verb::Create) && resource.supports(k3rs_api::Verb::Get)) {
+        return None;
+    }
+    let storage = k3rs_api::conversion::storage_api_version(resource.api_version, resource.kind);
+    let (group, version) = storage.rsplit_once('/').unwrap_or(("", storage));
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{}", resource.kind));
+    Some(base64::engine::general_purpose::STANDARD.encode(&digest[..8]))
 }
 
 /// The aggregated discovery document for the core group (`core == true`, `/api`) or every other
@@ -244,4 +266,35 @@ fn aggregated_resource(resource: &ResourceInfo) -> Value {
         }
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(api_version: &str, kind: &str) -> ResourceInfo {
+        k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.api_version == api_version && r.kind == kind)
+            .expect("served")
+    }
+
+    #[test]
+    fn storage_version_hashes_are_upstreams() {
+        // Values kube-apiserver publishes for the same storage versions.
+        let hash = |api_version, kind| storage_version_hash(&served(api_version, kind));
+        assert_eq!(hash("v1", "Pod").as_deref(), Some("xPOwRZ+Yhw8="));
+        assert_eq!(
+            hash("apps/v1", "Deployment").as_deref(),
+            Some("8aSe+NMegvE=")
+        );
+        assert_eq!(hash("v1", "Event").as_deref(), Some("r2yiGXH7wu8="));
+        // events.k8s.io events and autoscaling/v1 HPAs share their storage version's hash.
+        assert_eq!(hash("events.k8s.io/v1", "Event"), hash("v1", "Event"));
+        assert_eq!(
+            hash("autoscaling/v1", "HorizontalPodAutoscaler"),
+            hash("autoscaling/v2", "HorizontalPodAutoscaler")
+        );
+        assert_eq!(hash("authorization.k8s.io/v1", "SubjectAccessReview"), None);
+    }
 }

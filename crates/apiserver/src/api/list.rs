@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use http::{Response, StatusCode};
+use k3rs_api::wire::GoType;
 use k3rs_api::ResourceInfo;
 use k3rs_store::{KeyValue, ListOptions, StoreError};
 use serde_json::value::RawValue;
@@ -13,7 +14,7 @@ use super::objects::{collection_prefix, decode, meta_str};
 use super::partial::{self, MetaVersion};
 use super::selection::Selection;
 use super::{crud, table, Call, Format};
-use crate::response::{json as json_response, json_bytes, ResponseBody};
+use crate::response::{json as json_response, json_chunks, ResponseBody};
 
 /// The revision a list reads at, from `resourceVersion` and `resourceVersionMatch`.
 fn list_revision(call: &Call<'_>) -> Result<Option<i64>, ApiError> {
@@ -134,12 +135,12 @@ enum Item {
 /// Writes one stored object as an item of a JSON list body (after a comma unless it is the
 /// first), if `selection` takes it.
 ///
-/// Objects are copied field by field as stored: only `metadata` is parsed, to stamp the
-/// `resourceVersion` and match labels (a metadata-only item is then just that `metadata`). So a
-/// list of many objects never exists as a tree of values, which would take several times the
-/// memory of its JSON (and keep it: the allocator rarely hands it back). Objects that need more —
-/// a field selector, a version conversion, or stored JSON these shortcuts cannot read — are
-/// decoded whole.
+/// Objects are copied field by field as stored (the store holds them as the API writes them,
+/// see [`k3rs_api::wire`]): only `metadata` is parsed, to stamp the `resourceVersion` and match
+/// labels (a metadata-only item is then just that `metadata`). So a list of many objects never
+/// exists as a tree of values, which would take several times the memory of its JSON (and keep
+/// it: the allocator rarely hands it back). Objects that need more — a field selector, a
+/// version conversion, or stored JSON these shortcuts cannot read — are decoded whole.
 fn write_item(
     resource: &ResourceInfo,
     selection: &Selection,
@@ -174,42 +175,81 @@ fn write_item(
             );
             separator(out);
             if let Item::Metadata(version) = item {
-                write_json(out, &partial::from_metadata(metadata.into(), version))?;
+                write_json(out, &partial::from_metadata(metadata.into(), version));
                 return Ok(true);
             }
-            out.extend_from_slice(b"{\"apiVersion\":");
-            write_json(out, resource.api_version)?;
-            out.extend_from_slice(b",\"kind\":");
-            write_json(out, resource.kind)?;
-            for (key, raw) in &fields {
-                if matches!(*key, "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                out.push(b',');
-                write_json(out, key)?;
-                out.push(b':');
-                out.extend_from_slice(raw.get().as_bytes());
+            let ty = GoType::of_kind(resource.api_version, resource.kind);
+            let meta_type = ty.and(GoType::named(k3rs_api::wire::OBJECT_META));
+            // Go's field order for a built-in kind, whose items have no `kind` and `apiVersion`
+            // (Go leaves the empty `TypeMeta` of a list's items out); sorted keys for a custom
+            // resource, which has them.
+            let mut order: Vec<&str> = match ty {
+                Some(ty) => ty.field_names().collect(),
+                None => Vec::new(),
+            };
+            let mut rest: Vec<&str> = ["apiVersion", "kind", "metadata"]
+                .into_iter()
+                .chain(fields.keys().copied())
+                .filter(|key| !order.contains(key))
+                .collect();
+            rest.sort_unstable();
+            rest.dedup();
+            order.extend(rest);
+            if ty.is_some() {
+                order.retain(|key| !matches!(*key, "kind" | "apiVersion"));
             }
-            out.extend_from_slice(b",\"metadata\":");
-            write_json(out, &metadata)?;
+            out.push(b'{');
+            let mut first = true;
+            for key in order {
+                let start = out.len();
+                if !first {
+                    out.push(b',');
+                }
+                k3rs_api::wire::write_string(out, key);
+                out.push(b':');
+                match key {
+                    "apiVersion" => k3rs_api::wire::write_string(out, resource.api_version),
+                    "kind" => k3rs_api::wire::write_string(out, resource.kind),
+                    "metadata" => k3rs_api::wire::write_object(out, &metadata, meta_type),
+                    other => match fields.get(other) {
+                        Some(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                        None => {
+                            out.truncate(start);
+                            continue;
+                        }
+                    },
+                }
+                first = false;
+            }
             out.push(b'}');
             return Ok(true);
         }
     }
-    let object = decode(resource, kv)?;
+    let mut object = decode(resource, kv)?;
     if !selection.matches(&object) {
         return Ok(false);
     }
     separator(out);
     match item {
-        Item::Object => write_json(out, &object)?,
-        Item::Metadata(version) => write_json(out, &partial::of(&object, version))?,
+        Item::Object => {
+            let ty = GoType::of_object(&object);
+            if let (Some(_), Some(map)) = (ty, object.as_object_mut()) {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+            k3rs_api::wire::write(out, &object, ty);
+        }
+        Item::Metadata(version) => write_json(out, &partial::of(&object, version)),
     }
     Ok(true)
 }
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), ApiError> {
-    serde_json::to_writer(out, value).map_err(ApiError::internal)
+/// The Go type of every list's `metadata`.
+const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+
+/// Writes a value as the API does (typed by its `apiVersion` and `kind`).
+fn write_json(out: &mut Vec<u8>, value: &Value) {
+    k3rs_api::wire::write(out, value, GoType::of_object(value));
 }
 
 fn list_error(call: &Call<'_>, err: StoreError) -> ApiError {
@@ -271,20 +311,46 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<Response<ResponseBody>, ApiE
             Item::Object,
         ),
     };
-    let mut out = Vec::new();
-    out.extend_from_slice(b"{\"kind\":");
-    write_json(&mut out, list_kind)?;
-    out.extend_from_slice(b",\"apiVersion\":");
-    write_json(&mut out, api_version)?;
-    out.extend_from_slice(b",\"items\":[");
+    let mut items = Vec::new();
+    items.push(b'[');
     let (revision, token) = scan(call, limit, continue_token, revision, |kv| {
-        write_item(&call.resource, &selection, item, kv, &mut out)
+        write_item(&call.resource, &selection, item, kv, &mut items)
     })
     .await?;
-    out.extend_from_slice(b"],\"metadata\":");
-    write_json(&mut out, &metadata(revision, token))?;
-    out.push(b'}');
-    Ok(json_bytes(StatusCode::OK, out, call.format.content_type()))
+    items.push(b']');
+    let custom = call.resource.is_custom() && matches!(item, Item::Object);
+    let mut metadata = metadata(revision, token);
+    // An `UnstructuredList` always carries `continue`, empty on the last page.
+    if let (true, Some(map)) = (custom, metadata.as_object_mut()) {
+        map.entry("continue").or_insert_with(|| Value::from(""));
+    }
+    let mut head = Vec::new();
+    let write_str = k3rs_api::wire::write_string;
+    let mut tail = Vec::new();
+    if custom {
+        // A custom resource list is an `UnstructuredList`: a map, so its keys come sorted.
+        head.extend_from_slice(b"{\"apiVersion\":");
+        write_str(&mut head, api_version);
+        head.extend_from_slice(b",\"items\":");
+        tail.extend_from_slice(b",\"kind\":");
+        write_str(&mut tail, list_kind);
+        tail.extend_from_slice(b",\"metadata\":");
+        k3rs_api::wire::write(&mut tail, &metadata, None);
+    } else {
+        head.extend_from_slice(b"{\"kind\":");
+        write_str(&mut head, list_kind);
+        head.extend_from_slice(b",\"apiVersion\":");
+        write_str(&mut head, api_version);
+        head.extend_from_slice(b",\"metadata\":");
+        k3rs_api::wire::write(&mut head, &metadata, GoType::named(LIST_META));
+        head.extend_from_slice(b",\"items\":");
+    }
+    tail.extend_from_slice(b"}\n");
+    Ok(json_chunks(
+        StatusCode::OK,
+        vec![head.into(), items.into(), tail.into()],
+        call.format.content_type(),
+    ))
 }
 
 pub(crate) async fn delete_collection(

@@ -185,7 +185,11 @@ where
     match target {
         Target::CoreVersions => Ok(match aggregated_discovery(accept) {
             Some(version) => aggregated(discovery::aggregated(registry, true, version), version),
-            None => json(StatusCode::OK, &discovery::core_versions()),
+            None => crate::response::json_of_type(
+                StatusCode::OK,
+                &discovery::core_versions(),
+                discovery::CORE_VERSIONS_TYPE,
+            ),
         }),
         Target::Groups => Ok(match aggregated_discovery(accept) {
             Some(version) => aggregated(discovery::aggregated(registry, false, version), version),

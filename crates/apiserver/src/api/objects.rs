@@ -45,7 +45,7 @@ pub(crate) fn decode(resource: &ResourceInfo, kv: &KeyValue) -> Result<Value, Ap
 }
 
 /// The bytes stored for `object`, in its kind's storage version (its `resourceVersion` is the
-/// store's business).
+/// store's business), written as the API writes it ([`k3rs_api::wire`]).
 pub(crate) fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
     let mut stored = object.clone();
     let kind = meta_type(object, "kind");
@@ -58,7 +58,8 @@ pub(crate) fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
         meta.remove("resourceVersion");
         meta.remove("selfLink");
     }
-    serde_json::to_vec(&stored).map_err(ApiError::internal)
+    // Stored as the API writes it, so that lists can copy it (`list.rs`).
+    Ok(k3rs_api::wire::to_vec(&stored))
 }
 
 /// A top-level string field (`kind`, `apiVersion`), `""` when missing.

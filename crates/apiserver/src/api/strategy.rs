@@ -94,6 +94,7 @@ pub(crate) fn prepare_for_create(
     }
     k3rs_api::apply_defaults(resource, object);
     super::admission::default_toleration_seconds(resource, object);
+    normalize(resource, object);
     let errors = k3rs_api::validate_create(resource, object);
     if !errors.is_empty() {
         let name = meta_str(object, "name").unwrap_or("");
@@ -105,6 +106,14 @@ pub(crate) fn prepare_for_create(
         ));
     }
     Ok(())
+}
+
+/// The object as Go's encoding leaves it (what the API will write and read back): zero values
+/// of the fields Go always writes, no `omitempty` zeros. The stored object is so, and comparing
+/// it with a new one (generation, "nothing changed") must see only real changes.
+fn normalize(resource: &ResourceInfo, object: &mut Value) {
+    let ty = k3rs_api::wire::GoType::of_kind(resource.api_version, resource.kind);
+    k3rs_api::wire::normalize(object, ty);
 }
 
 /// The status a new object starts with: empty, except where upstream sets one.
@@ -224,6 +233,7 @@ pub(crate) fn prepare_for_update(
         k3rs_api::defaults::service::carry_over_allocations(old, &mut merged);
     }
     k3rs_api::apply_defaults(resource, &mut merged);
+    normalize(resource, &mut merged);
     if k3rs_api::generation_changes(resource, old, &merged) {
         let generation = old_meta
             .and_then(|m| m.get("generation"))
@@ -362,7 +372,11 @@ mod tests {
         });
         let mut node = json!({"metadata": {"name": "n1"}, "status": status});
         prepare_for_create(&builtin("", "Node"), &mut node).unwrap();
-        assert_eq!(node["status"]["conditions"], status["conditions"]);
+        // As Go writes a `NodeCondition`: its unset times are `null`.
+        assert_eq!(
+            node["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True", "lastHeartbeatTime": null, "lastTransitionTime": null}])
+        );
         assert_eq!(
             node["status"]["allocatable"],
             json!({"cpu": "4"}),
@@ -381,7 +395,8 @@ mod tests {
             "status": {"replicas": 3},
         });
         prepare_for_create(&builtin("apps", "Deployment"), &mut deployment).unwrap();
-        assert!(deployment.get("status").is_none());
+        // The client's status is dropped; Go writes the empty struct.
+        assert_eq!(deployment["status"], json!({}));
     }
 
     #[test]

@@ -152,9 +152,21 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// One event as a line: `{"type":…,"object":…}`, in `metav1.WatchEvent`'s field order, its
+/// object written as the API writes it.
 fn line(event: &Value) -> Bytes {
-    let mut bytes = serde_json::to_vec(event).unwrap_or_default();
-    bytes.push(b'\n');
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(b"{\"type\":");
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+    k3rs_api::wire::write_string(&mut bytes, kind);
+    bytes.extend_from_slice(b",\"object\":");
+    let object = event.get("object").unwrap_or(&Value::Null);
+    k3rs_api::wire::write(
+        &mut bytes,
+        object,
+        k3rs_api::wire::GoType::of_object(object),
+    );
+    bytes.extend_from_slice(b"}\n");
     Bytes::from(bytes)
 }
 

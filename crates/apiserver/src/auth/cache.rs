@@ -310,8 +310,7 @@ pub(crate) async fn aggregate(
             continue;
         };
         object["rules"] = serialized;
-        let bytes = serde_json::to_vec(&object)
-            .map_err(|err| StoreError::Backend(format!("encoding ClusterRole {name}: {err}")))?;
+        let bytes = k3rs_api::wire::to_vec(&object);
         match store.update(key, bytes, stored.mod_revision).await {
             Ok(kv) => {
                 tracing::debug!(role = %name, rules = rules.len(), "aggregated ClusterRole");

@@ -234,14 +234,12 @@ pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
 /// Creates `default` at `key`, or reconciles what is there. Returns the revision written (0 when
 /// nothing was).
 async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revision, StoreError> {
-    let name = default["metadata"]["name"].as_str().unwrap_or("");
     match store.get(key).await? {
         None => {
             let mut object = default.clone();
             object["metadata"]["uid"] = Value::from(new_uid());
             object["metadata"]["creationTimestamp"] = Value::from(now_rfc3339());
-            let bytes = serde_json::to_vec(&object)
-                .map_err(|err| StoreError::Backend(format!("encoding {name}: {err}")))?;
+            let bytes = k3rs_api::wire::to_vec(&object);
             match store.create(key, bytes).await {
                 Ok(kv) => {
                     tracing::debug!(%key, "created default RBAC object");
@@ -258,8 +256,7 @@ async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revisio
             let Some(updated) = defaults::reconcile(&existing, default) else {
                 return Ok(0);
             };
-            let bytes = serde_json::to_vec(&updated)
-                .map_err(|err| StoreError::Backend(format!("encoding {name}: {err}")))?;
+            let bytes = k3rs_api::wire::to_vec(&updated);
             let kv = store.update(key, bytes, kv.mod_revision).await?;
             tracing::info!(%key, "restored missing permissions of a default RBAC object");
             Ok(kv.mod_revision)
