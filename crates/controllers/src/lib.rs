@@ -18,6 +18,7 @@ pub mod client;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod error;
 pub mod events;
@@ -118,8 +119,10 @@ impl Controllers {
         let mut tasks = vec![
             namespace::start(&ctx),
             serviceaccount::start(&ctx),
-            replicaset::start(&ctx),
+            replicaset::start::<k8s_openapi::api::apps::v1::ReplicaSet>(&ctx),
+            replicaset::start::<k8s_openapi::api::core::v1::ReplicationController>(&ctx),
             deployment::start(&ctx),
+            disruption::start(&ctx),
             node_ipam::start(&ctx, cluster_cidr),
             endpoints::start(&ctx),
             volume_binding::start(&ctx),

@@ -1,15 +1,25 @@
 //! The ReplicaSet controller: keeps `spec.replicas` active pods matching the selector, adopting
 //! orphans that match and releasing pods that stopped matching, and reports replica counts in
 //! the status. Expectations keep it from creating or deleting twice while its cache lags.
+//!
+//! The same code is the ReplicationController controller, as upstream's is the ReplicaSet
+//! controller run through a conversion adapter: [`Replicated`] reads an RC as the ReplicaSet it
+//! is equivalent to (its map selector as `matchLabels`) and turns the computed ReplicaSet status
+//! back into the RC's. Pods, events and status are written against the real owner.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::{
+    Pod, PodTemplateSpec, ReplicationController, ReplicationControllerCondition,
+    ReplicationControllerStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as meta, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, ResourceExt};
 use tokio::task::JoinHandle;
@@ -25,15 +35,116 @@ use crate::Context;
 /// The most pods one sync creates or deletes (upstream's `burstReplicas`).
 const BURST: usize = 500;
 
-type Shared = PodOwners<ReplicaSet>;
+/// An owner the ReplicaSet logic runs over: a ReplicaSet, or a ReplicationController seen as one.
+pub(crate) trait Replicated:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The owner's status type.
+    type Status: serde::Serialize + PartialEq + Send + Sync;
+    /// The controller's name, the source of its events.
+    const COMPONENT: &'static str;
+    /// The owner as a ReplicaSet (upstream's `convertRCtoRS`).
+    fn as_replica_set(&self) -> ReplicaSet;
+    /// The owner's current status.
+    fn status(&self) -> Option<&Self::Status>;
+    /// A ReplicaSet status as the owner's (upstream's `convertRStoRC`).
+    fn status_from(status: ReplicaSetStatus) -> Self::Status;
+}
 
-/// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+impl Replicated for ReplicaSet {
+    type Status = ReplicaSetStatus;
+    const COMPONENT: &'static str = "replicaset-controller";
+    fn as_replica_set(&self) -> ReplicaSet {
+        self.clone()
+    }
+    fn status(&self) -> Option<&ReplicaSetStatus> {
+        self.status.as_ref()
+    }
+    fn status_from(status: ReplicaSetStatus) -> ReplicaSetStatus {
+        status
+    }
+}
+
+impl Replicated for ReplicationController {
+    type Status = ReplicationControllerStatus;
+    const COMPONENT: &'static str = "replication-controller";
+    fn as_replica_set(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        let status = self.status.clone().map(|s| ReplicaSetStatus {
+            replicas: s.replicas,
+            fully_labeled_replicas: s.fully_labeled_replicas,
+            ready_replicas: s.ready_replicas,
+            available_replicas: s.available_replicas,
+            terminating_replicas: None,
+            observed_generation: s.observed_generation,
+            conditions: s.conditions.map(|conditions| {
+                conditions
+                    .into_iter()
+                    .map(|c| ReplicaSetCondition {
+                        type_: Some(c.type_),
+                        status: Some(c.status),
+                        reason: c.reason,
+                        message: c.message,
+                        last_transition_time: c.last_transition_time,
+                    })
+                    .collect()
+            }),
+        });
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                // An RC's selector is a plain map: the same as `matchLabels`.
+                selector: meta::LabelSelector {
+                    match_labels: spec.selector,
+                    match_expressions: None,
+                },
+                template: spec.template,
+            },
+            status,
+        }
+    }
+    fn status(&self) -> Option<&ReplicationControllerStatus> {
+        self.status.as_ref()
+    }
+    fn status_from(status: ReplicaSetStatus) -> ReplicationControllerStatus {
+        // An RC has no `terminatingReplicas`.
+        ReplicationControllerStatus {
+            replicas: status.replicas,
+            fully_labeled_replicas: status.fully_labeled_replicas,
+            ready_replicas: status.ready_replicas,
+            available_replicas: status.available_replicas,
+            observed_generation: status.observed_generation,
+            conditions: status.conditions.map(|conditions| {
+                conditions
+                    .into_iter()
+                    .map(|c| ReplicationControllerCondition {
+                        type_: c.type_.unwrap_or_default(),
+                        status: c.status.unwrap_or_default(),
+                        reason: c.reason,
+                        message: c.message,
+                        last_transition_time: c.last_transition_time,
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Registers the handlers of the controller of `K` and starts its workers.
+pub(crate) fn start<K: Replicated>(ctx: &Context) -> JoinHandle<()> {
     PodOwners::start(
         ctx,
-        "replicaset-controller",
+        K::COMPONENT,
         4,
-        selects,
+        |owner: &K, pod| selects(&owner.as_replica_set(), pod),
         |shared, key| async move { sync(&shared, &key).await },
     )
 }
@@ -50,11 +161,12 @@ fn selects(set: &ReplicaSet, pod: &Pod) -> bool {
     selector(set).is_some_and(|s| s.matches(&labels))
 }
 
-async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
-    let Some(set) = shared.owners.cache().get(key) else {
+async fn sync<K: Replicated>(shared: &PodOwners<K>, key: &ObjectKey) -> Result<Action, Error> {
+    let Some(owner) = shared.owners.cache().get(key) else {
         shared.expectations.forget(key);
         return Ok(Action::Done);
     };
+    let set = owner.as_replica_set();
     let pods_api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
 
     // Claim: adopt matching orphans, release owned pods that no longer match.
@@ -62,7 +174,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let owned = claim_pods(
         &pods_api,
         candidates,
-        set.as_ref(),
+        owner.as_ref(),
         |pod| selects(&set, pod),
         pods::is_active,
     )
@@ -75,16 +187,16 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
 
     let mut failure = None;
     if shared.expectations.satisfied(key) && set.metadata.deletion_timestamp.is_none() {
-        if let Err(err) = manage_replicas(shared, &set, &active).await {
+        if let Err(err) = manage_replicas(shared, owner.as_ref(), &set, &active).await {
             failure = Some(err);
         }
     }
 
     let now = Timestamp::now();
-    let status = status_of(&set, &owned, &active, failure.as_ref(), now);
-    if set.status.as_ref() != Some(&status) {
-        let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if crate::status::write(&api, &key.name, set.status.as_ref(), &status)
+    let status = K::status_from(status_of(&set, &owned, &active, failure.as_ref(), now));
+    if owner.status() != Some(&status) {
+        let api: Api<K> = Api::namespaced(shared.client.clone(), &key.namespace);
+        if crate::status::write(&api, &key.name, owner.status(), &status)
             .await?
             .is_none()
         {
@@ -106,15 +218,16 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     })
 }
 
-/// Creates or deletes pods so that `active` reaches `spec.replicas`.
+/// Creates or deletes pods of `owner` (read as `set`) so that `active` reaches `spec.replicas`.
 ///
 /// A failure names what failed (`FailedCreate`, `FailedDelete`: the `ReplicaFailure` reason).
-async fn manage_replicas(
-    shared: &Shared,
+async fn manage_replicas<K: Replicated>(
+    shared: &PodOwners<K>,
+    owner: &K,
     set: &ReplicaSet,
     active: &[Arc<Pod>],
 ) -> Result<(), (&'static str, Error)> {
-    let key = ObjectKey::of(set);
+    let key = ObjectKey::of(owner);
     let wanted = set.spec.replicas.unwrap_or(1);
     let wanted = usize::try_from(wanted).unwrap_or(0);
     let pods_api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
@@ -122,7 +235,7 @@ async fn manage_replicas(
         let count = (wanted - active.len()).min(BURST);
         shared.expectations.expect(&key, count, []);
         let template = set.spec.template.clone().unwrap_or_default();
-        let pod = pod_from_template(&template, set);
+        let pod = pod_from_template(&template, owner);
         let params = crate::post_params();
         // Upstream's slow start: batches of 1, 2, 4, … so a broken template fails fast.
         let mut created = 0;
@@ -138,7 +251,7 @@ async fn manage_replicas(
                         shared
                             .events
                             .normal(
-                                set,
+                                owner,
                                 "SuccessfulCreate",
                                 format!("Created pod: {}", pod.name_any()),
                             )
@@ -158,7 +271,7 @@ async fn manage_replicas(
                 }
                 shared
                     .events
-                    .warning(set, "FailedCreate", format!("Error creating: {err}"))
+                    .warning(owner, "FailedCreate", format!("Error creating: {err}"))
                     .await;
                 return Err(("FailedCreate", err.into()));
             }
@@ -172,7 +285,7 @@ async fn manage_replicas(
             .expect(&key, 0, doomed.iter().map(|p| p.name_any()));
         for pod in doomed {
             shared
-                .delete_pod(set, &pod)
+                .delete_pod(owner, &pod)
                 .await
                 .map_err(|err| ("FailedDelete", err))?;
         }
@@ -382,5 +495,62 @@ mod tests {
         );
         assert_eq!(owner.block_owner_deletion, Some(true));
         assert!(selects(&set, &pod));
+    }
+
+    #[test]
+    fn a_replication_controller_is_read_as_a_replica_set_and_written_as_itself() {
+        let rc: ReplicationController = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u2", "generation": 3},
+            "spec": {"replicas": 2, "minReadySeconds": 5, "selector": {"app": "web"},
+                "template": {"metadata": {"labels": {"app": "web", "tier": "x"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"replicas": 1, "conditions": [{"type": "ReplicaFailure",
+                "status": "True", "reason": "FailedCreate"}]},
+        }))
+        .unwrap();
+        let set = rc.as_replica_set();
+        assert_eq!(set.spec.replicas, Some(2));
+        assert_eq!(set.spec.min_ready_seconds, Some(5));
+        let labelled = |labels: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "labels": labels}})).unwrap()
+        };
+        assert!(selects(
+            &set,
+            &labelled(json!({"app": "web", "other": "y"}))
+        ));
+        assert!(!selects(&set, &labelled(json!({"app": "db"}))));
+        let previous = set.status.clone().unwrap();
+        assert_eq!(
+            previous.conditions.unwrap()[0].reason.as_deref(),
+            Some("FailedCreate")
+        );
+
+        // The pods it makes name the RC as their controller.
+        let pod = pod_from_template(set.spec.template.as_ref().unwrap(), &rc);
+        let owner = controller_of(&pod.metadata).unwrap();
+        assert_eq!(
+            (
+                owner.api_version.as_str(),
+                owner.kind.as_str(),
+                owner.uid.as_str()
+            ),
+            ("v1", "ReplicationController", "u2")
+        );
+
+        let computed = ReplicaSetStatus {
+            replicas: 2,
+            fully_labeled_replicas: Some(2),
+            ready_replicas: Some(1),
+            available_replicas: Some(1),
+            terminating_replicas: Some(1),
+            observed_generation: Some(3),
+            conditions: None,
+        };
+        let status = ReplicationController::status_from(computed);
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            json!({"replicas": 2, "fullyLabeledReplicas": 2, "readyReplicas": 1,
+                "availableReplicas": 1, "observedGeneration": 3})
+        );
     }
 }

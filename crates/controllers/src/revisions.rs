@@ -2,7 +2,10 @@
 //! DaemonSets): one per pod template of an owner, named `<owner>-<template hash>`, its data the
 //! template as upstream stores it (`{"spec": {"template": {…, "$patch": "replace"}}}`), and
 //! the newest revision number on the template in use — a rollback to an old template bumps
-//! that revision instead of adding one.
+//! that revision instead of adding one. A new revision carries the owner's annotations as they
+//! are when it is made (upstream's `snapshot`/`newRevision`): `kubectl rollout history` prints its
+//! `kubernetes.io/change-cause`. Like upstream, an existing revision keeps the annotations it was
+//! made with — a rollback renumbers it, nothing else.
 
 use std::sync::Arc;
 
@@ -86,25 +89,8 @@ where
             (existing.name_any(), hash)
         }
         None => {
-            let name = format!("{}-{hash}", owner.name_any());
-            let mut labels = template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            labels.insert(REVISION_LABEL.into(), hash.clone());
-            let mut data = serde_json::to_value(template).unwrap_or_default();
-            data["$patch"] = json!("replace");
-            let revision = ControllerRevision {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    labels: Some(labels),
-                    owner_references: Some(vec![controller_ref(owner)]),
-                    ..ObjectMeta::default()
-                },
-                data: RawExtension(json!({"spec": {"template": data}})),
-                revision: Some(max + 1),
-            };
+            let revision = new_revision(owner, template, &hash, max + 1);
+            let name = revision.name_any();
             match api
                 .create(&post_params(), &revision)
                 .await
@@ -122,4 +108,74 @@ where
         update,
         hash,
     })
+}
+
+/// The revision `number` of `owner`'s `template`, whose hash is `hash`: named `<owner>-<hash>`,
+/// labelled with the template's labels and the hash, annotated with the owner's annotations.
+fn new_revision<K>(
+    owner: &K,
+    template: &PodTemplateSpec,
+    hash: &str,
+    number: i64,
+) -> ControllerRevision
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels.insert(REVISION_LABEL.into(), hash.into());
+    let mut data = serde_json::to_value(template).unwrap_or_default();
+    data["$patch"] = json!("replace");
+    let annotations = owner.meta().annotations.clone().filter(|a| !a.is_empty());
+    ControllerRevision {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-{hash}", owner.name_any())),
+            labels: Some(labels),
+            annotations,
+            owner_references: Some(vec![controller_ref(owner)]),
+            ..ObjectMeta::default()
+        },
+        data: RawExtension(json!({"spec": {"template": data}})),
+        revision: Some(number),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+
+    #[test]
+    fn a_new_revision_carries_the_owners_annotations_and_template() {
+        let set: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "ns", "uid": "u1", "annotations": {
+                "kubernetes.io/change-cause": "kubectl set image ds/agent c=v2"}},
+            "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "c", "image": "v2"}]}}},
+        }))
+        .unwrap();
+        let revision = new_revision(&set, &set.spec.template, "abc", 3);
+        assert_eq!(revision.name_any(), "agent-abc");
+        assert_eq!(revision.revision, Some(3));
+        assert_eq!(
+            revision.annotations().get("kubernetes.io/change-cause"),
+            Some(&"kubectl set image ds/agent c=v2".to_string())
+        );
+        assert_eq!(revision.labels().get(REVISION_LABEL), Some(&"abc".into()));
+        assert_eq!(revision.labels().get("app"), Some(&"a".into()));
+        assert_eq!(template_of(&revision), Some(set.spec.template.clone()));
+        assert_eq!(controller_of(&revision.metadata).unwrap().uid, "u1");
+
+        let bare: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "uid": "u1"},
+            "spec": {"selector": {}, "template": {}},
+        }))
+        .unwrap();
+        let revision = new_revision(&bare, &PodTemplateSpec::default(), "abc", 1);
+        assert!(revision.metadata.annotations.is_none());
+    }
 }

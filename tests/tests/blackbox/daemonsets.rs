@@ -1,7 +1,8 @@
 //! DaemonSets with hollow nodes, the scheduler and real kubectl: one pod per eligible node
 //! (a tainted node only once the template tolerates it), a rolling update `kubectl rollout
 //! status` follows to the end, and a new node gets its daemon; with `maxSurge` every node keeps
-//! an available daemon through the update; OnDelete changes a daemon only when it is deleted.
+//! an available daemon through the update; OnDelete changes a daemon only when it is deleted;
+//! `kubectl rollout history` shows the change-cause each revision was made with.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -234,4 +235,34 @@ async fn max_surge_keeps_every_node_served_and_on_delete_waits() {
         || placement(&server, "surge") == ["surge-node-0=agent:3", "surge-node-1=agent:2"],
     )
     .await;
+}
+
+#[test]
+fn rollout_history_shows_each_revisions_change_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = k3rs_tests::K3rsServer::start(dir.path()).unwrap();
+    // Revisions need no nodes: the controller records the template whatever it places.
+    kube_support::assert_rollout_history_keeps_change_causes(
+        &server,
+        "ds-history",
+        "daemonset/agent",
+        |namespace| {
+            format!(
+                r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: {namespace}
+  annotations: {{kubernetes.io/change-cause: created with image v1}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      containers: [{{name: c, image: v1}}]
+"#
+            )
+        },
+    );
 }

@@ -1,7 +1,8 @@
 //! StatefulSets with hollow nodes and real kubectl: pods `<set>-<ordinal>` created one after the
 //! other (each once the previous is ready), claims from `volumeClaimTemplates` that outlive
 //! the pods, a rolling update that `kubectl rollout status` follows to the end, and scale-down
-//! from the highest ordinal; with `podManagementPolicy: Parallel` all pods start at once.
+//! from the highest ordinal; with `podManagementPolicy: Parallel` all pods start at once;
+//! `kubectl rollout history` shows the change-cause each revision was made with.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -255,4 +256,36 @@ async fn parallel_pods_start_together() {
         ],
     );
     assert!(out.contains("roll out complete: 3 new pods"), "{out}");
+}
+
+#[test]
+fn rollout_history_shows_each_revisions_change_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    // Revisions need no nodes: the controller records the template before making pods.
+    kube_support::assert_rollout_history_keeps_change_causes(
+        &server,
+        "sts-history",
+        "statefulset/db",
+        |namespace| {
+            format!(
+                r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: {namespace}
+  annotations: {{kubernetes.io/change-cause: created with image v1}}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: [{{name: c, image: v1}}]
+"#
+            )
+        },
+    );
 }

@@ -28,7 +28,13 @@ async fn cluster(dir: &tempfile::TempDir, namespace: &str) -> (K3rsServer, Clien
 
 /// A Deployment of `replicas` pods whose containers become ready a second after they start,
 /// placed by the scheduler.
-fn deployment(namespace: &str, replicas: u32, surge: u32, unavailable: u32, image: &str) -> String {
+pub(crate) fn deployment(
+    namespace: &str,
+    replicas: u32,
+    surge: u32,
+    unavailable: u32,
+    image: &str,
+) -> String {
     format!(
         r#"
 apiVersion: apps/v1

@@ -236,3 +236,95 @@ pub(crate) fn watch_available(
     });
     (lowest, task)
 }
+
+/// Creates the namespace `<prefix>-<release>` (one per kubectl release on one server) with
+/// `kubectl`, applies `manifest(namespace)` there, and returns the namespace.
+pub(crate) fn apply_in_own_namespace(
+    server: &K3rsServer,
+    kubectl: &k3rs_tests::Kubectl,
+    prefix: &str,
+    manifest: impl Fn(&str) -> String,
+) -> anyhow::Result<String> {
+    let namespace = format!("{prefix}-{}", kubectl.version.replace('.', ""));
+    kubectl.ok(server, &["create", "namespace", &namespace])?;
+    let (ok, out, err) = kubectl.run_with_input(
+        server,
+        &["apply", "-n", &namespace, "-f", "-"],
+        &manifest(&namespace),
+    )?;
+    anyhow::ensure!(ok, "kubectl {} apply failed: {out}{err}", kubectl.version);
+    Ok(namespace)
+}
+
+/// `(revision, change-cause)` rows of `kubectl rollout history` output (`<none>` for a revision
+/// without one).
+pub(crate) fn history_rows(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let (revision, cause) = line.trim().split_once(char::is_whitespace)?;
+            revision
+                .parse::<u32>()
+                .ok()
+                .map(|_| (revision.to_owned(), cause.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// With every kubectl release, in a namespace `<prefix>-<release>`: `manifest(namespace)` is
+/// applied with a `kubernetes.io/change-cause` in its metadata, then annotated with a second one
+/// and given a new image by `kubectl set image <resource> c=v2`, and `kubectl rollout history
+/// <resource>` must show both causes on their revisions (as upstream, where a new
+/// ControllerRevision carries its owner's annotations).
+pub(crate) fn assert_rollout_history_keeps_change_causes(
+    server: &K3rsServer,
+    prefix: &str,
+    resource: &str,
+    manifest: impl Fn(&str) -> String,
+) {
+    k3rs_tests::with_each_kubectl(server, |server, kubectl| {
+        let namespace = apply_in_own_namespace(server, kubectl, prefix, &manifest)?;
+        let history = || kubectl.ok(server, &["rollout", "history", resource, "-n", &namespace]);
+        let first = vec![("1".to_owned(), "created with image v1".to_owned())];
+        let seen = k3rs_tests::eventually(Duration::from_secs(30), || {
+            history().ok().filter(|out| history_rows(out) == first)
+        });
+        anyhow::ensure!(seen.is_some(), "first revision: {:?}", history());
+        kubectl.ok(
+            server,
+            &[
+                "annotate",
+                resource,
+                "-n",
+                &namespace,
+                "--overwrite",
+                "kubernetes.io/change-cause=image v2 rolled out",
+            ],
+        )?;
+        kubectl.ok(
+            server,
+            &["set", "image", resource, "c=v2", "-n", &namespace],
+        )?;
+        let both = vec![
+            ("1".to_owned(), "created with image v1".to_owned()),
+            ("2".to_owned(), "image v2 rolled out".to_owned()),
+        ];
+        let seen = k3rs_tests::eventually(Duration::from_secs(30), || {
+            history().ok().filter(|out| history_rows(out) == both)
+        });
+        anyhow::ensure!(seen.is_some(), "both revisions: {:?}", history());
+        let detail = kubectl.ok(
+            server,
+            &[
+                "rollout",
+                "history",
+                resource,
+                "-n",
+                &namespace,
+                "--revision=2",
+            ],
+        )?;
+        // The detail is the recorded template.
+        anyhow::ensure!(detail.contains("Image:\tv2"), "revision 2 detail: {detail}");
+        Ok(())
+    });
+}
