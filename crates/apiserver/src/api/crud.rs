@@ -451,6 +451,7 @@ async fn delete_one(
     options: &DeleteOptions,
     dry_run: bool,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    namespaces::check_deletable(&call.resource, name)?;
     for _ in 0..RETRIES {
         let (old_kv, old) = read(call, name).await?;
         if let Some(uid) = &options.uid {
