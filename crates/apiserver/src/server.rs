@@ -103,6 +103,17 @@ impl ApiServer {
             let state = Arc::clone(&state);
             async move { state.auth.policy.run(state.store.clone()).await }
         });
+        // Before the first request and before the bootstrap claims the `kubernetes` Service's
+        // address: with no claim in flight, the repair can tell a leaked record from a new one.
+        match crate::api::repair_allocations(state.store.as_ref(), &state.registry).await {
+            Ok(repaired) => tracing::info!(
+                ?repaired,
+                "checked the ClusterIP and NodePort records against the Services"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err.message, "repairing the ClusterIP and NodePort records failed")
+            }
+        }
         let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
         let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
 

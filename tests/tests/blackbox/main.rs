@@ -27,6 +27,7 @@ mod scheduler;
 mod server;
 mod server_side_apply;
 mod service_accounts;
+mod service_allocation;
 mod services;
 mod statefulsets;
 mod versions;

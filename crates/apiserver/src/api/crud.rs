@@ -538,6 +538,7 @@ async fn delete_one(
             .await
         {
             Ok(deleted) => {
+                released(call, &old).await;
                 objects::set_resource_version(&mut marked, deleted.revision);
                 return Ok(respond(call, StatusCode::OK, &marked));
             }

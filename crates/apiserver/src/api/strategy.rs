@@ -222,6 +222,7 @@ pub(crate) fn prepare_for_update(
     }
     if resource.group.is_empty() && resource.kind == "Service" {
         k3rs_api::defaults::service::carry_over_allocations(old, &mut merged);
+        k3rs_api::defaults::service::drop_type_dependent_fields(old, &mut merged);
     }
     k3rs_api::apply_defaults(resource, &mut merged);
     if k3rs_api::generation_changes(resource, old, &merged) {
@@ -396,4 +397,5 @@ mod tests {
         let burstable = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
         assert_eq!(qos_class(Some(&burstable)), "Burstable");
     }
+
 }
