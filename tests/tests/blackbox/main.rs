@@ -9,6 +9,7 @@
 mod auth_support;
 mod kube_support;
 
+mod api_semantics;
 mod auth;
 mod auth_kubectl;
 mod cli;

@@ -71,7 +71,40 @@ pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), Ap
         }
     }
     *object = typed;
+    merge_secret_string_data(&call.resource, object);
     Ok(())
+}
+
+/// Upstream's conversion of a v1 Secret to its internal form, which every write of one goes
+/// through (create, update, patch, apply): `stringData` is written into `data` (base64, a key in
+/// both takes the `stringData` value) and is never stored or returned.
+fn merge_secret_string_data(resource: &ResourceInfo, object: &mut Value) {
+    use base64::Engine as _;
+    if !(resource.group.is_empty() && resource.kind == "Secret") {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(key, Value::from(encoded));
+        }
+    }
 }
 
 /// Prepares a new object: system metadata, a reset status, defaults; then validates it.
@@ -396,6 +429,30 @@ mod tests {
         assert_eq!(qos_class(Some(&guaranteed)), "Guaranteed");
         let burstable = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
         assert_eq!(qos_class(Some(&burstable)), "Burstable");
+    }
+
+    #[test]
+    fn secret_string_data_is_merged_into_data() {
+        let secrets = builtin("", "Secret");
+        let mut secret = json!({
+            "data": {"k1": "djE=", "k2": ""},
+            "stringData": {"k2": "v2", "k3": "ü"},
+        });
+        merge_secret_string_data(&secrets, &mut secret);
+        assert_eq!(
+            secret,
+            json!({"data": {"k1": "djE=", "k2": "djI=", "k3": "w7w="}})
+        );
+        let mut only_strings = json!({"stringData": {"a": "b"}});
+        merge_secret_string_data(&secrets, &mut only_strings);
+        assert_eq!(only_strings, json!({"data": {"a": "Yg=="}}));
+        let mut empty = json!({"data": {"a": "Yg=="}, "stringData": {}});
+        merge_secret_string_data(&secrets, &mut empty);
+        assert_eq!(empty, json!({"data": {"a": "Yg=="}}));
+        // Another kind's `stringData` is its own business.
+        let mut config_map = json!({"stringData": {"a": "b"}});
+        merge_secret_string_data(&builtin("", "ConfigMap"), &mut config_map);
+        assert_eq!(config_map, json!({"stringData": {"a": "b"}}));
     }
 
 }

@@ -1,0 +1,110 @@
+//! Request semantics of kube-apiserver that kubectl users meet, with real kubectl (1.33 and
+//! 1.37): Secret `stringData` merged into `data` on every write path, `kubectl replace` of an
+//! exported object (`resourceVersion: "0"`), DefaultTolerationSeconds on updates, and decoding
+//! errors in upstream's words.
+
+use anyhow::{ensure, Context as _, Result};
+use k3rs_tests::{with_each_kubectl, K3rsServer, Kubectl};
+use serde_json::{json, Value};
+
+fn get(kubectl: &Kubectl, server: &K3rsServer, args: &[&str]) -> Result<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    serde_json::from_str(&kubectl.ok(server, &all)?).context("kubectl get -o json")
+}
+
+fn feed(
+    kubectl: &Kubectl,
+    server: &K3rsServer,
+    args: &[&str],
+    input: &str,
+) -> Result<(bool, String)> {
+    let (ok, out, err) = kubectl.run_with_input(server, args, input)?;
+    Ok((ok, format!("{out}{err}")))
+}
+
+#[test]
+fn secret_string_data_is_merged_into_data_on_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("s-{}", kubectl.version.replace('.', "-"));
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"k1": "djE=", "k2": ""},
+            "stringData": {"k2": "v2"},
+        });
+        let (ok, out) = feed(kubectl, server, &["create", "-f", "-"], &secret.to_string())?;
+        ensure!(ok, "{out}");
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"] == json!({"k1": "djE=", "k2": "djI="}),
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Update (replace): stringData overwrites the key it shares with data.
+        let mut replaced = stored.clone();
+        replaced["stringData"] = json!({"k1": "one", "k4": "four"});
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &replaced.to_string(),
+        )?;
+        ensure!(ok, "{out}");
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"] == json!({"k1": "b25l", "k2": "djI=", "k4": "Zm91cg=="}),
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Patch, strategic and merge.
+        for (kind, patch) in [
+            ("strategic", r#"{"stringData":{"k5":"five"}}"#),
+            ("merge", r#"{"stringData":{"k6":"six"}}"#),
+        ] {
+            kubectl.ok(
+                server,
+                &["patch", "secret", &name, "--type", kind, "-p", patch],
+            )?;
+        }
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"]["k5"] == "Zml2ZQ==" && stored["data"]["k6"] == "c2l4",
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Server-side apply, creating and updating.
+        let applied = format!("applied-{name}");
+        for value in ["first", "second"] {
+            let config = json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": applied, "namespace": "default"},
+                "stringData": {"k": value},
+            });
+            let (ok, out) = feed(
+                kubectl,
+                server,
+                &["apply", "--server-side", "-f", "-"],
+                &config.to_string(),
+            )?;
+            ensure!(ok, "{out}");
+            let stored = get(kubectl, server, &["secret", &applied])?;
+            let encoded = if value == "first" {
+                "Zmlyc3Q="
+            } else {
+                "c2Vjb25k"
+            };
+            ensure!(stored["data"] == json!({"k": encoded}), "{stored}");
+            ensure!(stored.get("stringData").is_none(), "{stored}");
+        }
+        Ok(())
+    });
+}
+
+
