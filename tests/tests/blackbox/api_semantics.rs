@@ -107,4 +107,78 @@ fn secret_string_data_is_merged_into_data_on_every_write() {
     });
 }
 
+#[test]
+fn replace_of_an_exported_object_with_resource_version_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("cm-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(
+            server,
+            &["create", "configmap", &name, "--from-literal=a=1"],
+        )?;
+        let mut exported = get(kubectl, server, &["configmap", &name])?;
+        exported["metadata"]["resourceVersion"] = json!("0");
+        exported["data"]["a"] = json!("2");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        ensure!(ok, "replace with resourceVersion 0: {out}");
+        let stored = get(kubectl, server, &["configmap", &name])?;
+        ensure!(stored["data"]["a"] == "2", "{stored}");
+        // Without one at all, the same.
+        exported["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        exported["data"]["a"] = json!("3");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        ensure!(ok, "replace without resourceVersion: {out}");
+        // A stale one is still a conflict.
+        let mut stale = stored.clone();
+        stale["data"]["a"] = json!("4");
+        let (ok, out) = feed(kubectl, server, &["replace", "-f", "-"], &stale.to_string())?;
+        ensure!(!ok && out.contains("the object has been modified"), "{out}");
+
+        // Leases must name the version they replace (their strategy disallows unconditional
+        // updates): upstream's 422, and the lease is unchanged.
+        let lease = format!("lease-{}", kubectl.version.replace('.', "-"));
+        let manifest = json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": lease, "namespace": "default"},
+            "spec": {"holderIdentity": "a"},
+        });
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["create", "-f", "-"],
+            &manifest.to_string(),
+        )?;
+        ensure!(ok, "{out}");
+        let mut exported = get(kubectl, server, &["lease", &lease])?;
+        exported["metadata"]["resourceVersion"] = json!("0");
+        exported["spec"]["holderIdentity"] = json!("b");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        // kubectl words a 422 from its details (`kind: leases`), as it does upstream's.
+        let wanted = format!("The leases \"{lease}\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update");
+        ensure!(!ok && out.contains(&wanted), "{out}\nwanted: {wanted}");
+        let stored = get(kubectl, server, &["lease", &lease])?;
+        ensure!(stored["spec"]["holderIdentity"] == "a", "{stored}");
+        Ok(())
+    });
+}
+
 

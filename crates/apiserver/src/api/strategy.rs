@@ -107,6 +107,79 @@ fn merge_secret_string_data(resource: &ResourceInfo, object: &mut Value) {
     }
 }
 
+/// Kinds whose upstream strategy says `AllowUnconditionalUpdate() == false`: an update must name
+/// the resourceVersion it replaces. Every other built-in kind takes an empty or `"0"` one as
+/// "whatever is stored" (what `kubectl replace` of an exported object relies on).
+const CONDITIONAL_UPDATE_ONLY: &[(&str, &str)] = &[
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("coordination.k8s.io", "Lease"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "CSIStorageCapacity"),
+    ("storage.k8s.io", "VolumeAttachment"),
+];
+
+/// Upstream's `AllowUnconditionalUpdate` of the kind's strategy (custom resources: false).
+pub(crate) fn allows_unconditional_update(resource: &ResourceInfo) -> bool {
+    resource.custom.is_none() && !CONDITIONAL_UPDATE_ONLY.contains(&(resource.group, resource.kind))
+}
+
+/// The resourceVersion a write is conditional on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precondition {
+    /// The client named none and needs none (a patch, a scale without one).
+    None,
+    /// The `metadata.resourceVersion` of the whole object a client sent (PUT, apply, a patch
+    /// that sets it): empty or `"0"` means "unconditional" where the kind allows that.
+    Object(Option<i64>),
+}
+
+impl Precondition {
+    /// The revision the stored object must have, following upstream's `Store.Update`.
+    pub(crate) fn revision(
+        self,
+        resource: &ResourceInfo,
+        name: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        match self {
+            Precondition::None => Ok(None),
+            Precondition::Object(Some(revision)) if revision != 0 => Ok(Some(revision)),
+            Precondition::Object(_) if allows_unconditional_update(resource) => Ok(None),
+            // Upstream names the resource (plural) where a kind would go here.
+            Precondition::Object(_) => Err(ApiError::invalid(
+                resource.plural,
+                resource.group,
+                name,
+                &[k3rs_api::FieldError::invalid(
+                    k3rs_api::FieldPath::new("metadata").child("resourceVersion"),
+                    &Value::from(0),
+                    "must be specified for an update",
+                )],
+            )),
+        }
+    }
+}
+
 /// Prepares a new object: system metadata, a reset status, defaults; then validates it.
 pub(crate) fn prepare_for_create(
     resource: &ResourceInfo,
@@ -455,4 +528,36 @@ mod tests {
         assert_eq!(config_map, json!({"stringData": {"a": "b"}}));
     }
 
+    #[test]
+    fn empty_or_zero_resource_versions_are_unconditional_where_upstream_allows_it() {
+        let config_maps = builtin("", "ConfigMap");
+        for given in [None, Some(0)] {
+            assert_eq!(
+                Precondition::Object(given)
+                    .revision(&config_maps, "c")
+                    .unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            Precondition::Object(Some(7))
+                .revision(&config_maps, "c")
+                .unwrap(),
+            Some(7)
+        );
+        let leases = builtin("coordination.k8s.io", "Lease");
+        let err = Precondition::Object(Some(0))
+            .revision(&leases, "l")
+            .unwrap_err();
+        assert_eq!(err.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.message,
+            "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+        );
+        assert_eq!(Precondition::None.revision(&leases, "l").unwrap(), None);
+        for (group, kind) in CONDITIONAL_UPDATE_ONLY {
+            let resource = builtin(group, kind);
+            assert!(!allows_unconditional_update(&resource), "{kind}");
+        }
+    }
 }
