@@ -182,3 +182,47 @@ fn replace_of_an_exported_object_with_resource_version_zero() {
 }
 
 
+#[test]
+fn wrong_types_in_a_body_are_reported_in_upstreams_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("bad-{}", kubectl.version.replace('.', "-"));
+        let cases = [
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": "invalid"}),
+                "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field Pod.spec of type v1.PodSpec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                    "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}}}}),
+                "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32",
+            ),
+            (
+                // (A wrong `metadata` never leaves kubectl: it decodes that part itself, in the
+                // same words.)
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": ["a"]}),
+                "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal array into Go struct field ConfigMap.data of type map[string]string",
+            ),
+        ];
+        for (body, wanted) in cases {
+            for validate in ["--validate=strict", "--validate=false"] {
+                let (ok, out) = feed(
+                    kubectl,
+                    server,
+                    &["create", validate, "-f", "-"],
+                    &body.to_string(),
+                )?;
+                ensure!(!ok, "created: {out}");
+                let line = format!(
+                    "Error from server (BadRequest): error when creating \"STDIN\": {wanted}"
+                );
+                ensure!(out.contains(&line), "{out}\nwanted: {line}");
+            }
+            let kind = body["kind"].as_str().unwrap_or_default().to_lowercase();
+            let (found, _, _) = kubectl.run(server, &["get", &kind, &name])?;
+            ensure!(!found, "a {kind} was created");
+        }
+        Ok(())
+    });
+}

@@ -47,12 +47,10 @@ impl FieldValidation {
 pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), ApiError> {
     let validation = FieldValidation::of(call)?;
     // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
-    let typed = call.resource.decode(object).map_err(|err| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as {}: {err}",
-            call.resource.kind
-        ))
-    })?;
+    let typed = call
+        .resource
+        .decode(object)
+        .map_err(|err| decode_error(&call.resource, object, &err))?;
     let unknown = k3rs_api::strict::unknown_fields(object, &typed);
     if !unknown.is_empty() {
         let listed: Vec<String> = unknown
@@ -178,6 +176,26 @@ impl Precondition {
             )),
         }
     }
+}
+
+/// Upstream's answer to a body that does not decode as the kind (`transformDecodeError`): 400
+/// with `<Kind> in version "<v>" cannot be handled as a <Kind>: <decoder's error>`, the error
+/// in Go's words (`json: cannot unmarshal string into Go struct field Pod.spec of type
+/// v1.PodSpec`) where the mismatch is one [`k3rs_api::go_json`] can name, serde's otherwise.
+fn decode_error(resource: &ResourceInfo, object: &Value, serde_error: &str) -> ApiError {
+    let cause = k3rs_api::go_json::type_error(resource, object).unwrap_or_else(|| {
+        tracing::debug!(
+            kind = resource.kind,
+            error = serde_error,
+            "a decoding error Go's words were not found for"
+        );
+        serde_error.to_owned()
+    });
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: {cause}",
+        kind = resource.kind,
+        version = resource.version,
+    ))
 }
 
 /// Prepares a new object: system metadata, a reset status, defaults; then validates it.
