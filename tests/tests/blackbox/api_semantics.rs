@@ -181,6 +181,58 @@ fn replace_of_an_exported_object_with_resource_version_zero() {
     });
 }
 
+#[test]
+fn default_tolerations_come_back_on_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    server.wait_for_default_service_account("default").unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("p-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(
+            server,
+            &["run", &name, "--image=busybox", "--restart=Never"],
+        )?;
+        let pod = get(kubectl, server, &["pod", &name])?;
+        let tolerations = pod["spec"]["tolerations"].clone();
+        ensure!(
+            tolerations
+                == json!([
+                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                ]),
+            "{tolerations}"
+        );
+        // Without a resourceVersion (unconditional): the scheduler writes the pod's status
+        // meanwhile, as it finds no node.
+        let mut sent = pod.clone();
+        sent["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        sent["spec"].as_object_mut().unwrap().remove("tolerations");
+        sent["metadata"]["labels"]["changed"] = json!("yes");
+        let (ok, out) = feed(kubectl, server, &["replace", "-f", "-"], &sent.to_string())?;
+        ensure!(ok, "replace without the default tolerations: {out}");
+        let stored = get(kubectl, server, &["pod", &name])?;
+        ensure!(stored["spec"]["tolerations"] == tolerations, "{stored}");
+        ensure!(stored["metadata"]["labels"]["changed"] == "yes", "{stored}");
+        // A patch that sets the list without them gets them back too.
+        kubectl.ok(
+            server,
+            &[
+                "patch",
+                "pod",
+                &name,
+                "--type=json",
+                "-p",
+                r#"[{"op":"remove","path":"/spec/tolerations"}]"#,
+            ],
+        )?;
+        let stored = get(kubectl, server, &["pod", &name])?;
+        ensure!(stored["spec"]["tolerations"] == tolerations, "{stored}");
+        Ok(())
+    });
+}
 
 #[test]
 fn wrong_types_in_a_body_are_reported_in_upstreams_words() {

@@ -334,6 +334,12 @@ pub(crate) fn prepare_for_update(
         _ => k3rs_api::UpdateEndpoint::Main,
     };
     let mut merged = new.clone();
+    // Upstream's DefaultTolerationSeconds handles updates of pods proper as it does creates
+    // (its handler is `Create, Update`): a PUT or patch that leaves the two tolerations out
+    // gets them back rather than failing validation or losing them.
+    if subresource.is_none() {
+        super::admission::default_toleration_seconds(resource, &mut merged);
+    }
     k3rs_api::prepare_update(resource, endpoint, old, &mut merged);
     let old_meta = old.get("metadata").and_then(Value::as_object);
     let meta = metadata_mut(&mut merged)
@@ -544,6 +550,29 @@ mod tests {
         let mut config_map = json!({"stringData": {"a": "b"}});
         merge_secret_string_data(&builtin("", "ConfigMap"), &mut config_map);
         assert_eq!(config_map, json!({"stringData": {"a": "b"}}));
+    }
+
+    #[test]
+    fn pod_updates_get_the_default_tolerations_back() {
+        let pods = builtin("", "Pod");
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        });
+        prepare_for_create(&pods, &mut pod).unwrap();
+        let tolerations = pod["spec"]["tolerations"].clone();
+        assert_eq!(tolerations.as_array().unwrap().len(), 2);
+        // A PUT of the pod as the client wrote it, without the tolerations admission added.
+        let mut sent = pod.clone();
+        sent["spec"].as_object_mut().unwrap().remove("tolerations");
+        sent["metadata"]["labels"] = json!({"a": "b"});
+        let updated = prepare_for_update(&pods, &pod, &sent, None).unwrap();
+        assert_eq!(updated["spec"]["tolerations"], tolerations);
+        assert_eq!(updated["metadata"]["labels"], json!({"a": "b"}));
+        // Subresources are not pods proper: the status endpoint leaves the spec alone anyway.
+        let status = prepare_for_update(&pods, &pod, &sent, Some("status")).unwrap();
+        assert_eq!(status["spec"]["tolerations"], tolerations);
     }
 
     #[test]
