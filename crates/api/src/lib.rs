@@ -21,6 +21,7 @@ pub mod custom;
 pub mod defaults;
 pub mod field_error;
 pub mod fields;
+pub mod go_json;
 pub mod openapi;
 pub mod patch_strategy;
 pub mod quantity;

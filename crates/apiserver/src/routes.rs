@@ -33,6 +33,9 @@ pub(crate) struct AppState {
     pub(crate) crds_synced: AtomicBool,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
     pub(crate) shutting_down: AtomicBool,
+    /// Turns `true` once shutdown starts: watches end and TLS handshakes in progress are
+    /// dropped, so that only requests in flight keep the server up.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             bootstrapped: AtomicBool::new(false),
             crds_synced: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }
     }
 }

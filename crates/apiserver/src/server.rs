@@ -103,6 +103,17 @@ impl ApiServer {
             let state = Arc::clone(&state);
             async move { state.auth.policy.run(state.store.clone()).await }
         });
+        // Before the first request and before the bootstrap claims the `kubernetes` Service's
+        // address: with no claim in flight, the repair can tell a leaked record from a new one.
+        match crate::api::repair_allocations(state.store.as_ref(), &state.registry).await {
+            Ok(repaired) => tracing::info!(
+                ?repaired,
+                "checked the ClusterIP and NodePort records against the Services"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err.message, "repairing the ClusterIP and NodePort records failed")
+            }
+        }
         let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
         let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
 
@@ -137,6 +148,9 @@ impl ApiServer {
         policy_cache.abort();
         crd_controller.abort();
         state.shutting_down.store(true, Ordering::SeqCst);
+        // Ends watches and handshakes in progress; idle keep-alive connections close as the
+        // graceful shutdown below reaches them, in-flight requests finish within the grace.
+        state.shutdown.send_replace(true);
         tracing::info!(
             open_connections = graceful.count(),
             "API server shutting down"
@@ -173,16 +187,25 @@ impl Connection {
     async fn run(self, tcp: TcpStream) {
         let remote_addr = self.remote_addr;
         let _ = tcp.set_nodelay(true);
-        let tls = match tokio::time::timeout(self.tls_handshake_timeout, self.acceptor.accept(tcp))
-            .await
-        {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => {
-                tracing::debug!(%remote_addr, error = %err, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%remote_addr, "TLS handshake timed out");
+        // A connection that has not finished its handshake holds the graceful-shutdown watcher
+        // too: at shutdown it is dropped at once rather than waited for until the handshake
+        // times out.
+        let mut shutdown = self.state.shutdown.subscribe();
+        let handshake = tokio::time::timeout(self.tls_handshake_timeout, self.acceptor.accept(tcp));
+        let tls = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => {
+                    tracing::debug!(%remote_addr, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote_addr, "TLS handshake timed out");
+                    return;
+                }
+            },
+            _ = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() } => {
+                tracing::debug!(%remote_addr, "dropped a connection in its TLS handshake at shutdown");
                 return;
             }
         };

@@ -9,6 +9,7 @@
 mod auth_support;
 mod kube_support;
 
+mod api_semantics;
 mod auth;
 mod auth_kubectl;
 mod cli;
@@ -30,6 +31,7 @@ mod serialization;
 mod server;
 mod server_side_apply;
 mod service_accounts;
+mod service_allocation;
 mod services;
 mod statefulsets;
 mod versions;

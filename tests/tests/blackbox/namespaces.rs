@@ -229,3 +229,57 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
         Ok(())
     });
 }
+
+/// Upstream's NamespaceLifecycle admission: `default`, `kube-system` and `kube-public` may not be
+/// deleted (403 with upstream's words, kubectl reports it and exits 1), while every other
+/// namespace — `kube-node-lease` included — goes.
+#[test]
+fn the_immortal_namespaces_survive_delete_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let ns = format!("mortal-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(server, &["create", "namespace", &ns])?;
+        let (ok, _, err) =
+            kubectl.run(server, &["delete", "namespace", "--all", "--wait=false"])?;
+        ensure!(!ok, "delete --all succeeded: {err}");
+        for name in ["default", "kube-system", "kube-public"] {
+            let line = format!(
+                "Error from server (Forbidden): namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            );
+            ensure!(err.contains(&line), "no {line:?} in {err}");
+            let namespace = json(kubectl, server, &["get", "namespace", name, "-o", "json"])?;
+            ensure!(
+                namespace["status"]["phase"] == "Active"
+                    && namespace["metadata"].get("deletionTimestamp").is_none(),
+                "{name} was touched: {namespace}"
+            );
+        }
+        ensure!(!err.contains("kube-node-lease"), "{err}");
+        // The others are deleted (or on their way).
+        for name in [ns.as_str(), "kube-node-lease"] {
+            let gone = eventually(Duration::from_secs(20), || {
+                let (found, out, _) = kubectl
+                    .run(server, &["get", "namespace", name, "-o", "json"])
+                    .ok()?;
+                let terminating = found
+                    && serde_json::from_str::<Value>(&out).ok()?["status"]["phase"]
+                        == "Terminating";
+                (!found || terminating).then_some(())
+            });
+            ensure!(gone.is_some(), "{name} was not deleted");
+        }
+        // One at a time, and in dry run, the same answer.
+        for args in [
+            &["delete", "namespace", "kube-system"][..],
+            &["delete", "namespace", "default", "--dry-run=server"][..],
+        ] {
+            let err = kubectl.fails(server, args)?;
+            ensure!(
+                err.contains("is forbidden: this namespace may not be deleted"),
+                "{err}"
+            );
+        }
+        Ok(())
+    });
+}

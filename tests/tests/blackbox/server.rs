@@ -169,3 +169,104 @@ fn an_unreadable_store_fails_with_its_path_and_changes_nothing() {
         "store directory untouched"
     );
 }
+
+/// A TLS client config trusting the cluster CA, as the admin user when `admin` is set.
+fn tls_config(
+    server: &K3rsServer,
+    admin: bool,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = fs::read(server.ca_cert())?;
+    for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots.add(cert?)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    let mut config = if admin {
+        let cert = fs::read(server.admin_cert())?;
+        let key = fs::read(server.admin_key())?;
+        let chain = rustls_pemfile::certs(&mut cert.as_slice()).collect::<Result<Vec<_>, _>>()?;
+        let key = rustls_pemfile::private_key(&mut key.as_slice())?
+            .ok_or_else(|| anyhow::anyhow!("no admin key"))?;
+        builder.with_client_auth_cert(chain, key)?
+    } else {
+        builder.with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// Sends one keep-alive HTTP/1.1 GET and reads the head of the response (and its body, when it
+/// has a length), leaving the connection open.
+fn keep_alive_get(server: &K3rsServer, admin: bool, path: &str) -> anyhow::Result<Tls> {
+    use std::io::{Read as _, Write as _};
+    let connection =
+        rustls::ClientConnection::new(tls_config(server, admin)?, "localhost".try_into()?)?;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port))?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head)?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    if let Some(length) = length {
+        let mut body = vec![0u8; length];
+        tls.read_exact(&mut body)?;
+    }
+    Ok(tls)
+}
+
+/// SIGTERM with clients still connected: a dozen idle keep-alive connections, two that never
+/// started their TLS handshake, a watch over HTTP/1.1 and kubectl's watch over HTTP/2. Idle
+/// connections close at once and watches end, so the server is gone within a second (it used
+/// to sit out its 10 s grace period).
+#[test]
+fn sigterm_with_idle_connections_and_watches_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = K3rsServer::start(dir.path()).unwrap();
+    let idle: Vec<Tls> = (0..12)
+        .map(|_| keep_alive_get(&server, false, "/version").unwrap())
+        .collect();
+    let silent: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    let watch = keep_alive_get(&server, true, "/api/v1/namespaces?watch=true").unwrap();
+    let kubectls = k3rs_tests::kubectls();
+    let mut kubectl_watch = kubectls[1]
+        .command(&server)
+        .args(["get", "namespaces", "--watch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let kubectl's watch reach the server.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let started = std::time::Instant::now();
+    let status = server.stop().unwrap();
+    let took = started.elapsed();
+    let _ = kubectl_watch.kill();
+    let _ = kubectl_watch.wait();
+    drop((idle, silent, watch));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "stopping took {took:?}\n{}",
+        server.log_text()
+    );
+}

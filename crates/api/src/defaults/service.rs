@@ -91,16 +91,7 @@ pub fn ports_needing_node_port(obj: &Value) -> Vec<usize> {
     let Some(spec) = obj.get("spec") else {
         return Vec::new();
     };
-    let wants = match str_at(spec, "type") {
-        "NodePort" => true,
-        "LoadBalancer" => {
-            spec.get("allocateLoadBalancerNodePorts")
-                .and_then(Value::as_bool)
-                != Some(false)
-        }
-        _ => false,
-    };
-    if !wants {
+    if !needs_node_ports(spec) {
         return Vec::new();
     }
     super::json::items(spec, "ports")
@@ -174,6 +165,103 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
     }
 }
 
+/// Whether a Service of this spec has NodePorts: a NodePort Service, or a LoadBalancer one
+/// unless `allocateLoadBalancerNodePorts` is false.
+fn needs_node_ports(spec: &Value) -> bool {
+    match str_at(spec, "type") {
+        "NodePort" => true,
+        "LoadBalancer" => {
+            spec.get("allocateLoadBalancerNodePorts")
+                .and_then(Value::as_bool)
+                != Some(false)
+        }
+        _ => false,
+    }
+}
+
+fn needs_health_check_port(spec: &Value) -> bool {
+    str_at(spec, "type") == "LoadBalancer" && str_at(spec, "externalTrafficPolicy") == "Local"
+}
+
+fn externally_accessible(spec: &Value) -> bool {
+    matches!(str_at(spec, "type"), "NodePort" | "LoadBalancer")
+        || !super::json::items(spec, "externalIPs").is_empty()
+}
+
+/// Upstream's `dropTypeDependentFields` (the Service strategy's `PrepareForUpdate`): when an
+/// update changes the type to one that no longer needs a ClusterIP, NodePorts or a health check
+/// port, the values the old type had are dropped — but only those the client left unchanged
+/// (changing one is still a validation error). Dropped allocations are released once the
+/// update is stored.
+pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    let (Some(old_spec), Some(new_spec)) = (old.get("spec"), existing_obj(new, "spec")) else {
+        return;
+    };
+    let Some(map) = new_spec.as_object_mut() else {
+        return;
+    };
+    let same = |map: &serde_json::Map<String, Value>, key: &str| {
+        old_spec.get(key).filter(|v| !v.is_null()) == map.get(key).filter(|v| !v.is_null())
+    };
+    let new_type = map
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if str_at(old_spec, "type") != "ExternalName" && new_type == "ExternalName" {
+        if same(map, "clusterIP") && same(map, "clusterIPs") {
+            map.remove("clusterIP");
+            map.remove("clusterIPs");
+        }
+        for key in ["ipFamilies", "ipFamilyPolicy"] {
+            if same(map, key) {
+                map.remove(key);
+            }
+        }
+    }
+    let new_view = Value::Object(map.clone());
+    if needs_node_ports(old_spec) && !needs_node_ports(&new_view) {
+        let node_ports = |ports: &[Value]| -> Vec<Value> {
+            ports
+                .iter()
+                .map(|p| p.get("nodePort").cloned().unwrap_or(Value::Null))
+                .collect()
+        };
+        let unchanged = node_ports(super::json::items(old_spec, "ports"))
+            == node_ports(super::json::items(&new_view, "ports"));
+        if unchanged {
+            for port in items_mut(new_spec, "ports") {
+                if let Some(port) = port.as_object_mut() {
+                    port.remove("nodePort");
+                }
+            }
+        }
+    }
+    let Some(map) = new_spec.as_object_mut() else {
+        return;
+    };
+    let new_view = Value::Object(map.clone());
+    if needs_health_check_port(old_spec)
+        && !needs_health_check_port(&new_view)
+        && same(map, "healthCheckNodePort")
+    {
+        map.remove("healthCheckNodePort");
+    }
+    if str_at(old_spec, "type") == "LoadBalancer" && new_type != "LoadBalancer" {
+        for key in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
+            if same(map, key) {
+                map.remove(key);
+            }
+        }
+    }
+    if externally_accessible(old_spec)
+        && !externally_accessible(&new_view)
+        && same(map, "externalTrafficPolicy")
+    {
+        map.remove("externalTrafficPolicy");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +295,39 @@ mod tests {
         assert!(external["spec"].get("clusterIP").is_none());
         assert!(needs_cluster_ip(&json!({"type": "ClusterIP"})));
         assert!(!needs_cluster_ip(&json!({"clusterIP": "None"})));
+    }
+
+    #[test]
+    fn a_type_change_drops_what_the_new_type_does_not_need() {
+        let node_port = json!({"spec": {"type": "NodePort", "clusterIP": "10.43.0.7",
+            "clusterIPs": ["10.43.0.7"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "externalTrafficPolicy": "Cluster",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        // NodePort → ClusterIP, as `kubectl patch -p '{"spec":{"type":"ClusterIP"}}'` sends it.
+        let mut cluster_ip = node_port.clone();
+        cluster_ip["spec"]["type"] = json!("ClusterIP");
+        drop_type_dependent_fields(&node_port, &mut cluster_ip);
+        assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(cluster_ip["spec"].get("externalTrafficPolicy").is_none());
+        assert_eq!(cluster_ip["spec"]["clusterIP"], "10.43.0.7", "still needed");
+        // A changed NodePort is the client's doing: kept, for validation to refuse.
+        let mut changed = node_port.clone();
+        changed["spec"]["type"] = json!("ClusterIP");
+        changed["spec"]["ports"][0]["nodePort"] = json!(30081);
+        drop_type_dependent_fields(&node_port, &mut changed);
+        assert_eq!(changed["spec"]["ports"][0]["nodePort"], 30081);
+        // → ExternalName: the ClusterIP goes too.
+        let mut external = node_port.clone();
+        external["spec"]["type"] = json!("ExternalName");
+        external["spec"]["externalName"] = json!("db.example.com");
+        drop_type_dependent_fields(&node_port, &mut external);
+        for key in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            assert!(external["spec"].get(key).is_none(), "{key}: {external}");
+        }
+        assert!(external["spec"]["ports"][0].get("nodePort").is_none());
+        // No type change: nothing dropped.
+        let mut same = node_port.clone();
+        drop_type_dependent_fields(&node_port, &mut same);
+        assert_eq!(same, node_port);
     }
 }

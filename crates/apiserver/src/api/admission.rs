@@ -16,7 +16,8 @@ const NODE_TAINTS: [&str; 2] = [
 /// How long a pod stays on such a node before it is evicted, unless it says otherwise.
 const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
-/// Upstream's `DefaultTolerationSeconds` plugin, on pod creation: a pod that does not tolerate
+/// Upstream's `DefaultTolerationSeconds` plugin, on pod creation and update (not on
+/// subresources): a pod that does not tolerate
 /// the `not-ready` or `unreachable` NoExecute taints gets a toleration of 300 s for each, so a
 /// node that goes away has its pods evicted after five minutes rather than at once.
 pub(crate) fn default_toleration_seconds(resource: &ResourceInfo, pod: &mut Value) {

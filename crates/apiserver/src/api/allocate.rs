@@ -3,16 +3,26 @@
 //! Each allocated address is an `IPAddress` object (networking.k8s.io/v1, named by the address,
 //! as upstream's allocator records them) and each NodePort a record under `/k3rs/nodeports/`.
 //! Creating the record is the claim: the store's create-if-absent makes it atomic, across
-//! concurrent requests and restarts alike.
+//! concurrent requests and restarts alike. A record is given back when its Service is deleted or
+//! an update drops the value; what a crash leaves behind (a claim whose Service was never
+//! written, a deleted Service whose records were not yet removed) is put right by [`repair`]
+//! at start, upstream's repair loops done once before any request is served.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k3rs_store::{Store, StoreError};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::objects::{meta_str, object_key};
+use super::objects::{collection_prefix, meta_str, object_key};
 use super::registry::Registry;
+
+/// The `managed-by` label of the IPAddress records this allocator writes; repair touches no
+/// other records.
+const MANAGED_BY: &str = "ipallocator.k3rs.io";
+/// Where NodePort records live.
+const PORT_PREFIX: &str = "/k3rs/nodeports/";
 
 /// The NodePort range, as upstream's default.
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
@@ -22,6 +32,17 @@ const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 pub(crate) struct ServiceCidr {
     base: u32,
     size: u32,
+}
+
+impl std::fmt::Display for ServiceCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            Ipv4Addr::from(self.base),
+            32 - self.size.trailing_zeros()
+        )
+    }
 }
 
 impl ServiceCidr {
@@ -76,7 +97,7 @@ fn ip_key(registry: &Registry, ip: &str) -> Result<String, ApiError> {
 }
 
 fn port_key(port: i64) -> String {
-    format!("/k3rs/nodeports/{port}")
+    format!("{PORT_PREFIX}{port}")
 }
 
 /// Claims `ip` for the Service `namespace/name`; `false` when it is taken.
@@ -96,7 +117,7 @@ async fn claim_ip(
             "creationTimestamp": super::objects::now_rfc3339(),
             "labels": {
                 "ipaddress.kubernetes.io/ip-family": "IPv4",
-                "ipaddress.kubernetes.io/managed-by": "ipallocator.k3rs.io",
+                "ipaddress.kubernetes.io/managed-by": MANAGED_BY,
             },
         },
         "spec": {"parentRef": {"group": "", "resource": "services", "namespace": namespace, "name": name}},
@@ -127,6 +148,31 @@ fn invalid(service: &Value, field: k3rs_api::FieldPath, value: Value, detail: St
         "",
         name,
         &[k3rs_api::FieldError::invalid(field, &value, detail)],
+    )
+}
+
+/// Upstream's refusal of a requested ClusterIP: the field is `spec.clusterIPs` and the value
+/// Go's `%#v` of the list (`[]string{"10.43.0.10"}`).
+fn ip_not_allocated(service: &Value, spec: &Value, detail: &str) -> ApiError {
+    let listed: Vec<String> = match spec.get("clusterIPs").and_then(Value::as_array) {
+        Some(ips) if !ips.is_empty() => ips.iter().map(Value::to_string).collect(),
+        _ => spec
+            .get("clusterIP")
+            .map(Value::to_string)
+            .into_iter()
+            .collect(),
+    };
+    let name = meta_str(service, "name").unwrap_or("");
+    ApiError::invalid(
+        "Service",
+        "",
+        name,
+        &[k3rs_api::FieldError {
+            kind: k3rs_api::FieldErrorKind::Invalid,
+            field: k3rs_api::FieldPath::new("spec").child("clusterIPs"),
+            value: Some(format!("[]string{{{}}}", listed.join(", "))),
+            detail: detail.to_owned(),
+        }],
     )
 }
 
@@ -191,19 +237,15 @@ async fn allocate_into(
         set_cluster_ip(service, &ip);
     } else if let Some(ip) = spec.get("clusterIP").and_then(Value::as_str) {
         if ip != "None" && !ip.is_empty() && Some(ip) != old_ip {
-            let field = k3rs_api::FieldPath::new("spec")
-                .child("clusterIPs")
-                .index(0);
             let parsed: Option<Ipv4Addr> = ip.parse().ok();
             if !parsed.is_some_and(|p| cidr.contains(p)) {
-                return Err(invalid(service, field, json!(ip), format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is the service CIDR")));
+                return Err(ip_not_allocated(service, &spec, &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {cidr}")));
             }
             if !claim_ip(store, registry, ip, &namespace, &name).await? {
-                return Err(invalid(
+                return Err(ip_not_allocated(
                     service,
-                    field,
-                    json!(ip),
-                    format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                    &spec,
+                    &format!("failed to allocate IP {ip}: provided IP is already allocated"),
                 ));
             }
             claimed.ips.push(ip.to_owned());
@@ -350,6 +392,155 @@ pub(crate) async fn release_service(
     release_claimed(store, registry, &claimed).await;
 }
 
+/// What [`repair`] changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Repaired {
+    /// Records of addresses no Service holds, removed.
+    pub(crate) released_ips: usize,
+    /// Records of ports no Service holds, removed.
+    pub(crate) released_ports: usize,
+    /// Records written for values a Service holds without one.
+    pub(crate) restored: usize,
+}
+
+/// Everything under `prefix`, read at one revision.
+async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<k3rs_store::KeyValue>, ApiError> {
+    let page = store
+        .list(prefix, k3rs_store::ListOptions::default())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(page.items)
+}
+
+/// Who holds which ClusterIP and NodePort, read from the stored Services.
+#[derive(Debug, Default)]
+struct Holders {
+    ips: BTreeMap<String, (String, String)>,
+    ports: BTreeMap<i64, String>,
+}
+
+fn holders(services: &[Value]) -> Holders {
+    let mut held = Holders::default();
+    for service in services {
+        let namespace = meta_str(service, "namespace").unwrap_or("").to_owned();
+        let name = meta_str(service, "name").unwrap_or("").to_owned();
+        let spec = service.get("spec");
+        let listed = spec
+            .and_then(|s| s.get("clusterIPs"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        let single = spec
+            .and_then(|s| s.get("clusterIP"))
+            .and_then(Value::as_str);
+        for ip in listed.chain(single) {
+            if ip.is_empty() || ip == "None" {
+                continue;
+            }
+            if let Some((ns, other)) = held.ips.get(ip) {
+                if (ns, other) != (&namespace, &name) {
+                    // Nothing can undo a double allocation; upstream's repair reports it too.
+                    tracing::error!(ip, first = %format!("{ns}/{other}"), second = %format!("{namespace}/{name}"), "two Services hold the same ClusterIP");
+                }
+                continue;
+            }
+            held.ips
+                .insert(ip.to_owned(), (namespace.clone(), name.clone()));
+        }
+        for port in node_ports(Some(service)).into_iter().filter(|p| *p != 0) {
+            let owner = format!("{namespace}/{name}");
+            if let Some(other) = held.ports.get(&port).filter(|o| **o != owner) {
+                tracing::error!(port, first = %other, second = %owner, "two Services hold the same NodePort");
+                continue;
+            }
+            held.ports.insert(port, owner);
+        }
+    }
+    held
+}
+
+/// Makes the allocation records match the stored Services: removes the records nothing holds
+/// and writes the missing ones. Runs before the server accepts connections, so no claim is in
+/// flight — upstream's periodic repair has to wait for a leak to persist across several runs
+/// because its requests are; this one can be exact.
+pub(crate) async fn repair(store: &dyn Store, registry: &Registry) -> Result<Repaired, ApiError> {
+    let services = registry
+        .find("", "v1", "services")
+        .ok_or_else(|| ApiError::internal("the services resource is not registered"))?;
+    let addresses = registry
+        .find("networking.k8s.io", "v1", "ipaddresses")
+        .ok_or_else(|| ApiError::internal("the ipaddresses resource is not registered"))?;
+    let stored: Vec<Value> = list_all(store, &collection_prefix(&services, None))
+        .await?
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
+    let held = holders(&stored);
+    let mut repaired = Repaired::default();
+
+    let mut recorded_ips = std::collections::BTreeSet::new();
+    for kv in list_all(store, &collection_prefix(&addresses, None)).await? {
+        let Ok(record) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        let ip = meta_str(&record, "name").unwrap_or("").to_owned();
+        let ours = record
+            .pointer("/metadata/labels/ipaddress.kubernetes.io~1managed-by")
+            .and_then(Value::as_str)
+            == Some(MANAGED_BY);
+        if !ours || held.ips.contains_key(&ip) {
+            recorded_ips.insert(ip);
+            continue;
+        }
+        // The precondition keeps a record that changed meanwhile.
+        match store.delete(&kv.key, Some(kv.mod_revision)).await {
+            Ok(_) => {
+                tracing::info!(ip, "released a ClusterIP no Service holds");
+                repaired.released_ips += 1;
+            }
+            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+            Err(err) => return Err(ApiError::internal(err)),
+        }
+    }
+    for (ip, (namespace, name)) in &held.ips {
+        if !recorded_ips.contains(ip) && claim_ip(store, registry, ip, namespace, name).await? {
+            tracing::info!(ip, service = %format!("{namespace}/{name}"), "recorded a ClusterIP its Service held without a record");
+            repaired.restored += 1;
+        }
+    }
+
+    let mut recorded_ports = std::collections::BTreeSet::new();
+    for kv in list_all(store, PORT_PREFIX).await? {
+        let Some(port) = kv
+            .key
+            .strip_prefix(PORT_PREFIX)
+            .and_then(|p| p.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if held.ports.contains_key(&port) {
+            recorded_ports.insert(port);
+            continue;
+        }
+        match store.delete(&kv.key, Some(kv.mod_revision)).await {
+            Ok(_) => {
+                tracing::info!(port, "released a NodePort no Service holds");
+                repaired.released_ports += 1;
+            }
+            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+            Err(err) => return Err(ApiError::internal(err)),
+        }
+    }
+    for (port, owner) in &held.ports {
+        if !recorded_ports.contains(port) && claim_port(store, *port, owner).await? {
+            tracing::info!(port, service = %owner, "recorded a NodePort its Service held without a record");
+            repaired.restored += 1;
+        }
+    }
+    Ok(repaired)
+}
+
 /// Creates the `default/kubernetes` Service on the first address of the range.
 pub(crate) async fn bootstrap_kubernetes_service(
     store: &dyn Store,
@@ -409,10 +600,73 @@ mod tests {
         assert!(!cidr.contains(Ipv4Addr::new(10, 43, 255, 255)));
         assert!(!cidr.contains(Ipv4Addr::new(10, 44, 0, 1)));
         assert!(ServiceCidr::parse("10.43.0.0").is_err());
+        assert_eq!(cidr.to_string(), "10.43.0.0/16");
         assert!(ServiceCidr::parse("fd00::/108").is_err());
         assert_eq!(
             ServiceCidr::parse("10.43.7.9/24").unwrap().first(),
             Ipv4Addr::new(10, 43, 7, 1)
         );
+    }
+
+    /// A crash between a claim and its Service write, and between a Service delete and its
+    /// release, leaves records nothing holds; a store restored without the records leaves
+    /// Services holding values nothing records. One repair fixes both; a second changes nothing.
+    #[tokio::test]
+    async fn repair_makes_the_records_match_the_services() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = k3rs_store::SledStore::open(k3rs_store::SledStoreConfig {
+            path: dir.path().join("db"),
+            ..Default::default()
+        })
+        .unwrap();
+        let store: &dyn Store = store.as_ref();
+        let registry = Registry::builtin();
+        let services = registry.find("", "v1", "services").unwrap();
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "a", "namespace": "default"},
+            "spec": {"type": "NodePort", "clusterIP": "10.43.0.10", "clusterIPs": ["10.43.0.10"],
+                "ports": [{"port": 80, "nodePort": 30010}]},
+        });
+        store
+            .create(
+                &object_key(&services, Some("default"), "a"),
+                serde_json::to_vec(&service).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(claim_ip(store, &registry, "10.43.0.11", "default", "gone")
+            .await
+            .unwrap());
+        assert!(claim_port(store, 30011, "default/gone").await.unwrap());
+
+        let repaired = repair(store, &registry).await.unwrap();
+        assert_eq!(
+            repaired,
+            Repaired {
+                released_ips: 1,
+                released_ports: 1,
+                restored: 2
+            }
+        );
+        // The leaked values can be claimed again; the held ones cannot.
+        assert!(claim_ip(store, &registry, "10.43.0.11", "default", "b")
+            .await
+            .unwrap());
+        assert!(claim_port(store, 30011, "default/b").await.unwrap());
+        assert!(!claim_ip(store, &registry, "10.43.0.10", "default", "c")
+            .await
+            .unwrap());
+        assert!(!claim_port(store, 30010, "default/c").await.unwrap());
+        release_claimed(
+            store,
+            &registry,
+            &Claimed {
+                ips: vec!["10.43.0.11".into()],
+                ports: vec![30011],
+            },
+        )
+        .await;
+        assert_eq!(repair(store, &registry).await.unwrap(), Repaired::default());
     }
 }

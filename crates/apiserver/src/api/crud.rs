@@ -12,7 +12,7 @@ use super::namespaces;
 use super::objects::{self, decode, encode, meta_str, object_key};
 use super::partial;
 use super::patching::Patch;
-use super::strategy;
+use super::strategy::{self, Precondition};
 use super::{table, Call, Format};
 use crate::response::{json, ResponseBody};
 
@@ -180,7 +180,7 @@ pub(crate) async fn update(
     let mut new = parse_body(call, body)?;
     strategy::check_identity(&call.resource, &mut new, call.namespace(), Some(name))?;
     strategy::decode_typed(call, &mut new)?;
-    let precondition = objects::resource_version(&new)?;
+    let precondition = Precondition::Object(objects::resource_version(&new)?);
     let stored = write(call, name, precondition, Ownership::Track, |_old| {
         Ok(new.clone())
     })
@@ -199,13 +199,19 @@ pub(crate) async fn patch(
     }
     let resource = call.resource.clone();
     let namespace = call.namespace().map(str::to_owned);
-    let stored = write(call, name, None, Ownership::Track, move |old| {
-        let mut patched = patch.apply(old)?;
-        strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
-        strategy::decode_typed(call, &mut patched)?;
-        check_patched_version(call, name, old, &patched)?;
-        Ok(patched)
-    })
+    let stored = write(
+        call,
+        name,
+        Precondition::None,
+        Ownership::Track,
+        move |old| {
+            let mut patched = patch.apply(old)?;
+            strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
+            strategy::decode_typed(call, &mut patched)?;
+            check_patched_version(call, name, old, &patched)?;
+            Ok(patched)
+        },
+    )
     .await?;
     Ok(respond(call, StatusCode::OK, &stored))
 }
@@ -218,7 +224,10 @@ async fn apply(
     mut config: Value,
 ) -> Result<Response<ResponseBody>, ApiError> {
     strategy::check_identity(&call.resource, &mut config, call.namespace(), Some(name))?;
-    let precondition = objects::resource_version(&config)?;
+    let precondition = match objects::resource_version(&config)? {
+        None => Precondition::None,
+        given => Precondition::Object(given),
+    };
     if let Err(err) = read(call, name).await {
         if err.code != StatusCode::NOT_FOUND || call.path.subresource.is_some() {
             return Err(err);
@@ -240,7 +249,8 @@ async fn apply(
     Ok(respond(call, StatusCode::OK, &stored))
 }
 
-/// A patch that sets `metadata.resourceVersion` makes it a precondition, as upstream.
+/// A patch that sets `metadata.resourceVersion` makes it a precondition, as upstream (`"0"`
+/// included: the patched object is then an update with that resourceVersion).
 pub(crate) fn check_patched_version(
     call: &Call<'_>,
     name: &str,
@@ -248,10 +258,13 @@ pub(crate) fn check_patched_version(
     patched: &Value,
 ) -> Result<(), ApiError> {
     let wanted = objects::resource_version(patched)?;
-    if wanted.is_some() && wanted != objects::resource_version(old)? {
-        return Err(ApiError::stale(call.subject(name)));
+    if wanted.is_none() || wanted == objects::resource_version(old)? {
+        return Ok(());
     }
-    Ok(())
+    match Precondition::Object(wanted).revision(&call.resource, name)? {
+        None => Ok(()),
+        Some(_) => Err(ApiError::stale(call.subject(name))),
+    }
 }
 
 /// Reads the object, computes its new form with `change`, and stores it if it changed,
@@ -259,7 +272,7 @@ pub(crate) fn check_patched_version(
 pub(crate) async fn write(
     call: &Call<'_>,
     name: &str,
-    precondition: Option<i64>,
+    precondition: Precondition,
     ownership: Ownership,
     change: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
@@ -267,6 +280,8 @@ pub(crate) async fn write(
     let subresource = call.path.subresource.as_deref();
     for _ in 0..RETRIES {
         let (old_kv, old) = read(call, name).await?;
+        // After the read, as upstream: a missing object is a 404 before anything else.
+        let precondition = precondition.revision(&call.resource, name)?;
         if let Some(wanted) = precondition {
             if wanted != old_kv.mod_revision {
                 return Err(ApiError::stale(call.subject(name)));
@@ -451,6 +466,7 @@ async fn delete_one(
     options: &DeleteOptions,
     dry_run: bool,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    namespaces::check_deletable(&call.resource, name)?;
     for _ in 0..RETRIES {
         let (old_kv, old) = read(call, name).await?;
         if let Some(uid) = &options.uid {
@@ -537,6 +553,7 @@ async fn delete_one(
             .await
         {
             Ok(deleted) => {
+                released(call, &old).await;
                 objects::set_resource_version(&mut marked, deleted.revision);
                 return Ok(respond(call, StatusCode::OK, &marked));
             }

@@ -36,7 +36,9 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use k3rs_api::{ResourceInfo, Verb};
 
-pub(crate) use allocate::{bootstrap_kubernetes_service, ServiceCidr};
+pub(crate) use allocate::{
+    bootstrap_kubernetes_service, repair as repair_allocations, ServiceCidr,
+};
 pub(crate) use error::ApiError;
 pub(crate) use namespaces::bootstrap;
 pub(crate) use openapi::OpenApi;

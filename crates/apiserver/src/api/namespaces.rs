@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k3rs_api::ResourceInfo;
 use k3rs_store::{Store, StoreError};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Subject};
@@ -20,6 +21,29 @@ fn namespaces(registry: &Registry) -> Result<Arc<ResourceInfo>, StoreError> {
     registry
         .find("", "v1", "namespaces")
         .ok_or_else(|| StoreError::Backend("the namespaces resource is not registered".into()))
+}
+
+/// The namespaces upstream's NamespaceLifecycle admission never lets be deleted
+/// (`kube-node-lease` is not among them: upstream lets it go and recreates it).
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Upstream's NamespaceLifecycle admission on delete: the immortal namespaces answer 403
+/// whether or not they exist, before anything is read or written.
+pub(crate) fn check_deletable(resource: &ResourceInfo, name: &str) -> Result<(), ApiError> {
+    if resource.group.is_empty()
+        && resource.kind == "Namespace"
+        && IMMORTAL_NAMESPACES.contains(&name)
+    {
+        return Err(ApiError::forbidden(
+            Subject {
+                group: "",
+                resource: "namespaces",
+                name,
+            },
+            "this namespace may not be deleted",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the system namespaces that are missing.
@@ -73,10 +97,22 @@ pub(crate) async fn check_accepts_creates(
         })?;
     let object = decode(&resource, &kv)?;
     if meta_str(&object, "deletionTimestamp").is_some() {
-        return Err(ApiError::forbidden(
+        let mut err = ApiError::forbidden(
             call.subject(name),
             &format!("unable to create new content in namespace {namespace} because it is being terminated"),
-        ));
+        );
+        // Upstream adds a cause clients test for (`NamespaceTerminatingCause`).
+        if let Some(details) = err.details.as_mut() {
+            details
+                .causes
+                .get_or_insert_with(Vec::new)
+                .push(StatusCause {
+                    reason: Some("NamespaceTerminating".into()),
+                    message: Some(format!("namespace {namespace} is being terminated")),
+                    field: Some("metadata.namespace".into()),
+                });
+        }
+        return Err(err);
     }
     Ok(())
 }
@@ -101,5 +137,35 @@ pub(crate) fn mark_terminating(resource: &ResourceInfo, object: &mut Value) {
                 status.insert("phase".into(), json!("Terminating"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin(kind: &str) -> ResourceInfo {
+        k3rs_api::builtin_resources()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.kind == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn only_the_immortal_namespaces_are_refused() {
+        let namespaces = builtin("Namespace");
+        for name in ["default", "kube-system", "kube-public"] {
+            let err = check_deletable(&namespaces, name).unwrap_err();
+            assert_eq!(err.code, http::StatusCode::FORBIDDEN);
+            assert_eq!(err.reason, "Forbidden");
+            assert_eq!(
+                err.message,
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")
+            );
+        }
+        assert!(check_deletable(&namespaces, "kube-node-lease").is_ok());
+        assert!(check_deletable(&namespaces, "web").is_ok());
+        // A ConfigMap named `default` is no namespace.
+        assert!(check_deletable(&builtin("ConfigMap"), "default").is_ok());
     }
 }

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::objects::{self, meta_str};
 use super::partial;
 use super::patching::Patch;
+use super::strategy::Precondition;
 use super::{Call, Format};
 use crate::response::{json as json_response, ResponseBody};
 
@@ -23,7 +24,12 @@ pub(crate) async fn scale(
         Method::GET | Method::HEAD => read(call, name).await?.1,
         Method::PUT => {
             let scale = parse_body(call, body)?;
-            let precondition = objects::resource_version(&scale)?;
+            // Upstream's scale endpoints keep the object's resourceVersion when the Scale names
+            // none, whatever the kind's own update rule.
+            let precondition = match objects::resource_version(&scale)? {
+                None => Precondition::None,
+                given => Precondition::Object(given),
+            };
             let replicas = replicas_of(&scale)?;
             write(call, name, precondition, Ownership::Track, |old| {
                 Ok(with_replicas(&paths, old, replicas))
@@ -32,7 +38,7 @@ pub(crate) async fn scale(
         }
         Method::PATCH => {
             let patch = Patch::parse(call, body)?;
-            write(call, name, None, Ownership::Track, |old| {
+            write(call, name, Precondition::None, Ownership::Track, |old| {
                 let current = to_scale(&paths, old);
                 let patched = patch.apply(&current)?;
                 crud::check_patched_version(call, name, &current, &patched)?;

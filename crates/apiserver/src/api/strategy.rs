@@ -47,12 +47,10 @@ impl FieldValidation {
 pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), ApiError> {
     let validation = FieldValidation::of(call)?;
     // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
-    let typed = call.resource.decode(object).map_err(|err| {
-        ApiError::bad_request(format!(
-            "the body of the request could not be decoded as {}: {err}",
-            call.resource.kind
-        ))
-    })?;
+    let typed = call
+        .resource
+        .decode(object)
+        .map_err(|err| decode_error(&call.resource, object, &err))?;
     let unknown = k3rs_api::strict::unknown_fields(object, &typed);
     if !unknown.is_empty() {
         let listed: Vec<String> = unknown
@@ -71,7 +69,133 @@ pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), Ap
         }
     }
     *object = typed;
+    merge_secret_string_data(&call.resource, object);
     Ok(())
+}
+
+/// Upstream's conversion of a v1 Secret to its internal form, which every write of one goes
+/// through (create, update, patch, apply): `stringData` is written into `data` (base64, a key in
+/// both takes the `stringData` value) and is never stored or returned.
+fn merge_secret_string_data(resource: &ResourceInfo, object: &mut Value) {
+    use base64::Engine as _;
+    if !(resource.group.is_empty() && resource.kind == "Secret") {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(key, Value::from(encoded));
+        }
+    }
+}
+
+/// Kinds whose upstream strategy says `AllowUnconditionalUpdate() == false`: an update must name
+/// the resourceVersion it replaces. Every other built-in kind takes an empty or `"0"` one as
+/// "whatever is stored" (what `kubectl replace` of an exported object relies on).
+const CONDITIONAL_UPDATE_ONLY: &[(&str, &str)] = &[
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("coordination.k8s.io", "Lease"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "CSIStorageCapacity"),
+    ("storage.k8s.io", "VolumeAttachment"),
+];
+
+/// Upstream's `AllowUnconditionalUpdate` of the kind's strategy (custom resources: false).
+pub(crate) fn allows_unconditional_update(resource: &ResourceInfo) -> bool {
+    resource.custom.is_none() && !CONDITIONAL_UPDATE_ONLY.contains(&(resource.group, resource.kind))
+}
+
+/// The resourceVersion a write is conditional on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precondition {
+    /// The client named none and needs none (a patch, a scale without one).
+    None,
+    /// The `metadata.resourceVersion` of the whole object a client sent (PUT, apply, a patch
+    /// that sets it): empty or `"0"` means "unconditional" where the kind allows that.
+    Object(Option<i64>),
+}
+
+impl Precondition {
+    /// The revision the stored object must have, following upstream's `Store.Update`.
+    pub(crate) fn revision(
+        self,
+        resource: &ResourceInfo,
+        name: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        match self {
+            Precondition::None => Ok(None),
+            Precondition::Object(Some(revision)) if revision != 0 => Ok(Some(revision)),
+            Precondition::Object(_) if allows_unconditional_update(resource) => Ok(None),
+            // Upstream names the resource (plural) where a kind would go here.
+            Precondition::Object(_) => Err(ApiError::invalid(
+                resource.plural,
+                resource.group,
+                name,
+                &[k3rs_api::FieldError::invalid(
+                    k3rs_api::FieldPath::new("metadata").child("resourceVersion"),
+                    &Value::from(0),
+                    "must be specified for an update",
+                )],
+            )),
+        }
+    }
+}
+
+/// Upstream's answer to a body that does not decode as the kind (`transformDecodeError`): 400
+/// with `<Kind> in version "<v>" cannot be handled as a <Kind>: <decoder's error>`, the error
+/// in Go's words (`json: cannot unmarshal string into Go struct field Pod.spec of type
+/// v1.PodSpec`) where the mismatch is one [`k3rs_api::go_json`] can name, serde's otherwise.
+fn decode_error(resource: &ResourceInfo, object: &Value, serde_error: &str) -> ApiError {
+    let cause = k3rs_api::go_json::type_error(resource, object).unwrap_or_else(|| {
+        tracing::debug!(
+            kind = resource.kind,
+            error = serde_error,
+            "a decoding error Go's words were not found for"
+        );
+        serde_error.to_owned()
+    });
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: {cause}",
+        kind = resource.kind,
+        version = resource.version,
+    ))
 }
 
 /// Prepares a new object: system metadata, a reset status, defaults; then validates it.
@@ -219,6 +343,12 @@ pub(crate) fn prepare_for_update(
         _ => k3rs_api::UpdateEndpoint::Main,
     };
     let mut merged = new.clone();
+    // Upstream's DefaultTolerationSeconds handles updates of pods proper as it does creates
+    // (its handler is `Create, Update`): a PUT or patch that leaves the two tolerations out
+    // gets them back rather than failing validation or losing them.
+    if subresource.is_none() {
+        super::admission::default_toleration_seconds(resource, &mut merged);
+    }
     k3rs_api::prepare_update(resource, endpoint, old, &mut merged);
     let old_meta = old.get("metadata").and_then(Value::as_object);
     let meta = metadata_mut(&mut merged)
@@ -231,6 +361,7 @@ pub(crate) fn prepare_for_update(
     }
     if resource.group.is_empty() && resource.kind == "Service" {
         k3rs_api::defaults::service::carry_over_allocations(old, &mut merged);
+        k3rs_api::defaults::service::drop_type_dependent_fields(old, &mut merged);
     }
     k3rs_api::apply_defaults(resource, &mut merged);
     normalize(resource, &mut merged);
@@ -410,5 +541,85 @@ mod tests {
         assert_eq!(qos_class(Some(&guaranteed)), "Guaranteed");
         let burstable = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
         assert_eq!(qos_class(Some(&burstable)), "Burstable");
+    }
+
+    #[test]
+    fn secret_string_data_is_merged_into_data() {
+        let secrets = builtin("", "Secret");
+        let mut secret = json!({
+            "data": {"k1": "djE=", "k2": ""},
+            "stringData": {"k2": "v2", "k3": "ü"},
+        });
+        merge_secret_string_data(&secrets, &mut secret);
+        assert_eq!(
+            secret,
+            json!({"data": {"k1": "djE=", "k2": "djI=", "k3": "w7w="}})
+        );
+        let mut only_strings = json!({"stringData": {"a": "b"}});
+        merge_secret_string_data(&secrets, &mut only_strings);
+        assert_eq!(only_strings, json!({"data": {"a": "Yg=="}}));
+        let mut empty = json!({"data": {"a": "Yg=="}, "stringData": {}});
+        merge_secret_string_data(&secrets, &mut empty);
+        assert_eq!(empty, json!({"data": {"a": "Yg=="}}));
+        // Another kind's `stringData` is its own business.
+        let mut config_map = json!({"stringData": {"a": "b"}});
+        merge_secret_string_data(&builtin("", "ConfigMap"), &mut config_map);
+        assert_eq!(config_map, json!({"stringData": {"a": "b"}}));
+    }
+
+    #[test]
+    fn pod_updates_get_the_default_tolerations_back() {
+        let pods = builtin("", "Pod");
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        });
+        prepare_for_create(&pods, &mut pod).unwrap();
+        let tolerations = pod["spec"]["tolerations"].clone();
+        assert_eq!(tolerations.as_array().unwrap().len(), 2);
+        // A PUT of the pod as the client wrote it, without the tolerations admission added.
+        let mut sent = pod.clone();
+        sent["spec"].as_object_mut().unwrap().remove("tolerations");
+        sent["metadata"]["labels"] = json!({"a": "b"});
+        let updated = prepare_for_update(&pods, &pod, &sent, None).unwrap();
+        assert_eq!(updated["spec"]["tolerations"], tolerations);
+        assert_eq!(updated["metadata"]["labels"], json!({"a": "b"}));
+        // Subresources are not pods proper: the status endpoint leaves the spec alone anyway.
+        let status = prepare_for_update(&pods, &pod, &sent, Some("status")).unwrap();
+        assert_eq!(status["spec"]["tolerations"], tolerations);
+    }
+
+    #[test]
+    fn empty_or_zero_resource_versions_are_unconditional_where_upstream_allows_it() {
+        let config_maps = builtin("", "ConfigMap");
+        for given in [None, Some(0)] {
+            assert_eq!(
+                Precondition::Object(given)
+                    .revision(&config_maps, "c")
+                    .unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            Precondition::Object(Some(7))
+                .revision(&config_maps, "c")
+                .unwrap(),
+            Some(7)
+        );
+        let leases = builtin("coordination.k8s.io", "Lease");
+        let err = Precondition::Object(Some(0))
+            .revision(&leases, "l")
+            .unwrap_err();
+        assert_eq!(err.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.message,
+            "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+        );
+        assert_eq!(Precondition::None.revision(&leases, "l").unwrap(), None);
+        for (group, kind) in CONDITIONAL_UPDATE_ONLY {
+            let resource = builtin(group, kind);
+            assert!(!allows_unconditional_update(&resource), "{kind}");
+        }
     }
 }

@@ -91,6 +91,9 @@ pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, Api
 
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let encoded: Vec<Bytes> = events.iter().map(line).collect();
+    // A watch is long-running: at shutdown it ends (as kube-apiserver ends its watches) so that
+    // its connection can close; the client lists and watches again elsewhere.
+    let mut shutdown = call.state.shutdown.subscribe();
     tokio::spawn(async move {
         for frame in encoded {
             if tx.send(frame).await.is_err() {
@@ -107,6 +110,8 @@ pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, Api
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
+                // `wait_for`'s guard is not `Send`: dropped inside, only the fact leaves.
+                _ = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() } => return,
                 _ = ticker.tick(), if watch_call.bookmarks => {
                     if tx.send(line(&watch_call.bookmark(latest, false))).await.is_err() {
                         return;

@@ -1,0 +1,280 @@
+//! Request semantics of kube-apiserver that kubectl users meet, with real kubectl (1.33 and
+//! 1.37): Secret `stringData` merged into `data` on every write path, `kubectl replace` of an
+//! exported object (`resourceVersion: "0"`), DefaultTolerationSeconds on updates, and decoding
+//! errors in upstream's words.
+
+use anyhow::{ensure, Context as _, Result};
+use k3rs_tests::{with_each_kubectl, K3rsServer, Kubectl};
+use serde_json::{json, Value};
+
+fn get(kubectl: &Kubectl, server: &K3rsServer, args: &[&str]) -> Result<Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    serde_json::from_str(&kubectl.ok(server, &all)?).context("kubectl get -o json")
+}
+
+fn feed(
+    kubectl: &Kubectl,
+    server: &K3rsServer,
+    args: &[&str],
+    input: &str,
+) -> Result<(bool, String)> {
+    let (ok, out, err) = kubectl.run_with_input(server, args, input)?;
+    Ok((ok, format!("{out}{err}")))
+}
+
+#[test]
+fn secret_string_data_is_merged_into_data_on_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("s-{}", kubectl.version.replace('.', "-"));
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"k1": "djE=", "k2": ""},
+            "stringData": {"k2": "v2"},
+        });
+        let (ok, out) = feed(kubectl, server, &["create", "-f", "-"], &secret.to_string())?;
+        ensure!(ok, "{out}");
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"] == json!({"k1": "djE=", "k2": "djI="}),
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Update (replace): stringData overwrites the key it shares with data.
+        let mut replaced = stored.clone();
+        replaced["stringData"] = json!({"k1": "one", "k4": "four"});
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &replaced.to_string(),
+        )?;
+        ensure!(ok, "{out}");
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"] == json!({"k1": "b25l", "k2": "djI=", "k4": "Zm91cg=="}),
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Patch, strategic and merge.
+        for (kind, patch) in [
+            ("strategic", r#"{"stringData":{"k5":"five"}}"#),
+            ("merge", r#"{"stringData":{"k6":"six"}}"#),
+        ] {
+            kubectl.ok(
+                server,
+                &["patch", "secret", &name, "--type", kind, "-p", patch],
+            )?;
+        }
+        let stored = get(kubectl, server, &["secret", &name])?;
+        ensure!(
+            stored["data"]["k5"] == "Zml2ZQ==" && stored["data"]["k6"] == "c2l4",
+            "{stored}"
+        );
+        ensure!(stored.get("stringData").is_none(), "{stored}");
+
+        // Server-side apply, creating and updating.
+        let applied = format!("applied-{name}");
+        for value in ["first", "second"] {
+            let config = json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": applied, "namespace": "default"},
+                "stringData": {"k": value},
+            });
+            let (ok, out) = feed(
+                kubectl,
+                server,
+                &["apply", "--server-side", "-f", "-"],
+                &config.to_string(),
+            )?;
+            ensure!(ok, "{out}");
+            let stored = get(kubectl, server, &["secret", &applied])?;
+            let encoded = if value == "first" {
+                "Zmlyc3Q="
+            } else {
+                "c2Vjb25k"
+            };
+            ensure!(stored["data"] == json!({"k": encoded}), "{stored}");
+            ensure!(stored.get("stringData").is_none(), "{stored}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn replace_of_an_exported_object_with_resource_version_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("cm-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(
+            server,
+            &["create", "configmap", &name, "--from-literal=a=1"],
+        )?;
+        let mut exported = get(kubectl, server, &["configmap", &name])?;
+        exported["metadata"]["resourceVersion"] = json!("0");
+        exported["data"]["a"] = json!("2");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        ensure!(ok, "replace with resourceVersion 0: {out}");
+        let stored = get(kubectl, server, &["configmap", &name])?;
+        ensure!(stored["data"]["a"] == "2", "{stored}");
+        // Without one at all, the same.
+        exported["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        exported["data"]["a"] = json!("3");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        ensure!(ok, "replace without resourceVersion: {out}");
+        // A stale one is still a conflict.
+        let mut stale = stored.clone();
+        stale["data"]["a"] = json!("4");
+        let (ok, out) = feed(kubectl, server, &["replace", "-f", "-"], &stale.to_string())?;
+        ensure!(!ok && out.contains("the object has been modified"), "{out}");
+
+        // Leases must name the version they replace (their strategy disallows unconditional
+        // updates): upstream's 422, and the lease is unchanged.
+        let lease = format!("lease-{}", kubectl.version.replace('.', "-"));
+        let manifest = json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": lease, "namespace": "default"},
+            "spec": {"holderIdentity": "a"},
+        });
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["create", "-f", "-"],
+            &manifest.to_string(),
+        )?;
+        ensure!(ok, "{out}");
+        let mut exported = get(kubectl, server, &["lease", &lease])?;
+        exported["metadata"]["resourceVersion"] = json!("0");
+        exported["spec"]["holderIdentity"] = json!("b");
+        let (ok, out) = feed(
+            kubectl,
+            server,
+            &["replace", "-f", "-"],
+            &exported.to_string(),
+        )?;
+        // kubectl words a 422 from its details (`kind: leases`), as it does upstream's.
+        let wanted = format!("The leases \"{lease}\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update");
+        ensure!(!ok && out.contains(&wanted), "{out}\nwanted: {wanted}");
+        let stored = get(kubectl, server, &["lease", &lease])?;
+        ensure!(stored["spec"]["holderIdentity"] == "a", "{stored}");
+        Ok(())
+    });
+}
+
+#[test]
+fn default_tolerations_come_back_on_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    server.wait_for_default_service_account("default").unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("p-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(
+            server,
+            &["run", &name, "--image=busybox", "--restart=Never"],
+        )?;
+        let pod = get(kubectl, server, &["pod", &name])?;
+        let tolerations = pod["spec"]["tolerations"].clone();
+        ensure!(
+            tolerations
+                == json!([
+                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                ]),
+            "{tolerations}"
+        );
+        // Without a resourceVersion (unconditional): the scheduler writes the pod's status
+        // meanwhile, as it finds no node.
+        let mut sent = pod.clone();
+        sent["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        sent["spec"].as_object_mut().unwrap().remove("tolerations");
+        sent["metadata"]["labels"]["changed"] = json!("yes");
+        let (ok, out) = feed(kubectl, server, &["replace", "-f", "-"], &sent.to_string())?;
+        ensure!(ok, "replace without the default tolerations: {out}");
+        let stored = get(kubectl, server, &["pod", &name])?;
+        ensure!(stored["spec"]["tolerations"] == tolerations, "{stored}");
+        ensure!(stored["metadata"]["labels"]["changed"] == "yes", "{stored}");
+        // A patch that sets the list without them gets them back too.
+        kubectl.ok(
+            server,
+            &[
+                "patch",
+                "pod",
+                &name,
+                "--type=json",
+                "-p",
+                r#"[{"op":"remove","path":"/spec/tolerations"}]"#,
+            ],
+        )?;
+        let stored = get(kubectl, server, &["pod", &name])?;
+        ensure!(stored["spec"]["tolerations"] == tolerations, "{stored}");
+        Ok(())
+    });
+}
+
+#[test]
+fn wrong_types_in_a_body_are_reported_in_upstreams_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let name = format!("bad-{}", kubectl.version.replace('.', "-"));
+        let cases = [
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": "invalid"}),
+                "Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field Pod.spec of type v1.PodSpec",
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                    "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}}}}),
+                "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32",
+            ),
+            (
+                // (A wrong `metadata` never leaves kubectl: it decodes that part itself, in the
+                // same words.)
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": ["a"]}),
+                "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal array into Go struct field ConfigMap.data of type map[string]string",
+            ),
+        ];
+        for (body, wanted) in cases {
+            for validate in ["--validate=strict", "--validate=false"] {
+                let (ok, out) = feed(
+                    kubectl,
+                    server,
+                    &["create", validate, "-f", "-"],
+                    &body.to_string(),
+                )?;
+                ensure!(!ok, "created: {out}");
+                let line = format!(
+                    "Error from server (BadRequest): error when creating \"STDIN\": {wanted}"
+                );
+                ensure!(out.contains(&line), "{out}\nwanted: {line}");
+            }
+            let kind = body["kind"].as_str().unwrap_or_default().to_lowercase();
+            let (found, _, _) = kubectl.run(server, &["get", &kind, &name])?;
+            ensure!(!found, "a {kind} was created");
+        }
+        Ok(())
+    });
+}
