@@ -22,6 +22,7 @@ mod kubectl_api;
 mod metadata;
 mod namespaces;
 mod nodes;
+mod openapi_protobuf;
 mod python_client;
 mod scheduler;
 mod server;
