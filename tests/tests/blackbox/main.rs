@@ -24,6 +24,7 @@ mod kubectl_api;
 mod metadata;
 mod namespaces;
 mod nodes;
+mod openapi_protobuf;
 mod python_client;
 mod replication;
 mod scheduler;

@@ -11,16 +11,19 @@
 //! operation carries `x-kubernetes-action` and `x-kubernetes-group-version-kind` (kubectl
 //! `explain` finds a resource's kind from its paths).
 //!
-//! Only JSON is produced. kubectl asks for `/openapi/v2` as protobuf
-//! (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`) and, refused with 406, falls
-//! back to `/swagger-2.0.0.pb-v1` and then does without; since 1.27 it reads v3 (JSON) for
-//! `explain`, client-side `apply` patches and the field-validation check, which is why the
-//! v3 documents carry everything kubectl needs.
+//! The documents are JSON values; [`openapi_v2_protobuf`] encodes the v2 one as gnostic's
+//! `openapi.v2.Document`, the form kubectl asks for
+//! (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`): its client-side validation
+//! reads it for every kind whose group-version `/openapi/v3` does not list (a `kind: List`, a
+//! custom resource whose CRD comes in the same file). Since 1.27 kubectl reads v3 (JSON) for
+//! `explain`, client-side `apply` patches and the field-validation check, which is why the v3
+//! documents carry everything kubectl needs.
 //!
 //! Nothing here does I/O: the API server builds the documents when the served set changes (a
 //! CRD is added or removed), caches the bytes and answers ETag requests.
 
 mod crd;
+mod gnostic;
 mod paths;
 mod schema;
 #[cfg(test)]
@@ -34,6 +37,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
 pub use crd::CustomResourceSchema;
+pub use gnostic::{openapi_v2_protobuf, EncodedDocument};
 
 use crate::resources::{ResourceInfo, Verb, ALL_VERBS};
 use schema::{fix_special_types, Format};
@@ -426,10 +430,15 @@ pub fn openapi_v3_index(resources: &[ResourceInfo], extra: &[CustomResourceSchem
 /// The content hash of a document, as upstream computes it: SHA-512 of its JSON encoding
 /// (`serde_json::to_vec`, the bytes the API server serves), in uppercase hex. Also a good ETag.
 pub fn document_hash(document: &Value) -> String {
+    content_hash(&serde_json::to_vec(document).unwrap_or_default())
+}
+
+/// SHA-512 of `bytes` in uppercase hex: kube-openapi's ETag of a served document (the same for
+/// its JSON and protobuf forms, which `Vary: Accept` tells apart).
+pub fn content_hash(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
 
-    let bytes = serde_json::to_vec(document).unwrap_or_default();
-    let digest = Sha512::digest(&bytes);
+    let digest = Sha512::digest(bytes);
     let mut hex = String::with_capacity(digest.len() * 2);
     for byte in digest {
         let _ = write!(hex, "{byte:02X}");

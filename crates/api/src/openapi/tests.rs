@@ -428,7 +428,7 @@ fn v3_index_lists_every_group_version_with_a_stable_hash() {
     assert!(openapi_v3_group_version(&resources, "nope.example.com", "v1", &[]).is_none());
 }
 
-fn crontab_crd(
+pub(super) fn crontab_crd(
 ) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1",

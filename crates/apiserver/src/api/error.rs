@@ -252,6 +252,16 @@ impl ApiError {
         )
     }
 
+    /// 406 NotAcceptable where upstream answers with no body (the OpenAPI documents), in the
+    /// words client-go then uses.
+    pub(crate) fn not_acceptable_generic() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            "the server was unable to respond with a content type that the client supports",
+        )
+    }
+
     /// 406 NotAcceptable for one `PartialObjectMetadata` of a list (of `list_kind`), in
     /// upstream's words.
     pub(crate) fn partial_of_list(list_kind: &str) -> ApiError {

@@ -173,9 +173,7 @@ where
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(ApiError::method_not_allowed(&parts.method));
         }
-        return state
-            .openapi
-            .serve(&state.registry, parts.uri.path(), accept);
+        return state.openapi.serve(&state.registry, parts);
     }
     let target = target::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let registry = &state.registry;

@@ -1,25 +1,68 @@
-//! `/openapi/v2` and `/openapi/v3[/<group-version>]`: the documents of `k3rs-api`, built once
-//! per set of served resources and served as bytes with their hash as ETag.
+//! `/openapi/v2` (JSON or gnostic protobuf) and `/openapi/v3[/<group-version>]` (JSON): the
+//! documents of `k3rs-api`, built once per set of served resources and served as bytes with
+//! their hash as ETag, negotiated as kube-openapi's handlers negotiate them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use k3rs_api::openapi::{document_hash, openapi_v2, openapi_v3_documents, openapi_v3_index_of};
+use k3rs_api::openapi::{
+    content_hash, document_hash, openapi_v2, openapi_v2_protobuf, openapi_v3_documents,
+    openapi_v3_index_of,
+};
 
 use super::error::ApiError;
 use super::registry::Registry;
 use crate::response::ResponseBody;
 
+/// The v2 protobuf media type kubectl and client-go ask for (`openAPIV2mimePb`; kube-openapi
+/// still accepts it) and the one kube-openapi answers with.
+const V2_PROTOBUF_DEPRECATED: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const V2_PROTOBUF: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 /// The documents, serialized.
 #[derive(Debug)]
 struct Documents {
     v2: Bytes,
+    /// The ETag of both forms of v2: the hash of the JSON, as kube-openapi (`Vary: Accept`
+    /// tells caches the forms apart).
+    v2_hash: String,
+    /// v2 as gnostic's `openapi.v2.Document`, encoded from `v2` when first asked for (most
+    /// clients never do) and dropped with the rest when the served CRDs change, so both forms
+    /// always describe the same set.
+    v2_protobuf: OnceLock<Bytes>,
     v3_index: Bytes,
+    v3_index_hash: String,
     /// Group-version path (`api/v1`, `apis/apps/v1`) → (bytes, hash).
     v3: BTreeMap<String, (Bytes, String)>,
+}
+
+impl Documents {
+    fn v2_protobuf(&self) -> Bytes {
+        self.v2_protobuf
+            .get_or_init(|| {
+                // The JSON tree lives only while it is encoded; the bytes are what is kept.
+                let document = match serde_json::from_slice(&self.v2) {
+                    Ok(document) => document,
+                    Err(err) => {
+                        tracing::error!(error = %err, "openapi v2: the served JSON does not parse");
+                        serde_json::Value::Null
+                    }
+                };
+                let encoded = openapi_v2_protobuf(&document);
+                if !encoded.dropped.is_empty() {
+                    tracing::warn!(
+                        count = encoded.dropped.len(),
+                        first = %encoded.dropped[0],
+                        "openapi v2: values with no place in the protobuf form were left out"
+                    );
+                }
+                Bytes::from(encoded.bytes)
+            })
+            .clone()
+    }
 }
 
 /// The documents, built on first use and rebuilt when the served CRDs change (the registry's
@@ -27,6 +70,13 @@ struct Documents {
 #[derive(Debug, Default)]
 pub(crate) struct OpenApi {
     built: RwLock<Option<(u64, Arc<Documents>)>>,
+}
+
+/// One form of a document a client can be answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Json,
+    Protobuf,
 }
 
 impl OpenApi {
@@ -48,9 +98,14 @@ impl OpenApi {
         let v3_docs = openapi_v3_documents(&resources, crds);
         let to_bytes =
             |value: &serde_json::Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        let v2 = to_bytes(&openapi_v2(&resources, crds));
+        let v3_index = to_bytes(&openapi_v3_index_of(&v3_docs));
         let built = Arc::new(Documents {
-            v2: to_bytes(&openapi_v2(&resources, crds)),
-            v3_index: to_bytes(&openapi_v3_index_of(&v3_docs)),
+            v2_hash: content_hash(&v2),
+            v2,
+            v2_protobuf: OnceLock::new(),
+            v3_index_hash: content_hash(&v3_index),
+            v3_index,
             v3: v3_docs
                 .iter()
                 .map(|(path, doc)| (path.clone(), (to_bytes(doc), document_hash(doc))))
@@ -61,53 +116,225 @@ impl OpenApi {
         built
     }
 
-    /// Answers a GET of `path` (which starts with `/openapi/`).
+    /// Answers a GET of `/openapi/…`.
     pub(crate) fn serve(
         &self,
         registry: &Registry,
-        path: &str,
-        accept: &str,
+        parts: &http::request::Parts,
     ) -> Result<Response<ResponseBody>, ApiError> {
+        let path = parts.uri.path();
+        let headers = &parts.headers;
+        let accept = super::header(headers, http::header::ACCEPT);
         let rest = path.trim_start_matches("/openapi/").trim_end_matches('/');
         if rest == "v2" {
-            // kubectl asks for the protobuf form only as a fallback; JSON is all we speak.
-            let wants_json = accept.is_empty()
-                || accept.split(',').any(|m| {
-                    let m = m.trim();
-                    m.starts_with("application/json") || m.starts_with("*/*")
-                });
-            if !wants_json {
-                return Err(ApiError::not_acceptable(accept));
-            }
-            return Ok(bytes_response(self.documents(registry).v2.clone(), None));
+            let form = negotiate(accept, &[V2_PROTOBUF_DEPRECATED, V2_PROTOBUF])
+                .ok_or_else(ApiError::not_acceptable_generic)?;
+            let docs = self.documents(registry);
+            let (bytes, content_type) = match form {
+                Form::Json => (docs.v2.clone(), "application/json"),
+                Form::Protobuf => (
+                    docs.v2_protobuf(),
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            };
+            let mut response = document_response(bytes, content_type, &docs.v2_hash, headers);
+            vary_accept(&mut response);
+            return Ok(response);
         }
         if rest == "v3" {
-            return Ok(bytes_response(
-                self.documents(registry).v3_index.clone(),
-                None,
+            // The index is JSON whatever the client accepts, as upstream's.
+            let docs = self.documents(registry);
+            return Ok(document_response(
+                docs.v3_index.clone(),
+                "application/json",
+                &docs.v3_index_hash,
+                headers,
             ));
         }
-        let docs = self.documents(registry);
         let group_version = rest.strip_prefix("v3/").ok_or_else(ApiError::no_route)?;
+        let docs = self.documents(registry);
         let (bytes, hash) = docs.v3.get(group_version).ok_or_else(ApiError::no_route)?;
-        Ok(bytes_response(bytes.clone(), Some(hash)))
+        // Only JSON: the v3 protobuf form (gnostic's `openapi.v3.Document`) is asked for by no
+        // client k3rs serves (kubectl, client-go's `openapi3`, the Python client read JSON), so
+        // an Accept that allows nothing else is a 406 rather than JSON under another name.
+        negotiate(accept, &[]).ok_or_else(ApiError::not_acceptable_generic)?;
+        let requested = query_value(parts.uri.query(), "hash");
+        if let Some(requested) = requested.as_deref().filter(|h| !h.is_empty()) {
+            if requested != hash {
+                // A stale link from an older index: upstream sends the client to the current one.
+                return Ok(redirect(&format!(
+                    "/openapi/v3/{group_version}?hash={hash}"
+                )));
+            }
+        }
+        let mut response = document_response(bytes.clone(), "application/json", hash, headers);
+        vary_accept(&mut response);
+        if requested.is_some_and(|h| !h.is_empty()) {
+            // Content addressed by its hash never changes.
+            response.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("public, immutable"),
+            );
+        }
+        Ok(response)
     }
 }
 
-fn bytes_response(bytes: Bytes, etag: Option<&str>) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(bytes).map_err(|never| match never {}).boxed());
-    *response.status_mut() = StatusCode::OK;
+/// The form the first acceptable `Accept` entry asks for, as kube-openapi picks it (goautoneg:
+/// entries by descending `q`, exact types before wildcards): `json` or any wildcard is JSON, a
+/// subtype in `protobuf` the protobuf form. An empty `Accept` is `*/*`.
+fn negotiate(accept: &str, protobuf: &[&str]) -> Option<Form> {
+    let accept = if accept.trim().is_empty() {
+        "*/*"
+    } else {
+        accept
+    };
+    let mut clauses: Vec<(f32, u8, &str, &str)> = accept
+        .split(',')
+        .filter_map(|clause| {
+            let mut parts = clause.split(';');
+            let (kind, subtype) = parts.next()?.trim().split_once('/')?;
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim() == "q")
+                .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let wildcards = u8::from(kind == "*") + u8::from(subtype == "*");
+            Some((q, wildcards, kind.trim(), subtype.trim()))
+        })
+        .filter(|(q, ..)| *q > 0.0)
+        .collect();
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    clauses.into_iter().find_map(|(_, _, kind, subtype)| {
+        if kind != "application" && kind != "*" {
+            return None;
+        }
+        if subtype == "json" || subtype == "*" {
+            Some(Form::Json)
+        } else if protobuf.contains(&subtype) {
+            Some(Form::Protobuf)
+        } else {
+            None
+        }
+    })
+}
+
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A document with its ETag; `304 Not Modified` without a body when the client already holds
+/// it (`If-None-Match`), as Go's `http.ServeContent` answers.
+fn document_response(
+    bytes: Bytes,
+    content_type: &'static str,
+    hash: &str,
+    request: &HeaderMap,
+) -> Response<ResponseBody> {
+    let etag = format!("\"{hash}\"");
+    let unchanged = request
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*");
+    let (status, body) = if unchanged {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, bytes)
+    };
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(content_type),
     );
-    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
         headers.insert(http::header::ETAG, etag);
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("public, immutable"),
-        );
     }
     response
+}
+
+fn vary_accept(response: &mut Response<ResponseBody>) {
+    response
+        .headers_mut()
+        .insert(http::header::VARY, HeaderValue::from_static("Accept"));
+}
+
+fn redirect(location: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_like_kube_openapi() {
+        let v2 = [V2_PROTOBUF_DEPRECATED, V2_PROTOBUF];
+        let kubectl = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        assert_eq!(negotiate(kubectl, &v2), Some(Form::Protobuf));
+        assert_eq!(
+            negotiate(
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                &v2
+            ),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(negotiate("", &v2), Some(Form::Json));
+        assert_eq!(negotiate("application/json", &v2), Some(Form::Json));
+        assert_eq!(negotiate("*/*", &v2), Some(Form::Json));
+        assert_eq!(negotiate("application/*", &v2), Some(Form::Json));
+        assert_eq!(
+            negotiate(&format!("{kubectl}, application/json"), &v2),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(
+            negotiate(&format!("application/json;q=0.5, {kubectl}"), &v2),
+            Some(Form::Protobuf),
+            "by q"
+        );
+        assert_eq!(
+            negotiate(&format!("*/*, {kubectl}"), &v2),
+            Some(Form::Protobuf),
+            "exact before wildcard"
+        );
+        assert_eq!(negotiate("application/yaml", &v2), None);
+        assert_eq!(negotiate("text/html", &v2), None);
+        assert_eq!(negotiate("application/json;q=0", &v2), None);
+        // v3 group-versions: JSON only.
+        let v3_protobuf = "application/com.github.proto-openapi.spec.v3@v1.0+protobuf";
+        assert_eq!(negotiate(v3_protobuf, &[]), None);
+        assert_eq!(
+            negotiate(&format!("{v3_protobuf}, application/json"), &[]),
+            Some(Form::Json)
+        );
+    }
+
+    #[test]
+    fn reads_the_hash_parameter() {
+        assert_eq!(
+            query_value(Some("hash=AB12&x=1"), "hash").as_deref(),
+            Some("AB12")
+        );
+        assert_eq!(query_value(Some("x=1"), "hash"), None);
+        assert_eq!(query_value(None, "hash"), None);
+    }
 }
