@@ -962,7 +962,7 @@ fn aggregate(mut messages: Vec<String>) -> String {
 }
 
 /// A string quoted as Go's `%q` does it (what upstream prints in field errors).
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -3,6 +3,8 @@
 //!
 //! - [`apply_json_patch`]: RFC 6902 JSON patch (`application/json-patch+json`).
 //! - [`apply_merge_patch`]: RFC 7386 JSON merge patch (`application/merge-patch+json`).
+//! - [`go_text`]: the text upstream's patch library writes for a JSON- or merge-patched object,
+//!   which kube-apiserver quotes when the result does not decode.
 //! - [`apply_strategic_merge_patch`]: strategic merge patch
 //!   (`application/strategic-merge-patch+json`) for the built-in kinds, with upstream's semantics
 //!   (`k8s.io/apimachinery/pkg/util/strategicpatch`): lists merged by their merge key, `null`
@@ -26,6 +28,7 @@
 
 pub mod apply;
 mod error;
+pub mod go_text;
 mod json;
 mod schema;
 mod strategic;

@@ -1,7 +1,7 @@
 //! Request semantics of kube-apiserver that kubectl users meet, with real kubectl (1.33 and
 //! 1.37): Secret `stringData` merged into `data` on every write path, `kubectl replace` of an
 //! exported object (`resourceVersion: "0"`), DefaultTolerationSeconds on updates, and decoding
-//! errors in upstream's words.
+//! errors in upstream's words, of bodies and of patches.
 
 use anyhow::{ensure, Context as _, Result};
 use k3rs_tests::{with_each_kubectl, K3rsServer, Kubectl};
@@ -277,4 +277,231 @@ fn wrong_types_in_a_body_are_reported_in_upstreams_words() {
         }
         Ok(())
     });
+}
+
+#[test]
+fn patches_that_do_not_decode_are_reported_in_upstreams_words_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    with_each_kubectl(&server, |server, kubectl| {
+        let suffix = kubectl.version.replace('.', "-");
+        let (deploy, cm) = (format!("d-{suffix}"), format!("c-{suffix}"));
+        kubectl.ok(server, &["create", "deployment", &deploy, "--image=nginx"])?;
+        kubectl.ok(server, &["create", "configmap", &cm, "--from-literal=a=1"])?;
+        let version = |kind: &str, name: &str| -> Result<String> {
+            kubectl.ok(
+                server,
+                &[
+                    "get",
+                    kind,
+                    name,
+                    "-o",
+                    "jsonpath={.metadata.resourceVersion}",
+                ],
+            )
+        };
+        let (deploy_version, cm_version) =
+            (version("deployment", &deploy)?, version("configmap", &cm)?);
+        // kubectl words a 422 without kind or name as "The request is invalid".
+        let invalid = |value: &str, detail: &str| {
+            format!("The request is invalid: patch: Invalid value: {value}: {detail}\n")
+        };
+
+        // Strategic merge patch: the unstructured converter's words, the patch as Go prints
+        // the decoded map.
+        for (patch, printed, detail) in [
+            (
+                r#"{"spec":{"template":"invalid"}}"#,
+                "map[spec:map[template:invalid]]",
+                "cannot restore struct from: string",
+            ),
+            (
+                r#"{"spec":{"replicas":"x"}}"#,
+                "map[spec:map[replicas:x]]",
+                "unrecognized type: int32",
+            ),
+            (
+                r#"{"spec":{"template":{"spec":{"containers":{"name":"c"}}}}}"#,
+                "map[spec:map[template:map[spec:map[containers:map[name:c]]]]]",
+                "cannot restore slice from map",
+            ),
+            (
+                r#"{"metadata":{"labels":"a"}}"#,
+                "map[metadata:map[labels:a]]",
+                "cannot restore map from string",
+            ),
+        ] {
+            let err = kubectl.fails(server, &["patch", "deployment", &deploy, "-p", patch])?;
+            let wanted = invalid(&format!("{printed:?}"), detail);
+            ensure!(err == wanted, "{patch}: {err}\nwanted: {wanted}");
+        }
+
+        // Merge and JSON patch: the patched object's text as upstream's patch library writes
+        // it — the top level opened and sorted, the rest (metadata) as the server encoded it.
+        let (code, raw) = server.request(
+            "GET",
+            &format!("/api/v1/namespaces/default/configmaps/{cm}"),
+            "",
+        )?;
+        ensure!(code == 200, "{code} {raw}");
+        let metadata = raw
+            .split_once("\"metadata\":")
+            .and_then(|(_, rest)| rest.split_once(",\"data\":"))
+            .map(|(metadata, _)| metadata)
+            .context("metadata in the ConfigMap")?;
+        let patched =
+            format!(r#"{{"apiVersion":"v1","data":"x","kind":"ConfigMap","metadata":{metadata}}}"#);
+        let wanted = invalid(
+            &serde_json::to_string(&patched)?,
+            "json: cannot unmarshal string into Go struct field ConfigMap.data of type map[string]string",
+        );
+        for (kind, patch) in [
+            ("merge", r#"{"data":"x"}"#),
+            ("json", r#"[{"op":"replace","path":"/data","value":"x"}]"#),
+        ] {
+            let err = kubectl.fails(
+                server,
+                &["patch", "configmap", &cm, "--type", kind, "-p", patch],
+            )?;
+            ensure!(err == wanted, "{kind}: {err}\nwanted: {wanted}");
+        }
+        // The same on a Deployment, where the field is nested.
+        let err = kubectl.fails(
+            server,
+            &[
+                "patch",
+                "deployment",
+                &deploy,
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/spec/selector","value":"x"}]"#,
+            ],
+        )?;
+        let tail = ": json: cannot unmarshal string into Go struct field DeploymentSpec.spec.selector of type v1.LabelSelector\n";
+        ensure!(
+            err.starts_with(r#"The request is invalid: patch: Invalid value: "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","#)
+                && err.contains(r#"\"selector\":\"x\""#)
+                && err.ends_with(tail),
+            "{err}"
+        );
+
+        // Bodies that are not what the patch type takes (kubectl sends `notjson` as a JSON
+        // string): upstream's 400s.
+        for (kind, detail) in [
+            (
+                "strategic",
+                "json: cannot unmarshal string into Go value of type map[string]interface {}",
+            ),
+            ("merge", "Invalid JSON Patch"),
+            (
+                "json",
+                "json: cannot unmarshal string into Go value of type jsonpatch.Patch",
+            ),
+        ] {
+            let err = kubectl.fails(
+                server,
+                &["patch", "configmap", &cm, "--type", kind, "-p", "notjson"],
+            )?;
+            let wanted = format!("Error from server (BadRequest): {detail}\n");
+            ensure!(err == wanted, "{kind}: {err}\nwanted: {wanted}");
+        }
+
+        // Nothing was written.
+        ensure!(
+            version("deployment", &deploy)? == deploy_version,
+            "the deployment changed"
+        );
+        ensure!(
+            version("configmap", &cm)? == cm_version,
+            "the configmap changed"
+        );
+        Ok(())
+    });
+
+    // The Status itself: 422 Invalid, one cause on `patch`, no kind or name; and text that is
+    // not JSON at all in Go's words.
+    let path = "/api/v1/namespaces/default/configmaps";
+    let (code, _) = server
+        .request(
+            "POST",
+            path,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raw"}}"#,
+        )
+        .unwrap();
+    assert_eq!(code, 201);
+    let patch = |content_type: &str, body: &str| -> (u16, Value) {
+        let output = std::process::Command::new("curl")
+            .args([
+                "--silent",
+                "-X",
+                "PATCH",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(server.ca_cert())
+            .arg("--cert")
+            .arg(server.admin_cert())
+            .arg("--key")
+            .arg(server.admin_key())
+            .args([
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+                body,
+            ])
+            .arg(format!("{}{path}/raw", server.url()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), serde_json::from_str(body).unwrap())
+    };
+    let (code, status) = patch("application/strategic-merge-patch+json", r#"{"data":"x"}"#);
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": " \"\" is invalid: patch: Invalid value: \"map[data:x]\": cannot restore map from string",
+            "reason": "Invalid",
+            "details": {"causes": [{
+                "reason": "FieldValueInvalid",
+                "message": "Invalid value: \"map[data:x]\": cannot restore map from string",
+                "field": "patch",
+            }]},
+            "code": 422,
+        })
+    );
+    for (content_type, body, message) in [
+        (
+            "application/strategic-merge-patch+json",
+            "{\"data\":",
+            "unexpected end of JSON input",
+        ),
+        (
+            "application/json-patch+json",
+            "xyz",
+            "invalid character 'x' looking for beginning of value",
+        ),
+        (
+            "application/json-patch+json",
+            "[] x",
+            "invalid character 'x' after top-level value",
+        ),
+        ("application/merge-patch+json", "{", "Invalid JSON Patch"),
+        (
+            "application/json-patch+json",
+            "[1]",
+            "json: cannot unmarshal number into Go value of type jsonpatch.Operation",
+        ),
+    ] {
+        let (code, status) = patch(content_type, body);
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (400, Some("BadRequest")),
+            "{body}: {status}"
+        );
+        assert_eq!(status["message"], message, "{body}");
+    }
 }

@@ -206,8 +206,9 @@ pub(crate) async fn patch(
         Ownership::Track,
         move |old| {
             let mut patched = patch.apply(old)?;
+            // Decoded first, as upstream's patcher does before it checks name and namespace.
+            patch.decode_result(call, old, &mut patched)?;
             strategy::check_identity(&resource, &mut patched, namespace.as_deref(), Some(name))?;
-            strategy::decode_typed(call, &mut patched)?;
             check_patched_version(call, name, old, &patched)?;
             Ok(patched)
         },

@@ -161,9 +161,11 @@ impl ApiError {
             reason: "Invalid",
             message: format!("{qualified} \"{name}\" is invalid: {listed}"),
             details: Some(Box::new(StatusDetails {
+                // Go leaves empty ones out (`omitempty`): a patch that does not decode is
+                // invalid without a kind or name.
                 group: (!group.is_empty()).then(|| group.to_owned()),
-                kind: Some(kind.to_owned()),
-                name: Some(name.to_owned()),
+                kind: (!kind.is_empty()).then(|| kind.to_owned()),
+                name: (!name.is_empty()).then(|| name.to_owned()),
                 causes: Some(
                     errors
                         .iter()

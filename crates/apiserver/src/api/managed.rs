@@ -106,9 +106,24 @@ pub(crate) fn apply(
     ssa::apply(live, config, &writer, call.query.flag("force")).map_err(|err| match err {
         ApplyError::Conflicts(conflicts) => ApiError::apply_conflict(&conflicts),
         ApplyError::BadRequest(message) => ApiError::bad_request(message),
-        invalid @ ApplyError::Invalid { .. } => ApiError::bad_request(format!(
-            "failed to create typed patch object ({}, Kind={}): {invalid}",
-            call.resource.api_version, call.resource.kind
-        )),
+        // Upstream names the object as `objectGVKNN` does: `<namespace>/<name>; <group>/<version>,
+        // Kind=<kind>` (`default/web; apps/v1, Kind=Deployment`, `/v1` for the core group).
+        invalid @ ApplyError::Invalid { .. } => {
+            let meta = |field: &str| {
+                config
+                    .pointer(&format!("/metadata/{field}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            ApiError::bad_request(format!(
+                "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {invalid}",
+                meta("namespace"),
+                meta("name"),
+                call.resource.group,
+                call.resource.version,
+                call.resource.kind
+            ))
+        }
     })
 }

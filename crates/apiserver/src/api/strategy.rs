@@ -42,15 +42,40 @@ impl FieldValidation {
     }
 }
 
-/// Decodes `object` as the kind's type, as upstream decodes every request body: a wrong type is
-/// a 400, unknown fields are dropped — and reported as the request's `fieldValidation` asks.
+/// Why an object did not decode as its kind.
+pub(crate) enum DecodeFailure<'a> {
+    /// A field of the wrong JSON type: serde's message (the callers word it as upstream).
+    Type(&'a str),
+    /// Fields the kind does not have, under `fieldValidation=Strict`: upstream's `unknown field
+    /// "spec.foo"` entries.
+    Unknown(Vec<String>),
+}
+
+/// Decodes `object` as the kind, as upstream decodes every request body: a wrong type is
+/// upstream's 400, unknown fields are dropped — and reported as the request's `fieldValidation`
+/// asks (400 `strict decoding error: …` when strict).
 pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), ApiError> {
+    decode_typed_or(call, object, |object, failure| match failure {
+        DecodeFailure::Type(err) => decode_error(&call.resource, object, err),
+        DecodeFailure::Unknown(listed) => {
+            ApiError::bad_request(format!("strict decoding error: {}", listed.join(", ")))
+        }
+    })
+}
+
+/// [`decode_typed`] with the error of a failed decoding made by `failed` (a patched object's
+/// is not a body's: upstream answers 422 for it).
+pub(crate) fn decode_typed_or(
+    call: &Call<'_>,
+    object: &mut Value,
+    failed: impl FnOnce(&Value, DecodeFailure<'_>) -> ApiError,
+) -> Result<(), ApiError> {
     let validation = FieldValidation::of(call)?;
     // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
-    let typed = call
-        .resource
-        .decode(object)
-        .map_err(|err| decode_error(&call.resource, object, &err))?;
+    let typed = match call.resource.decode(object) {
+        Ok(typed) => typed,
+        Err(err) => return Err(failed(object, DecodeFailure::Type(&err))),
+    };
     let unknown = k3rs_api::strict::unknown_fields(object, &typed);
     if !unknown.is_empty() {
         let listed: Vec<String> = unknown
@@ -58,12 +83,7 @@ pub(crate) fn decode_typed(call: &Call<'_>, object: &mut Value) -> Result<(), Ap
             .map(|f| format!("unknown field \"{f}\""))
             .collect();
         match validation {
-            FieldValidation::Strict => {
-                return Err(ApiError::bad_request(format!(
-                    "strict decoding error: {}",
-                    listed.join(", ")
-                )))
-            }
+            FieldValidation::Strict => return Err(failed(object, DecodeFailure::Unknown(listed))),
             FieldValidation::Warn => call.warn(listed),
             FieldValidation::Ignore => {}
         }
