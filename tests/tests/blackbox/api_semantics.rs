@@ -505,3 +505,40 @@ fn patches_that_do_not_decode_are_reported_in_upstreams_words_and_change_nothing
         assert_eq!(status["message"], message, "{body}");
     }
 }
+
+#[test]
+fn bodies_that_are_not_objects_are_unrecognized_in_upstreams_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = K3rsServer::start(dir.path()).unwrap();
+    // kubectl's own test (`run_kubectl_create_error_tests`): a YAML Pod posted raw, as JSON, to
+    // the namespaces collection.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: raw\nspec:\n  containers: []\n";
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, pod).unwrap();
+    let hex: String = pod.as_bytes()[..30]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let wanted = format!(
+        "the object provided is unrecognized (must be of type Namespace): couldn't get version/kind; json parse error: invalid character 'a' looking for beginning of value ({hex} ...)"
+    );
+    with_each_kubectl(&server, |server, kubectl| {
+        let file = file.display().to_string();
+        let error = kubectl.fails(
+            server,
+            &["create", "--raw", "/api/v1/namespaces", "-f", &file],
+        )?;
+        ensure!(error.contains(&wanted), "{error}\nwanted: {wanted}");
+        Ok(())
+    });
+    let (code, body) = server
+        .request("POST", "/api/v1/namespaces/default/configmaps", "[1]")
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        status["message"],
+        "the object provided is unrecognized (must be of type ConfigMap): couldn't get version/kind; json parse error: json: cannot unmarshal array into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" } (5b315d)"
+    );
+    assert_eq!(status["reason"], "BadRequest");
+}

@@ -76,7 +76,11 @@ pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError
     let base = content_type.split(';').next().unwrap_or("").trim();
     let value: Value = match base {
         "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|err| {
-            ApiError::bad_request(format!("couldn't decode the request body as JSON: {err}"))
+            let reason = k3rs_api::go_json::syntax_error(body, &err).unwrap_or_else(|| {
+                tracing::debug!(error = %err, "a JSON body with a syntax error Go's words are not known for");
+                err.to_string()
+            });
+            unrecognized(call, body, &reason)
         })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
             .map_err(|err| {
@@ -98,12 +102,45 @@ pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
+    match &value {
+        Value::Object(_) => Ok(value),
+        // Go decodes `null` into an object as a no-op: it is an empty object of the URL's kind.
+        Value::Null => Ok(Value::Object(Default::default())),
+        other => Err(unrecognized(
+            call,
+            body,
+            &k3rs_api::go_json::value_type_error(other, TYPE_META_STRUCT),
+        )),
     }
-    Ok(value)
+}
+
+/// The struct upstream reads a body's `apiVersion` and `kind` into first, as Go prints its type.
+const TYPE_META_STRUCT: &str = "struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }";
+
+/// Upstream's 400 for a body whose `apiVersion` and `kind` cannot be read (it is not JSON, or
+/// not a JSON object): `reason` is the JSON error, then the body as `summarizeData` shows it.
+fn unrecognized(call: &Call<'_>, body: &[u8], reason: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {reason} ({})",
+        call.resource.kind,
+        summarize(body)
+    ))
+}
+
+/// A body in an error message as upstream's `summarizeData` shows it: `<empty>`, the text of an
+/// object, or hex of anything else, cut at 30 bytes.
+fn summarize(body: &[u8]) -> String {
+    const MAX: usize = 30;
+    let shown = &body[..body.len().min(MAX)];
+    let more = if body.len() > MAX { " ..." } else { "" };
+    match body.first() {
+        None => "<empty>".to_owned(),
+        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(shown)),
+        Some(_) => {
+            let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}{more}")
+        }
+    }
 }
 
 pub(crate) async fn create(
