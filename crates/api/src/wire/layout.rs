@@ -12,7 +12,6 @@ pub(super) struct Layout {
 }
 
 pub(super) struct Struct {
-    pub(super) name: &'static str,
     pub(super) fields: Vec<Field>,
     /// Field name → position, built on first use (see `Layout::field_index`).
     pub(super) index: OnceLock<HashMap<&'static str, usize>>,
@@ -108,8 +107,7 @@ impl Layout {
         let types = names
             .iter()
             .zip(raw_fields)
-            .map(|((name, _), lines)| Struct {
-                name,
+            .map(|(_, lines)| Struct {
                 fields: lines
                     .into_iter()
                     .filter_map(|line| parse_field(line, &by_name))

@@ -66,17 +66,6 @@ impl GoType {
         GoType::of_kind(api_version, kind)
     }
 
-    /// The list type of this kind (`Pod` → `PodList`), when the table has one.
-    pub fn list(self) -> Option<GoType> {
-        let name = table().types[self.0].name;
-        GoType::named(&format!("{name}List"))
-    }
-
-    /// The definition name.
-    pub fn name(self) -> &'static str {
-        table().types[self.0].name
-    }
-
     /// Top-level field names in the order Go writes them.
     pub fn field_names(self) -> impl Iterator<Item = &'static str> {
         table().types[self.0].fields.iter().map(|f| f.name)
@@ -108,17 +97,25 @@ pub fn write(out: &mut Vec<u8>, value: &Value, ty: Option<GoType>) {
 pub fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>, ty: Option<GoType>) {
     match ty {
         Some(GoType(index)) => write_struct(out, map, index),
-        None => match map.get("metadata") {
-            Some(metadata @ Value::Object(_)) => {
-                let mut map = map.clone();
-                let mut metadata = metadata.clone();
-                normalize(&mut metadata, GoType::named(OBJECT_META));
-                map.insert("metadata".into(), metadata);
-                write_untyped_map(out, &map);
+        None => write_sorted_map(out, map, |out, key, value| match (key, value) {
+            ("metadata", Value::Object(metadata)) => {
+                let mut normalized = Vec::new();
+                write_struct(&mut normalized, metadata, object_meta());
+                match serde_json::from_slice::<Value>(&normalized) {
+                    Ok(metadata) => write_untyped(out, &metadata),
+                    Err(_) => write_untyped(out, value),
+                }
             }
-            _ => write_untyped_map(out, map),
-        },
+            _ => write_untyped(out, value),
+        }),
     }
+}
+
+/// The index of `ObjectMeta` in the table (it is always there: the table is generated from
+/// the roots that embed it).
+fn object_meta() -> usize {
+    static INDEX: OnceLock<usize> = OnceLock::new();
+    *INDEX.get_or_init(|| table().by_name.get(OBJECT_META).copied().unwrap_or(0))
 }
 
 /// The Go type of every object's `metadata`.
@@ -153,7 +150,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value, ty: &Ty) {
             write_object(out, map, GoType::of_object(value))
         }
         (Ty::Map(inner), Value::Object(map)) => {
-            write_sorted_map(out, map, |out, item| write_value(out, item, inner))
+            write_sorted_map(out, map, |out, _, item| write_value(out, item, inner))
         }
         _ => write_untyped(out, value),
     }
@@ -276,7 +273,7 @@ fn write_untyped(out: &mut Vec<u8>, value: &Value) {
 }
 
 fn write_untyped_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    write_sorted_map(out, map, write_untyped);
+    write_sorted_map(out, map, |out, _, item| write_untyped(out, item));
 }
 
 /// A map as Go writes one: keys sorted. (serde_json's map iterates sorted unless its
@@ -284,7 +281,7 @@ fn write_untyped_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
 fn write_sorted_map(
     out: &mut Vec<u8>,
     map: &Map<String, Value>,
-    mut write_item: impl FnMut(&mut Vec<u8>, &Value),
+    mut write_item: impl FnMut(&mut Vec<u8>, &str, &Value),
 ) {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -295,7 +292,7 @@ fn write_sorted_map(
         }
         write_str(out, key);
         out.push(b':');
-        write_item(out, item);
+        write_item(out, key, item);
     }
     out.push(b'}');
 }

@@ -220,15 +220,16 @@ fn fields_written_as_zero_exist_in_the_served_schemas() {
     let definitions = document["definitions"].as_object().expect("definitions");
     let layout = table();
     let mut missing = Vec::new();
-    for ty in &layout.types {
-        let Some(definition) = definitions.get(ty.name) else {
+    for (name, index) in &layout.by_name {
+        let ty = &layout.types[*index];
+        let Some(definition) = definitions.get(*name) else {
             continue;
         };
         let properties = definition.get("properties").and_then(Value::as_object);
         for field in &ty.fields {
             let known = properties.is_some_and(|p| p.contains_key(field.name));
             if zero_written(field).is_some() && !known {
-                missing.push(format!("{}.{}", ty.name, field.name));
+                missing.push(format!("{name}.{}", field.name));
             }
         }
     }
