@@ -137,6 +137,15 @@ pub(crate) fn failure(
     }
 }
 
+/// The `Status` a create answers with when it stores nothing of its own (a binding, an
+/// eviction): upstream's `Success` with the handler's 201 filled into `code`.
+pub(crate) fn created_status() -> Response<ResponseBody> {
+    json(
+        StatusCode::CREATED,
+        &serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
 /// A `Status` failure response.
 pub(crate) fn status_response(
     code: StatusCode,

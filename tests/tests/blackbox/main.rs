@@ -16,6 +16,7 @@ mod cli;
 mod crd;
 mod daemonsets;
 mod disruption;
+mod eviction;
 mod garbage_collection;
 mod hollow_nodes;
 mod jobs;

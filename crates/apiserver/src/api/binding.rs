@@ -4,7 +4,7 @@
 //! already assigned, being deleted, or held by scheduling gates is refused with 409. Nothing
 //! else may change `spec.nodeName` once the pod exists (pod updates may not).
 
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use k3rs_api::{FieldError, FieldErrorKind, FieldPath};
 use k3rs_store::StoreError;
 use serde_json::{json, Map, Value};
@@ -13,7 +13,7 @@ use super::crud::parse_body;
 use super::error::{ApiError, Subject};
 use super::objects::{self, encode, meta_str, object_key};
 use super::Call;
-use crate::response::{json as json_response, ResponseBody};
+use crate::response::{created_status, ResponseBody};
 
 /// How often a bind that lost a race with another writer of the pod is retried.
 const RETRIES: usize = 8;
@@ -73,10 +73,7 @@ pub(crate) async fn bind(
         .and_then(Value::as_object);
     let dry_run = call.query.dry_run()?;
     assign(call, name, node, &preconditions, annotations, dry_run).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
+    Ok(created_status())
 }
 
 /// Upstream's `ValidatePodBinding`.
@@ -238,9 +235,18 @@ fn bind_pod(
     Ok(())
 }
 
-/// Upstream's `UpdatePodCondition` with `PodScheduled=True`: the condition is replaced, keeping
-/// its transition time when it was true already.
+/// Upstream's `UpdatePodCondition` with `PodScheduled=True`.
 fn set_scheduled(pod: &mut Value, now: &str) {
+    update_pod_condition(
+        pod,
+        json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null}),
+        now,
+    );
+}
+
+/// Upstream's `UpdatePodCondition`: `condition` (with its `type` and `status`) replaces the
+/// pod's condition of that type or is added, its transition time kept while the status stays.
+pub(super) fn update_pod_condition(pod: &mut Value, mut condition: Value, now: &str) {
     let Some(object) = pod.as_object_mut() else {
         return;
     };
@@ -255,20 +261,18 @@ fn set_scheduled(pod: &mut Value, now: &str) {
     let Some(conditions) = conditions.as_array_mut() else {
         return;
     };
+    let kind = condition.get("type").cloned();
     let existing = conditions
         .iter()
-        .position(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled"));
+        .position(|c| c.get("type") == kind.as_ref());
     let since = existing
         .map(|i| &conditions[i])
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+        .filter(|c| c.get("status") == condition.get("status"))
         .and_then(|c| c.get("lastTransitionTime").cloned())
         .unwrap_or_else(|| Value::from(now));
-    let condition = json!({
-        "type": "PodScheduled",
-        "status": "True",
-        "lastProbeTime": null,
-        "lastTransitionTime": since,
-    });
+    if let Some(fields) = condition.as_object_mut() {
+        fields.insert("lastTransitionTime".into(), since);
+    }
     match existing {
         Some(i) => conditions[i] = condition,
         None => conditions.push(condition),

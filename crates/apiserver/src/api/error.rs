@@ -296,6 +296,29 @@ impl ApiError {
         }
     }
 
+    /// 429 TooManyRequests (upstream's `NewTooManyRequests`): `retry_after` seconds, when not
+    /// 0, go into `details.retryAfterSeconds` and the `Retry-After` header.
+    pub(crate) fn too_many_requests(
+        message: impl Into<String>,
+        retry_after: i32,
+        causes: Vec<StatusCause>,
+    ) -> ApiError {
+        ApiError {
+            details: Some(Box::new(StatusDetails {
+                retry_after_seconds: (retry_after != 0).then_some(retry_after),
+                causes: (!causes.is_empty()).then_some(causes),
+                ..Default::default()
+            })),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message)
+        }
+    }
+
+    /// A failure upstream reports without a reason (`StatusReasonUnknown`, left out of the
+    /// `Status`): a handler's own `Status` of failure, or an error that is not an API status.
+    pub(crate) fn unknown(code: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::new(code, "", message)
+    }
+
     /// 500 InternalError: a failure that is not the client's doing (the store failed).
     pub(crate) fn internal(what: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %what, "internal error serving a request");
@@ -308,11 +331,24 @@ impl ApiError {
 
     /// The response carrying this error.
     pub(crate) fn into_response(self) -> http::Response<ResponseBody> {
-        status_response(
+        // As upstream's `ErrorNegotiated`: a suggested delay is also a `Retry-After` header,
+        // which client-go honours (it waits and resends a 429 or 5xx that carries one).
+        let retry_after = self
+            .details
+            .as_ref()
+            .and_then(|d| d.retry_after_seconds)
+            .filter(|seconds| *seconds > 0);
+        let mut response = status_response(
             self.code,
             self.reason,
             &self.message,
             self.details.map(|d| *d),
-        )
+        );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod crd;
 pub(crate) mod crud;
 mod discovery;
 pub(crate) mod error;
+mod eviction;
 mod list;
 mod managed;
 mod namespaces;
@@ -237,6 +238,12 @@ where
             if binding::serves(&call) {
                 let body = read_body(&call, body).await?;
                 return binding::bind(&call, &parts.method, &body).await;
+            }
+            // Evictions delete the pod when its disruption budget allows; nothing of their
+            // own is stored.
+            if eviction::serves(&call) {
+                let body = read_body(&call, body).await?;
+                return eviction::evict(&call, &parts.method, &body).await;
             }
             resource_request(&call, &parts.method, body).await
         }
