@@ -91,12 +91,19 @@ fn typed(resource: &ResourceInfo, value: &Value) {
     let mut stored = defaulted;
     k3rs_api::wire::normalize(&mut stored, ty);
     if let Err(err) = resource.decode(&stored) {
-        panic!("{}: the wire form does not decode: {err}\n{stored}", resource.kind);
+        panic!(
+            "{}: the wire form does not decode: {err}\n{stored}",
+            resource.kind
+        );
     }
     let mut again = stored.clone();
     k3rs_api::wire::normalize(&mut again, ty);
     let (mut first, mut second) = (Vec::new(), Vec::new());
     k3rs_api::wire::write(&mut first, &stored, ty);
     k3rs_api::wire::write(&mut second, &again, ty);
-    assert_eq!(first, second, "{}: the wire form is not stable", resource.kind);
+    assert_eq!(
+        first, second,
+        "{}: the wire form is not stable",
+        resource.kind
+    );
 }
