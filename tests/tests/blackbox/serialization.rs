@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
-use k3rs_tests::{with_each_kubectl, K3rsServer};
+use k3rs_tests::{kubectls, with_each_kubectl, K3rsServer};
 
 const CONFIG_MAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"default","labels":{"z":"1","b":"2"}},"data":{"k":"v"}}"#;
 
@@ -144,14 +144,27 @@ fn new_objects_carry_the_status_go_writes_for_them() -> Result<()> {
     let manifest = dir.path().join("kinds.yaml");
     std::fs::write(&manifest, ZERO_STATUS_KINDS)?;
 
-    let kubectls = k3rs_tests::kubectls();
-    let kubectl = &kubectls[0];
-    kubectl.ok(&server, &["create", "-f", &manifest.display().to_string()])?;
-    let (_, service) = server.request("GET", "/api/v1/namespaces/default/services/web", "")?;
-    ensure!(
-        service.ends_with(",\"status\":{\"loadBalancer\":{}}}\n"),
-        "service: {service}"
-    );
+    let manifest = manifest.display().to_string();
+    with_each_kubectl(&server, |server, kubectl| {
+        let ns = format!("zero-{}", kubectl.version.replace('.', "-"));
+        kubectl.ok(server, &["create", "namespace", &ns])?;
+        kubectl.ok(server, &["create", "-n", &ns, "-f", &manifest])?;
+        let path = format!("/api/v1/namespaces/{ns}/services/web");
+        let service = kubectl.ok(server, &["get", "--raw", &path])?;
+        ensure!(
+            service
+                .trim_end()
+                .ends_with(",\"status\":{\"loadBalancer\":{}}}"),
+            "service: {service}"
+        );
+        for (kind, field) in [("rc/rc", "replicas"), ("pdb/pdb", "expectedPods")] {
+            let jsonpath = format!("jsonpath={{.status.{field}}}");
+            let value = kubectl.ok(server, &["get", "-n", &ns, kind, "-o", &jsonpath])?;
+            ensure!(value == "0", "{kind} status.{field}: {value:?}");
+        }
+        Ok(())
+    });
+    let ns = format!("zero-{}", kubectls()[0].version.replace('.', "-"));
     // The create responses, before any controller wrote a status.
     let (code, created) = server.request(
         "POST",
@@ -182,17 +195,19 @@ import sys
 from kubernetes import client, config
 config.load_kube_config(sys.argv[1])
 core, policy = client.CoreV1Api(), client.PolicyV1Api()
-svc = core.read_namespaced_service("web", "default")
+ns = sys.argv[2]
+svc = core.read_namespaced_service("web", ns)
 assert svc.status is not None and svc.status.load_balancer is not None, svc.status
-rc = core.read_namespaced_replication_controller("rc", "default")
+rc = core.read_namespaced_replication_controller("rc", ns)
 assert rc.status is not None and rc.status.replicas == 0, rc.status
-pdb = policy.read_namespaced_pod_disruption_budget("pdb", "default")
+pdb = policy.read_namespaced_pod_disruption_budget("pdb", ns)
 assert pdb.status is not None and pdb.status.expected_pods == 0, pdb.status
 print("ok")
 "#;
     let output = Command::new("python3")
         .args(["-c", script])
         .arg(&server.kubeconfig)
+        .arg(&ns)
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(
