@@ -487,6 +487,12 @@ pub fn kubectls() -> Vec<Kubectl> {
 }
 
 impl Kubectl {
+    /// `<prefix>-<release>` with dashes (`ns-1-33`): the name of this release's own objects, so
+    /// that the releases' runs of one scenario on one server never meet.
+    pub fn named(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.version.replace('.', "-"))
+    }
+
     /// A command running this kubectl against `server`.
     pub fn command(&self, server: &K3rsServer) -> Command {
         let mut command = Command::new(&self.bin);

@@ -298,16 +298,7 @@ impl<'a> Walk<'a> {
     fn resolve(&self, mut schema: &'a Value) -> (Option<&'a str>, &'a Value) {
         let mut name = None;
         for _ in 0..8 {
-            let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
-                match schema
-                    .get("allOf")
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                {
-                    Some([only]) => only.get("$ref").and_then(Value::as_str),
-                    _ => None,
-                }
-            });
+            let reference = crate::openapi::reference_of(schema);
             let Some(reference) = reference.and_then(|r| r.strip_prefix(REF_PREFIX)) else {
                 break;
             };

@@ -5,6 +5,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use k3rs_api::wire::GoType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 
 /// The error type of streaming response bodies (watches, logs) once they exist.
@@ -39,10 +40,8 @@ pub(crate) fn json_of_type<T: serde::Serialize>(
 ) -> Response<ResponseBody> {
     match serde_json::to_value(value) {
         Ok(value) => {
-            let mut body = Vec::new();
-            k3rs_api::wire::write(&mut body, &value, k3rs_api::wire::GoType::named(definition));
-            body.push(b'\n');
-            with_type(status, "application/json", full(body))
+            let ty = GoType::named(definition);
+            with_type(status, "application/json", full(wire_bytes(&value, ty)))
         }
         Err(err) => serialize_failed(&err),
     }
@@ -75,7 +74,11 @@ pub(crate) fn json_with_type<T: serde::Serialize>(
 ) -> Response<ResponseBody> {
     match serde_json::to_value(value) {
         Ok(value) => {
-            let mut response = with_type(status, "application/json", full(wire_bytes(&value)));
+            let mut response = with_type(
+                status,
+                "application/json",
+                full(wire_bytes(&value, GoType::of_object(&value))),
+            );
             if let Ok(value) = HeaderValue::from_str(content_type) {
                 response.headers_mut().insert(CONTENT_TYPE, value);
             }
@@ -85,10 +88,11 @@ pub(crate) fn json_with_type<T: serde::Serialize>(
     }
 }
 
-/// `value` as a JSON body: as kube-apiserver writes it, with the newline Go's `json.Encoder`
-/// ends every value with.
-pub(crate) fn wire_bytes(value: &serde_json::Value) -> Vec<u8> {
-    let mut body = k3rs_api::wire::to_vec(value);
+/// `value` as a JSON body: as kube-apiserver writes a value of `ty`, with the newline Go's
+/// `json.Encoder` ends every value with.
+fn wire_bytes(value: &serde_json::Value, ty: Option<GoType>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(256);
+    k3rs_api::wire::write(&mut body, value, ty);
     body.push(b'\n');
     body
 }
@@ -155,7 +159,11 @@ pub(crate) fn status_response(
 ) -> Response<ResponseBody> {
     let status = failure(code, reason, message, details);
     match serde_json::to_value(&status) {
-        Ok(value) => with_type(code, "application/json", full(wire_bytes(&value))),
+        Ok(value) => with_type(
+            code,
+            "application/json",
+            full(wire_bytes(&value, GoType::of_object(&value))),
+        ),
         // A Status of plain strings always serializes; this is only here to avoid a panic path.
         Err(_) => text(code, message.to_string()),
     }

@@ -72,19 +72,7 @@ impl Catalog {
     }
 }
 
-/// The `$ref` of a schema: its own, or a lone one wrapped in `allOf`.
-pub(crate) fn reference_of(schema: &Value) -> Option<&str> {
-    schema.get("$ref").and_then(Value::as_str).or_else(|| {
-        match schema
-            .get("allOf")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-        {
-            Some([only]) => only.get("$ref").and_then(Value::as_str),
-            _ => None,
-        }
-    })
-}
+pub(crate) use k3rs_api::openapi::reference_of;
 
 /// The definition a `$ref` of the built-in schemas names (`None`: it points elsewhere).
 pub(crate) fn definition_name(reference: &str) -> Option<String> {

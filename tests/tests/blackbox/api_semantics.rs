@@ -29,7 +29,7 @@ fn secret_string_data_is_merged_into_data_on_every_write() {
     let dir = tempfile::tempdir().unwrap();
     let server = K3rsServer::start(dir.path()).unwrap();
     with_each_kubectl(&server, |server, kubectl| {
-        let name = format!("s-{}", kubectl.version.replace('.', "-"));
+        let name = kubectl.named("s");
         let secret = json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": "default"},
@@ -112,7 +112,7 @@ fn replace_of_an_exported_object_with_resource_version_zero() {
     let dir = tempfile::tempdir().unwrap();
     let server = K3rsServer::start(dir.path()).unwrap();
     with_each_kubectl(&server, |server, kubectl| {
-        let name = format!("cm-{}", kubectl.version.replace('.', "-"));
+        let name = kubectl.named("cm");
         kubectl.ok(
             server,
             &["create", "configmap", &name, "--from-literal=a=1"],
@@ -150,7 +150,7 @@ fn replace_of_an_exported_object_with_resource_version_zero() {
 
         // Leases must name the version they replace (their strategy disallows unconditional
         // updates): upstream's 422, and the lease is unchanged.
-        let lease = format!("lease-{}", kubectl.version.replace('.', "-"));
+        let lease = kubectl.named("lease");
         let manifest = json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": lease, "namespace": "default"},
@@ -187,7 +187,7 @@ fn default_tolerations_come_back_on_update() {
     let server = K3rsServer::start(dir.path()).unwrap();
     server.wait_for_default_service_account("default").unwrap();
     with_each_kubectl(&server, |server, kubectl| {
-        let name = format!("p-{}", kubectl.version.replace('.', "-"));
+        let name = kubectl.named("p");
         kubectl.ok(
             server,
             &["run", &name, "--image=busybox", "--restart=Never"],
@@ -239,7 +239,7 @@ fn wrong_types_in_a_body_are_reported_in_upstreams_words() {
     let dir = tempfile::tempdir().unwrap();
     let server = K3rsServer::start(dir.path()).unwrap();
     with_each_kubectl(&server, |server, kubectl| {
-        let name = format!("bad-{}", kubectl.version.replace('.', "-"));
+        let name = kubectl.named("bad");
         let cases = [
             (
                 json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": "invalid"}),

@@ -45,7 +45,7 @@ spec:
 "#;
 
 fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
-    let ns = format!("scenario-{}", kubectl.version.replace('.', "-"));
+    let ns = kubectl.named("scenario");
     let n = ["-n", ns.as_str()];
     let with_ns = |args: &[&str]| -> Vec<String> {
         n.iter().chain(args.iter()).map(|s| s.to_string()).collect()

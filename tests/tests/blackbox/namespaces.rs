@@ -98,7 +98,7 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
         .unwrap();
 
     with_each_kubectl(&server, |server, kubectl| {
-        let ns = format!("doomed-{}", kubectl.version.replace('.', "-"));
+        let ns = kubectl.named("doomed");
         kubectl.ok(server, &["create", "namespace", &ns])?;
         let defaults = || {
             let out = kubectl
@@ -238,7 +238,7 @@ fn the_immortal_namespaces_survive_delete_all() {
     let dir = tempfile::tempdir().unwrap();
     let server = K3rsServer::start(dir.path()).unwrap();
     with_each_kubectl(&server, |server, kubectl| {
-        let ns = format!("mortal-{}", kubectl.version.replace('.', "-"));
+        let ns = kubectl.named("mortal");
         kubectl.ok(server, &["create", "namespace", &ns])?;
         let (ok, _, err) =
             kubectl.run(server, &["delete", "namespace", "--all", "--wait=false"])?;

@@ -21,7 +21,7 @@ fn file(server: &K3rsServer, name: &str, text: &str) -> Result<PathBuf> {
 }
 
 fn namespace(server: &K3rsServer, kubectl: &Kubectl, purpose: &str) -> Result<String> {
-    let ns = format!("{purpose}-{}", kubectl.version.replace('.', "-"));
+    let ns = kubectl.named(purpose);
     kubectl.ok(server, &["create", "namespace", &ns])?;
     Ok(ns)
 }

@@ -146,7 +146,7 @@ fn new_objects_carry_the_status_go_writes_for_them() -> Result<()> {
 
     let manifest = manifest.display().to_string();
     with_each_kubectl(&server, |server, kubectl| {
-        let ns = format!("zero-{}", kubectl.version.replace('.', "-"));
+        let ns = kubectl.named("zero");
         kubectl.ok(server, &["create", "namespace", &ns])?;
         kubectl.ok(server, &["create", "-n", &ns, "-f", &manifest])?;
         let path = format!("/api/v1/namespaces/{ns}/services/web");
@@ -164,7 +164,7 @@ fn new_objects_carry_the_status_go_writes_for_them() -> Result<()> {
         }
         Ok(())
     });
-    let ns = format!("zero-{}", kubectls()[0].version.replace('.', "-"));
+    let ns = kubectls()[0].named("zero");
     // The create responses, before any controller wrote a status.
     let (code, created) = server.request(
         "POST",

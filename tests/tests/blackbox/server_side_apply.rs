@@ -129,7 +129,7 @@ impl Ctx<'_> {
 }
 
 fn scenario(server: &K3rsServer, kubectl: &Kubectl) -> Result<()> {
-    let ns = format!("ssa-{}", kubectl.version.replace('.', "-"));
+    let ns = kubectl.named("ssa");
     kubectl.ok(server, &["create", "namespace", &ns])?;
     let cx = Ctx {
         server,

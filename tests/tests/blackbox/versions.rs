@@ -98,7 +98,7 @@ fn events_of_both_apis_show_in_describe() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = K3rsServer::start(dir.path())?;
     for kubectl in kubectls() {
-        let ns = format!("events-{}", kubectl.version.replace('.', "-"));
+        let ns = kubectl.named("events");
         kubectl.ok(&server, &["create", "namespace", &ns])?;
         server.wait_for_default_service_account(&ns)?;
         kubectl.ok(&server, &["-n", &ns, "run", "web", "--image=nginx:1.25"])?;

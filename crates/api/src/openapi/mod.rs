@@ -321,6 +321,21 @@ fn bearer_token() -> Value {
     })
 }
 
+/// The `$ref` of a schema: its own, or a lone one wrapped in `allOf` (how the generated
+/// documents reference a definition that also carries a description).
+pub fn reference_of(schema: &Value) -> Option<&str> {
+    schema.get("$ref").and_then(Value::as_str).or_else(|| {
+        match schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([only]) => only.get("$ref").and_then(Value::as_str),
+            _ => None,
+        }
+    })
+}
+
 /// The Swagger 2.0 document (`/openapi/v2`) for the built-in `resources` and the served CRD
 /// versions `extra`.
 pub fn openapi_v2(resources: &[ResourceInfo], extra: &[CustomResourceSchema]) -> Value {

@@ -121,11 +121,6 @@ fn object_meta() -> usize {
 /// The Go type of every object's `metadata`.
 pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
-/// Writes a JSON string as Go's encoder escapes it.
-pub fn write_string(out: &mut Vec<u8>, text: &str) {
-    write_str(out, text);
-}
-
 /// `value` with Go's encoding applied in place: what reading back [`write`]'s text gives (zero
 /// values of always-written fields present, `omitempty` zeros gone). The API server stores
 /// objects so, so that comparing a stored object with a new one sees only real changes.
@@ -177,7 +172,7 @@ fn write_struct(out: &mut Vec<u8>, map: &Map<String, Value>, index: usize) {
             out.push(b',');
         }
         first = false;
-        write_str(out, name);
+        write_string(out, name);
         out.push(b':');
     };
     for field in fields {
@@ -266,7 +261,7 @@ fn write_untyped(out: &mut Vec<u8>, value: &Value) {
             }
             out.push(b']');
         }
-        Value::String(text) => write_str(out, text),
+        Value::String(text) => write_string(out, text),
         // Scalars: serde_json's text (integers as written, floats shortest round trip).
         other => out.extend_from_slice(other.to_string().as_bytes()),
     }
@@ -290,16 +285,17 @@ fn write_sorted_map(
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, key);
+        write_string(out, key);
         out.push(b':');
         write_item(out, key, item);
     }
     out.push(b'}');
 }
 
-/// A JSON string as Go's encoder escapes it: `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`
-/// (HTML-safe, the encoder's default), U+2028 and U+2029 escaped, the rest as JSON requires.
-fn write_str(out: &mut Vec<u8>, text: &str) {
+/// Writes a JSON string as Go's encoder escapes it: `<`, `>` and `&` as `\u003c`, `\u003e`,
+/// `\u0026` (HTML-safe, the encoder's default), U+2028 and U+2029 escaped, the rest as JSON
+/// requires.
+pub fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let mut start = 0;
     for (i, c) in text.char_indices() {

@@ -154,7 +154,7 @@ fn discovery_resources_in_go_order() {
 #[test]
 fn strings_escape_as_go_does() {
     let mut out = Vec::new();
-    write_str(&mut out, "a<b>&\"\\\n\u{1}\u{8}\u{2028}é");
+    write_string(&mut out, "a<b>&\"\\\n\u{1}\u{8}\u{2028}é");
     assert_eq!(
         String::from_utf8(out).unwrap(),
         r#""a\u003cb\u003e\u0026\"\\\n\u0001\b\u2028é""#
