@@ -444,20 +444,7 @@ fn resolve(
         "interface{}" | "any" => return Ok("raw".into()),
         _ => {}
     }
-    let (target, name) = match go_type.split_once('.') {
-        Some((alias, name)) => {
-            let imports = &universe
-                .packages
-                .get(package)
-                .with_context(|| format!("package {package} not read"))?
-                .imports;
-            let path = imports
-                .get(alias)
-                .with_context(|| format!("{package}: unknown import {alias} in {go_type}"))?;
-            (path.clone(), name.to_owned())
-        }
-        None => (package.to_owned(), go_type.to_owned()),
-    };
+    let (target, name) = qualified(universe, package, go_type)?;
     if let Some((_, _, keyword)) = OPAQUE.iter().find(|(p, n, _)| *p == target && *n == name) {
         return Ok((*keyword).into());
     }
@@ -478,6 +465,25 @@ fn resolve(
     bail!("{package}: type {go_type} not found")
 }
 
+/// The package and name of a type named in `package`: `metav1.Time` through the package's
+/// imports, `Pod` in `package` itself.
+fn qualified(universe: &Universe, package: &str, go_type: &str) -> Result<(String, String)> {
+    match go_type.split_once('.') {
+        Some((alias, name)) => {
+            let imports = &universe
+                .packages
+                .get(package)
+                .with_context(|| format!("package {package} not read"))?
+                .imports;
+            let path = imports
+                .get(alias)
+                .with_context(|| format!("{package}: unknown import {alias} in {go_type}"))?;
+            Ok((path.clone(), name.to_owned()))
+        }
+        None => Ok((package.to_owned(), go_type.to_owned())),
+    }
+}
+
 /// The OpenAPI definition name of a Go type: `k8s.io/api/core/v1` `Pod` →
 /// `io.k8s.api.core.v1.Pod`.
 fn definition_name(package: &str, name: &str) -> String {
@@ -496,16 +502,7 @@ fn flattened(universe: &Universe, package: &str, name: &str) -> Result<Vec<(Stri
     for field in fields {
         if field.json.is_empty() {
             let embedded = field.go_type.trim_start_matches('*');
-            let (target, inner) = match embedded.split_once('.') {
-                Some((alias, inner)) => {
-                    let path = universe.packages[package]
-                        .imports
-                        .get(alias)
-                        .with_context(|| format!("{package}: unknown import {alias}"))?;
-                    (path.clone(), inner.to_owned())
-                }
-                None => (package.to_owned(), embedded.to_owned()),
-            };
+            let (target, inner) = qualified(universe, package, embedded)?;
             out.extend(flattened(universe, &target, &inner)?);
         } else {
             out.push((package.to_owned(), field.clone()));

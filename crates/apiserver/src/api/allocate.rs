@@ -460,6 +460,16 @@ fn holders(services: &[Value]) -> Holders {
     held
 }
 
+/// Deletes a record the repair found orphaned, unless it changed or went meanwhile (the
+/// precondition keeps a record a new claim rewrote); whether it was deleted.
+async fn delete_unchanged(store: &dyn Store, kv: &k3rs_store::KeyValue) -> Result<bool, ApiError> {
+    match store.delete(&kv.key, Some(kv.mod_revision)).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => Ok(false),
+        Err(err) => Err(ApiError::internal(err)),
+    }
+}
+
 /// Makes the allocation records match the stored Services: removes the records nothing holds
 /// and writes the missing ones. Runs before the server accepts connections, so no claim is in
 /// flight — upstream's periodic repair has to wait for a leak to persist across several runs
@@ -493,14 +503,9 @@ pub(crate) async fn repair(store: &dyn Store, registry: &Registry) -> Result<Rep
             recorded_ips.insert(ip);
             continue;
         }
-        // The precondition keeps a record that changed meanwhile.
-        match store.delete(&kv.key, Some(kv.mod_revision)).await {
-            Ok(_) => {
-                tracing::info!(ip, "released a ClusterIP no Service holds");
-                repaired.released_ips += 1;
-            }
-            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
-            Err(err) => return Err(ApiError::internal(err)),
+        if delete_unchanged(store, &kv).await? {
+            tracing::info!(ip, "released a ClusterIP no Service holds");
+            repaired.released_ips += 1;
         }
     }
     for (ip, (namespace, name)) in &held.ips {
@@ -523,13 +528,9 @@ pub(crate) async fn repair(store: &dyn Store, registry: &Registry) -> Result<Rep
             recorded_ports.insert(port);
             continue;
         }
-        match store.delete(&kv.key, Some(kv.mod_revision)).await {
-            Ok(_) => {
-                tracing::info!(port, "released a NodePort no Service holds");
-                repaired.released_ports += 1;
-            }
-            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
-            Err(err) => return Err(ApiError::internal(err)),
+        if delete_unchanged(store, &kv).await? {
+            tracing::info!(port, "released a NodePort no Service holds");
+            repaired.released_ports += 1;
         }
     }
     for (port, owner) in &held.ports {
