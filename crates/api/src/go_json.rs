@@ -19,26 +19,15 @@
 //! declaration order: [`unstructured_error`]. Upstream quotes the patch itself in that error as
 //! Go's `%+v` prints the decoded map: [`go_value_text`].
 
-use std::sync::OnceLock;
-
-use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
 use crate::ResourceInfo;
 
 const REF_PREFIX: &str = "#/definitions/";
 
-/// The definitions of every built-in kind, built on the first decoding error (they are only
-/// needed to word one).
+/// The definitions of every built-in kind (the ones patching already holds).
 fn definitions() -> &'static Map<String, Value> {
-    static DEFINITIONS: OnceLock<Map<String, Value>> = OnceLock::new();
-    DEFINITIONS.get_or_init(|| {
-        let mut generator = SchemaSettings::draft07().into_generator();
-        for resource in crate::builtin_resources() {
-            let _ = (resource.schema)(&mut generator);
-        }
-        generator.take_definitions(false)
-    })
+    crate::openapi::builtin_definitions()
 }
 
 /// Go's message for the first field of `body` whose JSON type the kind's Go type cannot take,

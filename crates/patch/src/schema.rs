@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
 use k3rs_api::patch_strategy::{FieldStrategy, PATCH_STRATEGIES};
@@ -16,14 +15,14 @@ const REF_PREFIX: &str = "#/definitions/";
 /// their properties.
 #[derive(Debug)]
 pub(crate) struct Catalog {
-    definitions: Map<String, Value>,
+    definitions: &'static Map<String, Value>,
     /// Definition name → the tagged properties of that definition.
     strategies: HashMap<&'static str, Vec<&'static FieldStrategy>>,
 }
 
 impl Catalog {
     pub(crate) fn new(
-        definitions: Map<String, Value>,
+        definitions: &'static Map<String, Value>,
         strategies: &'static [FieldStrategy],
     ) -> Catalog {
         let mut by_definition: HashMap<&'static str, Vec<&'static FieldStrategy>> = HashMap::new();
@@ -39,18 +38,10 @@ impl Catalog {
     /// The definitions of every built-in kind and every type they use, generated once.
     fn builtin() -> &'static Catalog {
         static BUILTIN: OnceLock<Catalog> = OnceLock::new();
+        // Structured merge (server-side apply) reads the list and map markers from the
+        // schemas themselves, as it does from a CRD's: the shared definitions carry them.
         BUILTIN.get_or_init(|| {
-            let mut generator = SchemaSettings::draft07().into_generator();
-            for resource in k3rs_api::builtin_resources() {
-                // Registers the kind and, through `$ref`s, every nested type as a definition.
-                let _ = (resource.schema)(&mut generator);
-            }
-            let mut definitions = generator.take_definitions(false);
-            // Structured merge (server-side apply) reads the list and map markers from the
-            // schemas themselves, as it does from a CRD's.
-            k3rs_api::patch_strategy::annotate_openapi_definitions(&mut definitions);
-            k3rs_api::schema_topology::annotate_openapi_topology(&mut definitions);
-            Catalog::new(definitions, PATCH_STRATEGIES)
+            Catalog::new(k3rs_api::openapi::builtin_definitions(), PATCH_STRATEGIES)
         })
     }
 
@@ -83,7 +74,7 @@ pub(crate) fn definition_name(reference: &str) -> Option<String> {
 /// The definitions of every built-in kind and the types they use, annotated with upstream's
 /// `x-kubernetes-*` list and map markers.
 pub(crate) fn builtin_definitions() -> &'static Map<String, Value> {
-    &Catalog::builtin().definitions
+    Catalog::builtin().definitions
 }
 
 /// A position in the schema of a built-in kind: the schema of one value, and the definition it

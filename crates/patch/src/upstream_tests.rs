@@ -84,7 +84,10 @@ struct Case {
 
 #[test]
 fn upstream_cases() {
-    let catalog: &'static Catalog = Box::leak(Box::new(Catalog::new(definitions(), STRATEGIES)));
+    let catalog: &'static Catalog = Box::leak(Box::new(Catalog::new(
+        Box::leak(Box::new(definitions())),
+        STRATEGIES,
+    )));
     let schema: PatchSchema = catalog.schema("mergeItem").unwrap();
     let cases: Vec<Case> = serde_yaml::from_str(CASES).unwrap();
     assert!(cases.len() > 200, "only {} cases", cases.len());

@@ -321,6 +321,25 @@ fn bearer_token() -> Value {
     })
 }
 
+/// The draft-07 definitions of every built-in kind and every type they use (`$ref`s as
+/// `#/definitions/<name>`), annotated with upstream's patch strategies and `x-kubernetes-*` list
+/// and map markers: generated once, on first use, and shared by everything that walks a kind's
+/// schema (strategic merge patch, server-side apply, Go's decode-error wording).
+pub fn builtin_definitions() -> &'static Map<String, Value> {
+    static DEFINITIONS: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    DEFINITIONS.get_or_init(|| {
+        let mut generator = schemars::generate::SchemaSettings::draft07().into_generator();
+        for resource in crate::builtin_resources() {
+            // Registers the kind and, through `$ref`s, every nested type as a definition.
+            let _ = (resource.schema)(&mut generator);
+        }
+        let mut definitions = generator.take_definitions(false);
+        crate::patch_strategy::annotate_openapi_definitions(&mut definitions);
+        crate::schema_topology::annotate_openapi_topology(&mut definitions);
+        definitions
+    })
+}
+
 /// The `$ref` of a schema: its own, or a lone one wrapped in `allOf` (how the generated
 /// documents reference a definition that also carries a description).
 pub fn reference_of(schema: &Value) -> Option<&str> {
