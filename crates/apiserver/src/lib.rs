@@ -1,13 +1,14 @@
 //! The k3rs API server: the Kubernetes HTTP API over TLS, on top of the k3rs store.
 //!
-//! Today it is the HTTPS shell: one port speaking HTTP/1.1 and HTTP/2 (ALPN `h2`, `http/1.1`)
-//! over rustls with the ring provider, serving `/healthz`, `/livez`, `/readyz` (with `?verbose`,
-//! as kube-apiserver) and `/version`, and a Kubernetes `Status` 404 for every other path. The
-//! REST API (discovery, CRUD, watch) is added behind the same router. Client certificates are
-//! requested but optional: one that is presented must chain to the cluster CA, and the verified
-//! chain travels with every request in [`ConnectionInfo`] for authentication to read. Every
-//! request is authenticated (client certificate, service-account JWT, bootstrap token; anonymous
-//! only for health and version) and authorized by RBAC before any handler runs.
+//! One port speaks HTTP/1.1 and HTTP/2 (ALPN `h2`, `http/1.1`) over rustls with the ring
+//! provider. It serves the Kubernetes REST API (discovery, OpenAPI, CRUD with every patch type and
+//! server-side apply, watch, subresources, CustomResourceDefinitions), `/healthz`, `/livez`,
+//! `/readyz` (with `?verbose`, as kube-apiserver), `/version` and `/metrics`; any other path is a
+//! 404 `Status`. Client certificates are requested but optional: one that is presented must chain
+//! to the cluster CA, and the verified chain travels with every request in [`ConnectionInfo`] for
+//! authentication to read. Every request is authenticated (client certificate, service-account
+//! JWT, bootstrap token; anonymous only for health and version) and authorized by RBAC before any
+//! handler runs.
 //!
 //! **Invariants**
 //! - A client never sees a Rust error or panic text: every error is a `Status` object with the

@@ -1,5 +1,6 @@
-//! Request routing. Today: health, version, and `Status` 404s for everything else; the
-//! Kubernetes API groups hang off [`handle`] as they are written.
+//! Request routing: every request is admitted by `auth` first, then goes to health, version,
+//! `/metrics`, or the Kubernetes API (`/api`, `/apis`, `/openapi`); any other path is a 404
+//! `Status`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
