@@ -1,5 +1,7 @@
-//! The k3rs cluster PKI: the cluster CA, the API server's serving certificate, the admin client
-//! certificate, and admin kubeconfig files.
+//! The k3rs cluster PKI: the cluster CA, the API server's serving certificate, the client
+//! certificates of the admin (`system:masters`), the controllers
+//! (`system:kube-controller-manager`) and the scheduler (`system:kube-scheduler`), the
+//! service-account signing key, and admin kubeconfig files.
 //!
 //! [`ensure_server_pki`] is called at every server start. It reuses what is on disk and only
 //! creates or re-issues what is missing, unreadable, about to expire, or (for the serving
