@@ -118,8 +118,26 @@ where
     Ok(owned)
 }
 
-/// The pod handler of a controller that creates pods (ReplicaSet, Job): records the creates and
-/// deletes it sees in `expectations`, and queues the owners of kind `kind` the change concerns —
+/// Whether an owner's `spec.selector` selects `pod`. A selector that selects everything (empty)
+/// or cannot be read selects nothing, as upstream's pod-creating controllers treat it.
+pub(crate) fn selector_selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    pod: &Pod,
+) -> bool {
+    let Ok(selector) = serde_json::to_value(selector) else {
+        return false;
+    };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    k3rs_api::LabelSelector::from_label_selector(&selector)
+        .ok()
+        .filter(|s| !s.is_everything())
+        .is_some_and(|s| s.matches(&labels))
+}
+
+/// The pod handler of a controller that creates pods (ReplicaSet, Job, DaemonSet): records the creates and
+/// deletes it sees in `expectations` — a pod that gets a `deletionTimestamp` counts as deleted
+/// (upstream's `updatePod`: a graceful deletion may take the grace period, and the owner must
+/// not wait for it) — and queues the owners of kind `kind` the change concerns —
 /// the pod's controller, old and new if it changed, or, for an orphan whose labels changed,
 /// every owner `matching` names (one of them may adopt it).
 pub(crate) fn queue_pod_owners(
