@@ -402,7 +402,14 @@ async fn execute(
         plan.delete.iter().map(|p| p.name_any()),
     );
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+    // As upstream: after a failed create the rest are skipped, every delete is tried, and
+    // what is never issued (or failed) is observed at once, so it holds up no later sync.
+    let mut failure = None;
     for node in &plan.create_on {
+        if failure.is_some() {
+            shared.expectations.creation_observed(key);
+            continue;
+        }
         match api.create(&post_params(), &new_pod(set, hash, node)).await {
             Ok(pod) => {
                 shared
@@ -420,21 +427,24 @@ async fn execute(
                     .events
                     .warning(set, "FailedCreate", format!("Error creating: {err}"))
                     .await;
-                return Err(err.into());
+                failure = Some(err.into());
             }
         }
     }
     for pod in &plan.delete {
-        delete_owned_pod(
+        let deleted = delete_owned_pod(
             &shared.client,
             &shared.events,
             &shared.expectations,
             set,
             pod,
         )
-        .await?;
+        .await;
+        if let Err(err) = deleted {
+            failure.get_or_insert(err);
+        }
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// The update strategy applied to one sync: the current revision's hash, and for RollingUpdate

@@ -199,9 +199,10 @@ async fn apply(
         &cached.namespace().unwrap_or_default(),
     );
     let mut d = cached.clone();
-    let mut latest: BTreeMap<String, ReplicaSet> = sets
+    // The newest resourceVersion of each set, the precondition of its next write.
+    let mut versions: BTreeMap<String, Option<String>> = sets
         .iter()
-        .map(|rs| (rs.name_any(), (**rs).clone()))
+        .map(|rs| (rs.name_any(), rs.resource_version()))
         .collect();
     for step in plan.steps {
         match step {
@@ -226,12 +227,12 @@ async fn apply(
                     "metadata": {"annotations": annotations},
                     "spec": {"minReadySeconds": min_ready_seconds},
                 });
-                patch_set(sets_api, &mut latest, name, patch).await?;
+                patch_set(sets_api, &mut versions, name, patch).await?;
             }
             Step::CreateSet { set, event } => {
                 let name = set.name_any();
                 let created = create_set(shared, sets_api, &deployments, &mut d, &set).await?;
-                latest.insert(name, created);
+                versions.insert(name, created.resource_version());
                 if let Some(message) = event {
                     shared.events.normal(&d, "ScalingReplicaSet", message).await;
                 }
@@ -250,7 +251,7 @@ async fn apply(
                     }},
                     "spec": {"replicas": replicas},
                 });
-                patch_set(sets_api, &mut latest, name, patch).await?;
+                patch_set(sets_api, &mut versions, name, patch).await?;
                 if let Some(message) = event {
                     shared.events.normal(&d, "ScalingReplicaSet", message).await;
                 }
@@ -270,20 +271,19 @@ async fn apply(
     Ok(plan.requeue.map_or(Action::Done, Action::RequeueAfter))
 }
 
-/// Merge-patches the ReplicaSet `name` on the newest version `latest` holds (its
-/// resourceVersion is the precondition), and keeps the answer there.
+/// Merge-patches the ReplicaSet `name` with the newest resourceVersion `versions` holds as
+/// precondition, and keeps the one it answers with.
 async fn patch_set(
     sets_api: &Api<ReplicaSet>,
-    latest: &mut BTreeMap<String, ReplicaSet>,
+    versions: &mut BTreeMap<String, Option<String>>,
     name: String,
     mut patch: serde_json::Value,
 ) -> Result<(), Error> {
-    patch["metadata"]["resourceVersion"] =
-        json!(latest.get(&name).and_then(|rs| rs.resource_version()));
+    patch["metadata"]["resourceVersion"] = json!(versions.get(&name).cloned().flatten());
     let updated = sets_api
         .patch(&name, &params(), &Patch::Merge(&patch))
         .await?;
-    latest.insert(name, updated);
+    versions.insert(name, updated.resource_version());
     Ok(())
 }
 
