@@ -1,6 +1,7 @@
-//! The wiring every controller that creates pods shares (ReplicaSet, Job): the owner and pod
+//! The wiring the controllers that create pods share (ReplicaSet, Job): the owner and pod
 //! informers, expectations, a work queue, an event recorder, and the handlers that queue an
-//! owner when it changes or one of its pods (or a matching orphan) does.
+//! owner when it changes or one of its pods (or a matching orphan) does; and the pod delete with
+//! its events and expectations, which the DaemonSet controller (with its own wiring) uses too.
 
 use std::fmt::Debug;
 use std::future::Future;
