@@ -6,7 +6,10 @@
 //! are recorded as ControllerRevisions; RollingUpdate replaces old pods node by node within
 //! `maxUnavailable`, or with `maxSurge` starts the new pod beside the old one first; OnDelete
 //! replaces a pod only when it is deleted. The rollout moves only when nothing else is
-//! outstanding (upstream's order: manage, then update).
+//! outstanding (upstream's order: manage, then update). Pods are claimed (matching orphans
+//! adopted) and watched through the shared pod-owner handler, so a daemon that gets a
+//! `deletionTimestamp` counts as deleted at once: a graceful deletion never holds up the
+//! DaemonSet's other actions, only the replacement on that daemon's own node.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,17 +22,19 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
 
 use crate::cache::ObjectKey;
 use crate::deployment::util::scaled;
-use crate::error::{gone_ok, Error};
+use crate::error::Error;
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::informer::{Change, Informer};
-use crate::ownership::{controller_of, controller_ref};
+use crate::ownership::{
+    claim_pods, controller_of, controller_ref, queue_pod_owners, selector_selects,
+};
+use crate::pod_owner::{delete_owned_pod, owners_selecting};
 use crate::pods;
 use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
@@ -78,17 +83,13 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
     shared.pods.on_change({
         let shared = shared.clone();
         move |change| {
-            let pod = change.object();
-            let Some(owner) = controller_of(&pod.metadata).filter(|o| o.kind == "DaemonSet") else {
-                return;
-            };
-            let key = ObjectKey::new(pod.namespace().unwrap_or_default(), owner.name.clone());
-            match change {
-                Change::Applied { old: None, .. } => shared.expectations.creation_observed(&key),
-                Change::Deleted(_) => shared.expectations.deletion_observed(&key, &pod.name_any()),
-                Change::Applied { .. } => {}
-            }
-            shared.queue.add(key);
+            queue_pod_owners(
+                change,
+                "DaemonSet",
+                &shared.expectations,
+                &shared.queue,
+                |namespace, pod| owners_selecting(&shared.sets, namespace, pod, selects),
+            );
         }
     });
     // A node added, relabelled or (un)tainted may change where daemons should run.
@@ -224,27 +225,8 @@ fn node_of(pod: &Pod) -> Option<String> {
     named_nodes(pod)?.into_iter().next()
 }
 
-async fn delete_pod(shared: &Shared, set: &DaemonSet, pod: &Pod) -> Result<(), Error> {
-    let api: Api<Pod> =
-        Api::namespaced(shared.client.clone(), &pod.namespace().unwrap_or_default());
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: pod.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    if gone_ok(api.delete(&pod.name_any(), &params).await)?.is_some() {
-        shared
-            .events
-            .normal(
-                set,
-                "SuccessfulDelete",
-                format!("Deleted pod: {}", pod.name_any()),
-            )
-            .await;
-    }
-    Ok(())
+fn selects(set: &DaemonSet, pod: &Pod) -> bool {
+    selector_selects(&set.spec.selector, pod)
 }
 
 async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
@@ -265,12 +247,20 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     .await?
     .hash;
     let uid = set.uid().unwrap_or_default();
+    // Claim: adopt matching orphans, release owned pods that no longer match (upstream's
+    // `getDaemonPods`); pods being deleted are left as they are.
+    let owned = claim_pods(
+        &Api::namespaced(shared.client.clone(), &key.namespace),
+        shared.pods.cache().in_namespace(&key.namespace),
+        set.as_ref(),
+        |pod| selects(&set, pod),
+        |pod| pod.metadata.deletion_timestamp.is_none(),
+    )
+    .await?;
     let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
-    for pod in shared.pods.cache().in_namespace(&key.namespace) {
-        if controller_of(&pod.metadata).is_some_and(|o| o.uid == uid) {
-            if let Some(node) = node_of(&pod) {
-                by_node.entry(node).or_default().push(pod);
-            }
+    for pod in owned {
+        if let Some(node) = node_of(&pod) {
+            by_node.entry(node).or_default().push(pod);
         }
     }
     let nodes = shared.nodes.cache().all();
@@ -412,7 +402,14 @@ async fn execute(
         plan.delete.iter().map(|p| p.name_any()),
     );
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+    // As upstream: after a failed create the rest are skipped, every delete is tried, and
+    // what is never issued (or failed) is observed at once, so it holds up no later sync.
+    let mut failure = None;
     for node in &plan.create_on {
+        if failure.is_some() {
+            shared.expectations.creation_observed(key);
+            continue;
+        }
         match api.create(&post_params(), &new_pod(set, hash, node)).await {
             Ok(pod) => {
                 shared
@@ -430,14 +427,24 @@ async fn execute(
                     .events
                     .warning(set, "FailedCreate", format!("Error creating: {err}"))
                     .await;
-                return Err(err.into());
+                failure = Some(err.into());
             }
         }
     }
     for pod in &plan.delete {
-        delete_pod(shared, set, pod).await?;
+        let deleted = delete_owned_pod(
+            &shared.client,
+            &shared.events,
+            &shared.expectations,
+            set,
+            pod,
+        )
+        .await;
+        if let Err(err) = deleted {
+            failure.get_or_insert(err);
+        }
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// The update strategy applied to one sync: the current revision's hash, and for RollingUpdate

@@ -118,10 +118,28 @@ where
     Ok(owned)
 }
 
-/// The pod handler of a controller that creates pods (ReplicaSet, Job): records the creates and
-/// deletes it sees in `expectations`, and queues the owners of kind `kind` the change concerns —
-/// the pod's controller, old and new if it changed, or, for an orphan whose labels changed,
-/// every owner `matching` names (one of them may adopt it).
+/// Whether an owner's `spec.selector` selects `pod`. A selector that selects everything (empty)
+/// or cannot be read selects nothing, as upstream's pod-creating controllers treat it.
+pub(crate) fn selector_selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    pod: &Pod,
+) -> bool {
+    let Ok(selector) = serde_json::to_value(selector) else {
+        return false;
+    };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    k3rs_api::LabelSelector::from_label_selector(&selector)
+        .ok()
+        .filter(|s| !s.is_everything())
+        .is_some_and(|s| s.matches(&labels))
+}
+
+/// The pod handler of a controller that creates pods (ReplicaSet, Job, DaemonSet): records the creates and
+/// deletes it sees in `expectations` — a pod that gets a `deletionTimestamp` counts as deleted
+/// (upstream's `updatePod`: a graceful deletion may take the grace period, and the owner must
+/// not wait for it) — and queues the owners of kind `kind` the change concerns: the pod's
+/// controller, old and new if it changed, or, for an orphan (no controller of any kind) whose
+/// labels changed, every owner `matching` names (one of them may adopt it).
 pub(crate) fn queue_pod_owners(
     change: &Change<Pod>,
     kind: &str,
@@ -162,11 +180,105 @@ pub(crate) fn queue_pod_owners(
             let labels_changed = old
                 .as_ref()
                 .is_none_or(|old| old.metadata.labels != new.metadata.labels);
-            if new_owner.is_none() && labels_changed {
+            // A pod controlled by something else is no orphan (upstream's updatePod).
+            if controller_of(&new.metadata).is_none() && labels_changed {
                 for key in matching(&namespace, new) {
                     queue.add(key);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(labels: serde_json::Value, owner: Option<&str>, terminating: bool) -> Arc<Pod> {
+        let owners = owner.map(|name| {
+            json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name,
+                "uid": format!("uid-{name}"), "controller": true}])
+        });
+        let deletion = terminating.then_some("2026-01-01T00:00:00Z");
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "p", "namespace": "ns", "labels": labels,
+                    "ownerReferences": owners, "deletionTimestamp": deletion},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("ns", name)
+    }
+
+    #[test]
+    fn a_pod_that_starts_terminating_counts_as_deleted() {
+        let expectations = Expectations::default();
+        let queue = WorkQueue::new();
+        let nobody = |_: &str, _: &Pod| Vec::new();
+        expectations.expect(&key("agent"), 1, ["p".to_owned()]);
+
+        let running = pod(json!({"app": "agent"}), Some("agent"), false);
+        let created = Change::Applied {
+            old: None,
+            new: running.clone(),
+        };
+        queue_pod_owners(&created, "DaemonSet", &expectations, &queue, nobody);
+        assert!(
+            !expectations.satisfied(&key("agent")),
+            "the deletion is still expected"
+        );
+        assert_eq!(queue.len(), 1);
+
+        // Upstream's updatePod: the deletionTimestamp is the deletion, not the pod's removal
+        // a grace period later.
+        let terminating = Change::Applied {
+            old: Some(running),
+            new: pod(json!({"app": "agent"}), Some("agent"), true),
+        };
+        queue_pod_owners(&terminating, "DaemonSet", &expectations, &queue, nobody);
+        assert!(expectations.satisfied(&key("agent")));
+    }
+
+    #[test]
+    fn owners_of_other_kinds_are_left_alone_and_orphans_go_to_matching_owners() {
+        let expectations = Expectations::default();
+        let queue: Arc<WorkQueue<ObjectKey>> = WorkQueue::new();
+        let matching = |_: &str, pod: &Pod| {
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            if labels.get("app").map(String::as_str) == Some("agent") {
+                vec![key("agent")]
+            } else {
+                Vec::new()
+            }
+        };
+        let owned = Change::Applied {
+            old: None,
+            new: pod(json!({"app": "agent"}), Some("agent"), false),
+        };
+        queue_pod_owners(&owned, "ReplicaSet", &expectations, &queue, matching);
+        assert!(
+            queue.is_empty(),
+            "a DaemonSet's pod is no ReplicaSet's business"
+        );
+
+        let before = pod(json!({"app": "other"}), None, false);
+        let relabelled = Change::Applied {
+            old: Some(before.clone()),
+            new: pod(json!({"app": "agent"}), None, false),
+        };
+        queue_pod_owners(&relabelled, "DaemonSet", &expectations, &queue, matching);
+        assert_eq!(queue.len(), 1, "the owner that may adopt it");
+
+        let unchanged = Change::Applied {
+            old: Some(before.clone()),
+            new: before,
+        };
+        let queue: Arc<WorkQueue<ObjectKey>> = WorkQueue::new();
+        queue_pod_owners(&unchanged, "DaemonSet", &expectations, &queue, matching);
+        assert!(queue.is_empty(), "labels unchanged: nothing to adopt");
     }
 }

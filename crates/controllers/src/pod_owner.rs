@@ -1,6 +1,7 @@
-//! The wiring every controller that creates pods shares (ReplicaSet, Job): the owner and pod
+//! The wiring the controllers that create pods share (ReplicaSet, Job): the owner and pod
 //! informers, expectations, a work queue, an event recorder, and the handlers that queue an
-//! owner when it changes or one of its pods (or a matching orphan) does.
+//! owner when it changes or one of its pods (or a matching orphan) does; and the pod delete with
+//! its events and expectations, which the DaemonSet controller (with its own wiring) uses too.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -90,16 +91,7 @@ where
                     &kind,
                     &shared.expectations,
                     &shared.queue,
-                    |namespace, pod| {
-                        shared
-                            .owners
-                            .cache()
-                            .in_namespace(namespace)
-                            .iter()
-                            .filter(|owner| selects(owner, pod))
-                            .map(|owner| ObjectKey::of(owner.as_ref()))
-                            .collect()
-                    },
+                    |namespace, pod| owners_selecting(&shared.owners, namespace, pod, selects),
                 );
             }
         });
@@ -116,36 +108,68 @@ where
         })
     }
 
-    /// Deletes `owner`'s pod `pod` (only that incarnation: the uid is a precondition), with
-    /// upstream's `SuccessfulDelete`/`FailedDelete` events. The caller expected the deletion;
-    /// a failed one will never be observed, so it is marked observed here. A pod already gone
-    /// is not an error.
+    /// Deletes `owner`'s pod `pod`: [`delete_owned_pod`] through this controller's client,
+    /// events and expectations.
     pub(crate) async fn delete_pod(&self, owner: &K, pod: &Pod) -> Result<(), Error> {
-        let key = ObjectKey::of(owner);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&pod.name_any(), &params).await {
-            Ok(_) => {
-                let message = format!("Deleted pod: {}", pod.name_any());
-                self.events.normal(owner, "SuccessfulDelete", message).await;
-                Ok(())
+        delete_owned_pod(&self.client, &self.events, &self.expectations, owner, pod).await
+    }
+}
+
+/// The keys of the owners in `namespace` whose selector matches `pod`, per `selects`: for an
+/// orphan, the owners that may adopt it.
+pub(crate) fn owners_selecting<K>(
+    owners: &Informer<K>,
+    namespace: &str,
+    pod: &Pod,
+    selects: impl Fn(&K, &Pod) -> bool,
+) -> Vec<ObjectKey>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    owners
+        .cache()
+        .in_namespace(namespace)
+        .iter()
+        .filter(|owner| selects(owner, pod))
+        .map(|owner| ObjectKey::of(owner.as_ref()))
+        .collect()
+}
+
+/// Deletes `owner`'s pod `pod` (only that incarnation: the uid is a precondition), with
+/// upstream's `SuccessfulDelete`/`FailedDelete` events. The caller expected the deletion in
+/// `expectations`; a failed one will never be observed, so it is marked observed here. A pod
+/// already gone is not an error.
+pub(crate) async fn delete_owned_pod<K: Resource<DynamicType = ()>>(
+    client: &Client,
+    events: &Recorder,
+    expectations: &Expectations<ObjectKey>,
+    owner: &K,
+    pod: &Pod,
+) -> Result<(), Error> {
+    let key = ObjectKey::of(owner);
+    let api: Api<Pod> = Api::namespaced(client.clone(), &key.namespace);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&pod.name_any(), &params).await {
+        Ok(_) => {
+            let message = format!("Deleted pod: {}", pod.name_any());
+            events.normal(owner, "SuccessfulDelete", message).await;
+            Ok(())
+        }
+        Err(err) => {
+            expectations.deletion_observed(&key, &pod.name_any());
+            let err = Error::from(err);
+            if err.is_not_found() {
+                return Ok(());
             }
-            Err(err) => {
-                self.expectations.deletion_observed(&key, &pod.name_any());
-                let err = Error::from(err);
-                if err.is_not_found() {
-                    return Ok(());
-                }
-                let message = format!("Error deleting: {err}");
-                self.events.warning(owner, "FailedDelete", message).await;
-                Err(err)
-            }
+            let message = format!("Error deleting: {err}");
+            events.warning(owner, "FailedDelete", message).await;
+            Err(err)
         }
     }
 }

@@ -24,7 +24,8 @@ pub const EXIT_AFTER_SECONDS: &str = "hollow.k3rs.io/exit-after-seconds";
 
 /// `"N"`: once the pod is deleted, its containers take N seconds to stop (at most the pod's
 /// grace period): the pod keeps running, and ready, while it terminates — what endpoint and
-/// rollout tests need to see a terminating pod. Default: they stop at once.
+/// rollout tests need to see a terminating pod. Default: the node's
+/// [`crate::HollowNodeConfig::termination_delay`] (zero unless set: they stop at once).
 pub const STOP_AFTER_SECONDS: &str = "hollow.k3rs.io/stop-after-seconds";
 
 /// `"C"` (0–255): the exit code for [`EXIT_AFTER_SECONDS`]. Default 0. Without

@@ -28,6 +28,12 @@ pub struct HollowNodeConfig {
     /// How often the Node's status (the conditions' `lastHeartbeatTime`) is written. Default
     /// 10 s, the kubelet's `nodeStatusUpdateFrequency`.
     pub status_update_interval: Duration,
+    /// How long a deleted pod's containers take to stop, at most the pod's grace period (the
+    /// pod's [`crate::annotations::STOP_AFTER_SECONDS`] wins): the pod stays terminating —
+    /// running, with its `deletionTimestamp` — for that long before the node finishes the
+    /// delete, as with a real kubelet whose containers honour SIGTERM slowly. Default zero:
+    /// containers stop at once.
+    pub termination_delay: Duration,
 }
 
 impl HollowNodeConfig {
@@ -49,6 +55,7 @@ impl HollowNodeConfig {
             lease_duration_seconds: 40,
             heartbeat_interval: Duration::from_secs(10),
             status_update_interval: Duration::from_secs(10),
+            termination_delay: Duration::ZERO,
         }
     }
 

@@ -6,8 +6,9 @@
 //! refreshes the Node's conditions every status interval, and runs the pods bound to it
 //! (`spec.nodeName`) with a fake runtime: each pod is reported `Running` and `Ready` with a pod
 //! IP (from the Node's `spec.podCIDR`, else a made-up range of its own), container statuses and
-//! the kubelet's conditions; graceful deletions are finished (final status, then a delete with
-//! grace period 0 and the pod's uid as precondition). Annotations ([`annotations`]) make pods
+//! the kubelet's conditions; graceful deletions are finished (after the node's termination
+//! delay, at most the pod's grace period: final status, then a delete with grace period 0 and
+//! the pod's uid as precondition). Annotations ([`annotations`]) make pods
 //! slow to become ready, finish, fail or crash-loop. [`HollowCluster`] starts many at once.
 //!
 //! Nothing runs: no containers, no network, no files; addresses are made up (`100.64.0.0/10`)

@@ -94,6 +94,7 @@ impl HollowNode {
                     node: config.name.clone(),
                     host_ip: addresses.internal_ip,
                     fallback_pod_range: addresses.fallback_pod_range,
+                    termination_delay: config.termination_delay,
                 },
             )),
         ];

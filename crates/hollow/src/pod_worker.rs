@@ -39,6 +39,9 @@ pub(crate) struct PodWorkerConfig {
     pub(crate) host_ip: Ipv4Addr,
     /// Where pod IPs come from while the Node has no IPv4 `spec.podCIDR`.
     pub(crate) fallback_pod_range: Ipv4Cidr,
+    /// How long a deleted pod's containers take to stop unless the pod says otherwise
+    /// ([`crate::HollowNodeConfig::termination_delay`]).
+    pub(crate) termination_delay: std::time::Duration,
 }
 
 /// One pod bound to the node, as the loop knows it.
@@ -446,19 +449,12 @@ impl PodWorker {
         }
         // Containers that take a while to stop keep running (and keep their readiness) for
         // that long, within the pod's grace period.
-        let stop_after = annotations::behaviour(tracked.pod.metadata.annotations.as_ref())
-            .0
-            .stop_after
-            .map(|seconds| {
-                let grace = tracked
-                    .pod
-                    .metadata
-                    .deletion_grace_period_seconds
-                    .and_then(|g| u64::try_from(g).ok())
-                    .unwrap_or(seconds);
-                std::time::Duration::from_secs(seconds.min(grace))
-            });
-        if let (Some(stop_after), false) = (stop_after, is_terminal(&tracked.pod)) {
+        let stop_after = stop_delay(
+            Self::behaviour(tracked).stop_after,
+            self.config.termination_delay,
+            tracked.pod.metadata.deletion_grace_period_seconds,
+        );
+        if !stop_after.is_zero() && !is_terminal(&tracked.pod) {
             let since = *tracked.stopping_since.get_or_insert_with(Instant::now);
             if since.elapsed() < stop_after {
                 tracked.due = Some(since + stop_after);
@@ -516,6 +512,23 @@ impl PodWorker {
     }
 }
 
+/// How long a deleted pod's containers take to stop: the pod's own `stop_after` seconds (its
+/// annotation) or else the node's `termination_delay`, at most the pod's deletion grace period
+/// (a kubelet kills what outlives it).
+fn stop_delay(
+    stop_after: Option<u64>,
+    termination_delay: std::time::Duration,
+    grace_seconds: Option<i64>,
+) -> std::time::Duration {
+    let wanted = stop_after.map_or(termination_delay, std::time::Duration::from_secs);
+    match grace_seconds {
+        Some(grace) => wanted.min(std::time::Duration::from_secs(
+            u64::try_from(grace).unwrap_or(0),
+        )),
+        None => wanted,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,5 +566,32 @@ mod tests {
         assert_eq!(reported_run(&pending), None);
         assert!(is_terminal(&pending));
         assert!(uses_host_network(&pending));
+    }
+
+    #[test]
+    fn containers_stop_within_the_grace_period() {
+        use std::time::Duration;
+        let node_delay = Duration::from_secs(120);
+        // The node's delay, cut to the pod's grace period.
+        assert_eq!(
+            stop_delay(None, node_delay, Some(60)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            stop_delay(None, Duration::from_secs(5), Some(60)),
+            Duration::from_secs(5)
+        );
+        // The pod's annotation wins over the node's delay.
+        assert_eq!(
+            stop_delay(Some(7), node_delay, Some(30)),
+            Duration::from_secs(7)
+        );
+        // A forced delete (grace 0) or no delay stops at once.
+        assert_eq!(stop_delay(None, node_delay, Some(0)), Duration::ZERO);
+        assert_eq!(stop_delay(None, Duration::ZERO, Some(30)), Duration::ZERO);
+        assert_eq!(
+            stop_delay(Some(9), Duration::ZERO, None),
+            Duration::from_secs(9)
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! (a tainted node only once the template tolerates it), a rolling update `kubectl rollout
 //! status` follows to the end, and a new node gets its daemon; with `maxSurge` every node keeps
 //! an available daemon through the update; OnDelete changes a daemon only when it is deleted;
-//! `kubectl rollout history` shows the change-cause each revision was made with.
+//! `kubectl rollout history` shows the change-cause each revision was made with; a daemon still
+//! terminating within its grace period holds up nothing but its own node.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -14,8 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_hollow::annotations::READY_AFTER_SECONDS;
-use k3rs_hollow::{HollowNode, HollowNodeConfig};
-use kube_support::{hollow_cluster, kubectl, kubectl_stdin, wait_for, watch_available};
+use k3rs_hollow::{HollowCluster, HollowNode, HollowNodeConfig};
+use kube_support::{
+    client, create_namespace, hollow_cluster, kubectl, kubectl_stdin, wait_for, watch_available,
+};
 
 fn daemonset(image: &str, tolerate: bool) -> String {
     let tolerations = if tolerate {
@@ -235,6 +238,82 @@ async fn max_surge_keeps_every_node_served_and_on_delete_waits() {
         || placement(&server, "surge") == ["surge-node-0=agent:3", "surge-node-1=agent:2"],
     )
     .await;
+}
+
+/// Upstream's `updatePod`: a daemon the controller deletes counts as deleted as soon as it
+/// has a `deletionTimestamp`, so while it terminates (its containers honour a 120 s grace
+/// period) the DaemonSet still serves a node that joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_gets_its_daemon_while_another_daemon_terminates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = k3rs_tests::K3rsServer::start(dir.path()).unwrap();
+    let client = client(&server).await;
+    create_namespace(&client, "grace").await;
+    // Containers that take up to five minutes to stop: the grace period decides.
+    let mut template = HollowNodeConfig::default().with_heartbeat(Duration::from_secs(1));
+    template.termination_delay = Duration::from_secs(300);
+    template.labels.insert("daemon".into(), "yes".into());
+    let _cluster = HollowCluster::start(client.clone(), 2, "grace-node", &template)
+        .await
+        .unwrap();
+    kubectl_stdin(
+        &server,
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: grace}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {daemon: "yes"}
+      terminationGracePeriodSeconds: 120
+      containers: [{name: c, image: "agent:1"}]
+"#,
+    );
+    wait_for(&server, "a daemon on each labelled node", || {
+        placement(&server, "grace") == ["grace-node-0=agent:1", "grace-node-1=agent:1"]
+    })
+    .await;
+
+    // The node stops qualifying: the controller deletes its daemon, which terminates slowly.
+    kubectl(&server, &["label", "node", "grace-node-0", "daemon-"]);
+    let terminating_on_node_0 = || {
+        kubectl(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "grace",
+                "--field-selector",
+                "spec.nodeName=grace-node-0",
+                "-o",
+                "jsonpath={.items[*].metadata.deletionTimestamp}",
+            ],
+        )
+    };
+    wait_for(&server, "the daemon on grace-node-0 terminating", || {
+        !terminating_on_node_0().trim().is_empty()
+    })
+    .await;
+    assert_eq!(placement(&server, "grace"), ["grace-node-1=agent:1"]);
+
+    // A node joins while that daemon terminates: it gets its daemon well within the grace
+    // period.
+    let mut late = template.clone();
+    late.name = "grace-late".into();
+    let _late = HollowNode::start(client.clone(), late).await.unwrap();
+    wait_for(&server, "a daemon on the new node", || {
+        placement(&server, "grace") == ["grace-late=agent:1", "grace-node-1=agent:1"]
+    })
+    .await;
+    assert!(
+        !terminating_on_node_0().trim().is_empty(),
+        "the old daemon is still terminating"
+    );
 }
 
 #[test]
