@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
@@ -21,21 +22,20 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::deployment::util::scaled;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::scheduler::filters::taint_toleration;
 use crate::scheduler::nodeaffinity::{named_nodes, RequiredNodeAffinity};
 use crate::{post_params, Context};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::expectations::Expectations;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
 pub use crate::revisions::REVISION_LABEL;
@@ -54,7 +54,7 @@ struct Shared {
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<DaemonSet>(),
@@ -110,10 +110,17 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         }
     };
     let queue = shared.queue.clone();
-    spawn_workers("daemonset-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    spawn_workers(
+        "daemonset-controller",
+        ctx.runtime.health().clone(),
+        queue,
+        2,
+        ready,
+        move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        },
+    )
 }
 
 /// Upstream's `AddOrUpdateDaemonPodTolerations`: daemons stay on nodes that are not ready,
@@ -373,7 +380,14 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
+        k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            set.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?;
     }
     Ok(if min_ready > 0 && available < ready {
         Action::RequeueAfter(std::time::Duration::from_secs(1))

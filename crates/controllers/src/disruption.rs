@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
@@ -22,18 +23,17 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::deployment::util::scaled;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::controller_of;
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// How long a pod an eviction disrupted stays in `disruptedPods` without being seen deleted
 /// (upstream's `DeletionTimeout`).
@@ -59,7 +59,7 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its worker.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         budgets: ctx.informers.get(),
@@ -104,10 +104,17 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         }
     };
     let queue = shared.queue.clone();
-    spawn_workers("disruption-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    spawn_workers(
+        "disruption-controller",
+        ctx.runtime.health().clone(),
+        queue,
+        2,
+        ready,
+        move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        },
+    )
 }
 
 /// The budget's pod selector: `null` selects nothing, `{}` every pod of the namespace (policy/v1).

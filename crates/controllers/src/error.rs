@@ -7,9 +7,18 @@ pub enum Error {
     /// The client settings are unusable (bad PEM, bad URL).
     #[error("building the API client: {0}")]
     Config(String),
+    /// The client of a component could not be built.
+    #[error(transparent)]
+    Client(#[from] k3rs_runtime::client::ClientError),
     /// An API request failed.
     #[error(transparent)]
     Api(#[from] kube::Error),
+    /// A status write failed.
+    #[error(transparent)]
+    Status(#[from] k3rs_runtime::status::StatusError),
+    /// A status did not serialize.
+    #[error("serializing a status")]
+    Serialize(#[from] serde_json::Error),
     /// An object is not what the controller can act on (reported, retried later).
     #[error("{0}")]
     Invalid(String),
@@ -20,6 +29,10 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(kube::Error::Api(status)) => Some(status.code),
+            Error::Status(err) => match err.api() {
+                Some(kube::Error::Api(status)) => Some(status.code),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -9,19 +9,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, DynamicObject, Patch, Preconditions, PropagationPolicy};
 use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::informer::{Informers, MetaChange, MetaHandler};
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::informer::{Informers, MetaChange, MetaHandler};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// How often new resources (CRDs) are looked for.
 const REDISCOVER: Duration = Duration::from_secs(30);
@@ -77,7 +77,7 @@ struct Gc {
 }
 
 /// Starts the collector: discovery, monitors, workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let gc = Arc::new(Gc {
         client: ctx.client.clone(),
         informers: ctx.informers.clone(),
@@ -87,7 +87,8 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         delete_queue: WorkQueue::new(),
         orphan_queue: WorkQueue::new(),
     });
-    tokio::spawn(async move {
+    let health = ctx.runtime.health().clone();
+    Supervised(tokio::spawn(async move {
         // The first discovery decides what the graph is built from; workers start once those
         // informers have their first lists.
         let synced = loop {
@@ -108,6 +109,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         };
         let deleter = spawn_workers(
             "garbage-collector",
+            health.clone(),
             gc.delete_queue.clone(),
             4,
             ready_delete,
@@ -121,6 +123,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         );
         let orphaner = spawn_workers(
             "garbage-collector-orphan",
+            health.clone(),
             gc.orphan_queue.clone(),
             2,
             ready_orphan,
@@ -137,11 +140,11 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
             if let Err(err) = gc.discover().await {
                 tracing::debug!(%err, "garbage collector rediscovery failed");
             }
-            if deleter.is_finished() || orphaner.is_finished() {
+            if deleter.0.is_finished() || orphaner.0.is_finished() {
                 break;
             }
         }
-    })
+    }))
 }
 
 impl Gc {

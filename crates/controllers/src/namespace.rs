@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// The finalizer that holds a namespace until this controller has emptied it.
 pub const FINALIZER: &str = "kubernetes";
@@ -24,7 +24,7 @@ pub const FINALIZER: &str = "kubernetes";
 const RECHECK: Duration = Duration::from_secs(2);
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let informer = ctx.informers.get::<Namespace>();
     let queue = WorkQueue::new();
     informer.on_change({
@@ -43,6 +43,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
     };
     spawn_workers(
         "namespace-controller",
+        ctx.runtime.health().clone(),
         queue,
         2,
         ready,

@@ -7,18 +7,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Patch;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// The prefix length of every node's range.
 pub const NODE_PREFIX: u8 = 24;
@@ -104,7 +104,7 @@ struct Shared {
 }
 
 /// Starts the allocator (one worker: assignments are decided one at a time).
-pub(crate) fn start(ctx: &Context, cluster: Cidr) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, cluster: Cidr) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         nodes: ctx.informers.get::<Node>(),
@@ -139,6 +139,7 @@ pub(crate) fn start(ctx: &Context, cluster: Cidr) -> JoinHandle<()> {
     };
     spawn_workers(
         "node-ipam-controller",
+        ctx.runtime.health().clone(),
         queue,
         1,
         ready,

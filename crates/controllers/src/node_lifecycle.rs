@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,17 +18,16 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::taints::tolerated;
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// Where kubelets keep their Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -86,7 +86,7 @@ struct Shared {
 }
 
 /// Starts the monitor loop and the eviction workers.
-pub(crate) fn start(ctx: &Context, timing: Timing) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, timing: Timing) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         nodes: ctx.informers.get::<Node>(),
@@ -138,6 +138,7 @@ pub(crate) fn start(ctx: &Context, timing: Timing) -> JoinHandle<()> {
     };
     let evictions = spawn_workers(
         "taint-eviction-controller",
+        ctx.runtime.health().clone(),
         shared.evictions.clone(),
         2,
         ready,
@@ -149,7 +150,7 @@ pub(crate) fn start(ctx: &Context, timing: Timing) -> JoinHandle<()> {
             }
         },
     );
-    tokio::spawn(async move {
+    Supervised(tokio::spawn(async move {
         shared.nodes.wait_synced().await;
         shared.leases.wait_synced().await;
         shared.pods.wait_synced().await;
@@ -161,11 +162,11 @@ pub(crate) fn start(ctx: &Context, timing: Timing) -> JoinHandle<()> {
                     tracing::debug!(node = %node.name_any(), %err, "node monitoring failed; retrying next period");
                 }
             }
-            if evictions.is_finished() {
+            if evictions.0.is_finished() {
                 break;
             }
         }
-    })
+    }))
 }
 
 fn node_name(pod: &Pod) -> Option<&str> {

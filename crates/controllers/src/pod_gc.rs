@@ -12,21 +12,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::informer::{Change, Informer};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::{patch_params, Context};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// How long a pod's node must be missing before the pod goes (upstream's `quarantineTime`).
 pub const QUARANTINE: Duration = Duration::from_secs(40);
@@ -41,7 +41,7 @@ struct Shared {
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         pods: ctx.informers.get::<Pod>(),
@@ -83,10 +83,17 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
             shared.nodes.wait_synced().await;
         }
     };
-    spawn_workers("pod-garbage-collector", queue, 1, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    spawn_workers(
+        "pod-garbage-collector",
+        ctx.runtime.health().clone(),
+        queue,
+        1,
+        ready,
+        move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        },
+    )
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {

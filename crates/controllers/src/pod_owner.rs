@@ -6,21 +6,21 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
 use crate::ownership::queue_pod_owners;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::expectations::Expectations;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// What a pod-creating controller of owners `K` reads and writes through.
 pub(crate) struct PodOwners<K> {
@@ -58,7 +58,7 @@ where
         workers: usize,
         selects: fn(&K, &Pod) -> bool,
         reconcile: F,
-    ) -> JoinHandle<()>
+    ) -> Supervised
     where
         F: Fn(Self, ObjectKey) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Action, Error>> + Send + 'static,
@@ -111,9 +111,14 @@ where
             }
         };
         let queue = shared.queue.clone();
-        spawn_workers(component, queue, workers, ready, move |key| {
-            reconcile.clone()(shared.clone(), key)
-        })
+        spawn_workers(
+            component,
+            ctx.runtime.health().clone(),
+            queue,
+            workers,
+            ready,
+            move |key| reconcile.clone()(shared.clone(), key),
+        )
     }
 
     /// Deletes `owner`'s pod `pod` (only that incarnation: the uid is a precondition), with

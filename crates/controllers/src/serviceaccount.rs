@@ -6,16 +6,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::ObjectMeta;
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::informer::Informer;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -35,7 +35,7 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         ca_pem: ctx.ca_pem.clone(),
@@ -70,6 +70,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
     };
     spawn_workers(
         "serviceaccount-controller",
+        ctx.runtime.health().clone(),
         queue,
         2,
         ready,

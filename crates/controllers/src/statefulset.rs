@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
@@ -18,19 +19,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref};
 use crate::pods;
 use crate::post_params as post;
-use crate::queue::WorkQueue;
 use crate::revisions::template_of;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
@@ -49,7 +49,7 @@ struct Shared {
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<StatefulSet>(),
@@ -91,10 +91,17 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         }
     };
     let queue = shared.queue.clone();
-    spawn_workers("statefulset-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    spawn_workers(
+        "statefulset-controller",
+        ctx.runtime.health().clone(),
+        queue,
+        2,
+        ready,
+        move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        },
+    )
 }
 
 fn ordinal_start(set: &StatefulSet) -> i32 {
@@ -461,7 +468,14 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<StatefulSet> = Api::namespaced(shared.client.clone(), &namespace);
-        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
+        k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            set.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?;
     }
     // Readiness that only becomes availability later needs another look.
     Ok(if min_ready > 0 && available < ready {

@@ -6,18 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::{Api, Client};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::informer::Informer;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 #[derive(Clone)]
 struct Shared {
@@ -26,7 +26,7 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         jobs: ctx.informers.get::<Job>(),
@@ -52,6 +52,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
     };
     spawn_workers(
         "ttl-after-finished-controller",
+        ctx.runtime.health().clone(),
         queue,
         2,
         ready,

@@ -10,21 +10,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::Informer;
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 
 const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
@@ -56,7 +56,7 @@ struct Shared {
 
 /// Registers the handlers and starts one worker (bindings are decided one at a time, so a
 /// volume is never promised to two claims).
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         volumes: ctx.informers.get::<PersistentVolume>(),
@@ -106,6 +106,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
     };
     spawn_workers(
         "persistentvolume-binder",
+        ctx.runtime.health().clone(),
         queue,
         1,
         ready,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,18 +19,17 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::{adopt, controller_of, controller_ref, release};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
 use crate::{patch_params as params, post_params};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 use util::*;
 
 #[derive(Clone)]
@@ -43,7 +43,7 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         deployments: ctx.informers.get::<Deployment>(),
@@ -84,10 +84,17 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         }
     };
     let queue = shared.queue.clone();
-    spawn_workers("deployment-controller", queue, 4, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    spawn_workers(
+        "deployment-controller",
+        ctx.runtime.health().clone(),
+        queue,
+        4,
+        ready,
+        move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        },
+    )
 }
 
 /// Queues the deployment that controls the ReplicaSet, or, for an orphan, every deployment
@@ -961,7 +968,7 @@ impl Sync<'_> {
         let api = self.deployments_api();
         let patch = json!({
             "metadata": {"resourceVersion": self.d.resource_version()},
-            "status": crate::status::merge_patch(self.d.status.as_ref(), &status)?,
+            "status": k3rs_runtime::status::merge_patch(self.d.status.as_ref(), &status)?,
         });
         self.d = api
             .patch_status(&self.d.name_any(), &params(), &Patch::Merge(&patch))

@@ -367,8 +367,8 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ObjectKey;
     use crate::scheduler::state::tests::node;
+    use k3rs_runtime::cache::ObjectKey;
     use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
     use k8s_openapi::api::core::v1::{
         PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,

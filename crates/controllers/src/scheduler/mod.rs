@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Binding, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
@@ -41,17 +42,16 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
 use cycle::{Incoming, Lookups};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::{spawn_workers, Action};
 use state::ClusterState;
 
 /// The `schedulerName` this scheduler serves (the API server's default).
@@ -501,7 +501,7 @@ fn truncate(message: String) -> String {
 
 /// Registers the scheduler's handlers and starts its worker; `client` is the scheduler's own
 /// (`system:kube-scheduler`).
-pub(crate) fn start(ctx: &Context, client: Client) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, client: Client) -> Supervised {
     let caches = Caches::of(ctx);
     let scheduler = Arc::new(Scheduler {
         recorder: Recorder::new(client.clone(), SCHEDULER_NAME),
@@ -545,6 +545,7 @@ pub(crate) fn start(ctx: &Context, client: Client) -> JoinHandle<()> {
     // One worker: cycles are serial, as upstream's, so each sees every placement before it.
     spawn_workers(
         "default-scheduler",
+        ctx.runtime.health().clone(),
         queue,
         1,
         ready,
