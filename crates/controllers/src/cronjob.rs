@@ -27,8 +27,8 @@ use crate::Context;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The annotation with the time a Job was scheduled for (RFC 3339 in the CronJob's zone).
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -42,55 +42,33 @@ struct Shared {
     client: Client,
     cronjobs: Arc<Informer<CronJob>>,
     jobs: Arc<Informer<Job>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the controller's handlers and starts its workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "cronjob-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         cronjobs: ctx.informers.get::<CronJob>(),
         jobs: ctx.informers.get::<Job>(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "cronjob-controller"),
     };
-    shared.cronjobs.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.jobs.on_change({
-        let queue = shared.queue.clone();
-        move |change: &Change<Job>| {
+    controller
+        .reconciles(&shared.cronjobs)
+        .watches(&shared.jobs, |change: &Change<Job>| {
             let job = change.object();
             let mut owners = vec![owner_key(job)];
             if let Change::Applied { old: Some(old), .. } = change {
                 owners.push(owner_key(old));
             }
-            for key in owners.into_iter().flatten() {
-                queue.add(key);
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.cronjobs.wait_synced().await;
-            shared.jobs.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers(
-        "cronjob-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |key| {
+            owners.into_iter().flatten()
+        })
+        .workers(2)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 fn owner_key(job: &Job) -> Option<ObjectKey> {

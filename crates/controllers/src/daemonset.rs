@@ -34,8 +34,8 @@ use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::expectations::Expectations;
 use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
 pub use crate::revisions::REVISION_LABEL;
@@ -49,12 +49,12 @@ struct Shared {
     nodes: Arc<Informer<Node>>,
     revisions: Arc<Informer<ControllerRevision>>,
     expectations: Arc<Expectations<ObjectKey>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the handlers and starts the workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "daemonset-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<DaemonSet>(),
@@ -62,65 +62,46 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
         nodes: ctx.informers.get::<Node>(),
         revisions: ctx.informers.get::<ControllerRevision>(),
         expectations: Arc::new(Expectations::default()),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "daemonset-controller"),
     };
-    shared.sets.on_change({
-        let shared = shared.clone();
-        move |change| {
-            let key = ObjectKey::of(change.object().as_ref());
-            if let Change::Deleted(_) = change {
-                shared.expectations.forget(&key);
+    let expectations = shared.expectations.clone();
+    let sets = shared.sets.clone();
+    controller
+        .watches(&shared.sets, {
+            let expectations = expectations.clone();
+            move |change| {
+                let key = ObjectKey::of(change.object().as_ref());
+                if let Change::Deleted(_) = change {
+                    expectations.forget(&key);
+                }
+                Some(key)
             }
-            shared.queue.add(key);
-        }
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
+        })
+        .watches(&shared.pods, move |change| {
             let pod = change.object();
-            let Some(owner) = controller_of(&pod.metadata).filter(|o| o.kind == "DaemonSet") else {
-                return;
-            };
+            let owner = controller_of(&pod.metadata).filter(|o| o.kind == "DaemonSet")?;
             let key = ObjectKey::new(pod.namespace().unwrap_or_default(), owner.name.clone());
             match change {
-                Change::Applied { old: None, .. } => shared.expectations.creation_observed(&key),
-                Change::Deleted(_) => shared.expectations.deletion_observed(&key, &pod.name_any()),
+                Change::Applied { old: None, .. } => expectations.creation_observed(&key),
+                Change::Deleted(_) => expectations.deletion_observed(&key, &pod.name_any()),
                 Change::Applied { .. } => {}
             }
-            shared.queue.add(key);
-        }
-    });
-    // A node added, relabelled or (un)tainted may change where daemons should run.
-    shared.nodes.on_change({
-        let shared = shared.clone();
-        move |_| {
-            for set in shared.sets.cache().all() {
-                shared.queue.add(ObjectKey::of(set.as_ref()));
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.nodes.wait_synced().await;
-            shared.revisions.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers(
-        "daemonset-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |key| {
+            Some(key)
+        })
+        // A node added, relabelled or (un)tainted may change where daemons should run.
+        .watches(&shared.nodes, move |_| {
+            sets.cache()
+                .all()
+                .iter()
+                .map(|set| ObjectKey::of(set.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reads(&shared.revisions)
+        .workers(2)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 /// Upstream's `AddOrUpdateDaemonPodTolerations`: daemons stay on nodes that are not ready,

@@ -32,8 +32,8 @@ use crate::Context;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// How long a pod an eviction disrupted stays in `disruptedPods` without being seen deleted
 /// (upstream's `DeletionTimeout`).
@@ -54,12 +54,12 @@ struct Shared {
     replica_sets: Arc<Informer<ReplicaSet>>,
     deployments: Arc<Informer<Deployment>>,
     stateful_sets: Arc<Informer<StatefulSet>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the controller's handlers and starts its worker.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "disruption-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         budgets: ctx.informers.get(),
@@ -68,16 +68,12 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
         replica_sets: ctx.informers.get(),
         deployments: ctx.informers.get(),
         stateful_sets: ctx.informers.get(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "controllermanager"),
     };
-    shared.budgets.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
+    let budgets = shared.budgets.clone();
+    controller
+        .reconciles(&shared.budgets)
+        .watches(&shared.pods, move |change| {
             // Every budget selecting the pod before or after the change (upstream picks one
             // arbitrarily when several do; each of them counts the pod, so all are synced).
             let (old, new) = match change {
@@ -85,36 +81,25 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
                 Change::Deleted(pod) => (None, pod.as_ref()),
             };
             let namespace = new.namespace().unwrap_or_default();
-            for budget in shared.budgets.cache().in_namespace(&namespace) {
-                if selects(&budget, new) || old.is_some_and(|old| selects(&budget, old)) {
-                    shared.queue.add(ObjectKey::of(budget.as_ref()));
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.budgets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.replication_controllers.wait_synced().await;
-            shared.replica_sets.wait_synced().await;
-            shared.deployments.wait_synced().await;
-            shared.stateful_sets.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers(
-        "disruption-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |key| {
+            budgets
+                .cache()
+                .in_namespace(&namespace)
+                .iter()
+                .filter(|budget| {
+                    selects(budget, new) || old.is_some_and(|old| selects(budget, old))
+                })
+                .map(|budget| ObjectKey::of(budget.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reads(&shared.replication_controllers)
+        .reads(&shared.replica_sets)
+        .reads(&shared.deployments)
+        .reads(&shared.stateful_sets)
+        .workers(2)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 /// The budget's pod selector: `null` selects nothing, `{}` every pod of the namespace (policy/v1).

@@ -21,7 +21,9 @@ use crate::patch_params as params;
 use crate::Context;
 use k3rs_runtime::informer::{Informers, MetaChange, MetaHandler};
 use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::supervisor::supervise;
+use k3rs_runtime::Controller;
 
 /// How often new resources (CRDs) are looked for.
 const REDISCOVER: Duration = Duration::from_secs(30);
@@ -78,14 +80,16 @@ struct Gc {
 
 /// Starts the collector: discovery, monitors, workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let deleter = Controller::new(&ctx.runtime, "garbage-collector");
+    let orphaner = Controller::new(&ctx.runtime, "garbage-collector-orphan");
     let gc = Arc::new(Gc {
         client: ctx.client.clone(),
         informers: ctx.informers.clone(),
         graph: Mutex::new(Graph::default()),
         mapping: RwLock::new(Mapping::default()),
         monitored: Mutex::new(BTreeSet::new()),
-        delete_queue: WorkQueue::new(),
-        orphan_queue: WorkQueue::new(),
+        delete_queue: deleter.queue(),
+        orphan_queue: orphaner.queue(),
     });
     let health = ctx.runtime.health().clone();
     Supervised(tokio::spawn(async move {
@@ -100,50 +104,41 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
                 }
             }
         };
-        let ready = async move {
+        let ready = futures::FutureExt::shared(Box::pin(async move {
             futures::future::join_all(synced).await;
-        };
-        let (ready_delete, ready_orphan) = {
-            let shared = futures::FutureExt::shared(Box::pin(ready));
-            (shared.clone(), shared)
-        };
-        let deleter = spawn_workers(
-            "garbage-collector",
-            health.clone(),
-            gc.delete_queue.clone(),
-            4,
-            ready_delete,
-            {
+        }));
+        let deleter = deleter.waits_for(ready.clone()).workers(4).run({
+            let gc = gc.clone();
+            move |uid: String| {
                 let gc = gc.clone();
-                move |uid: String| {
-                    let gc = gc.clone();
-                    async move { gc.attempt_to_delete(&uid).await }
+                async move { gc.attempt_to_delete(&uid).await }
+            }
+        });
+        let orphaner = orphaner.waits_for(ready).workers(2).run({
+            let gc = gc.clone();
+            move |uid: String| {
+                let gc = gc.clone();
+                async move { gc.attempt_to_orphan(&uid).await }
+            }
+        });
+        let rediscovery = supervise(
+            "garbage-collector discovery".to_owned(),
+            health,
+            move || {
+                let gc = gc.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(REDISCOVER).await;
+                        if let Err(err) = gc.discover().await {
+                            tracing::debug!(%err, "garbage collector rediscovery failed");
+                        }
+                    }
                 }
             },
         );
-        let orphaner = spawn_workers(
-            "garbage-collector-orphan",
-            health.clone(),
-            gc.orphan_queue.clone(),
-            2,
-            ready_orphan,
-            {
-                let gc = gc.clone();
-                move |uid: String| {
-                    let gc = gc.clone();
-                    async move { gc.attempt_to_orphan(&uid).await }
-                }
-            },
-        );
-        loop {
-            tokio::time::sleep(REDISCOVER).await;
-            if let Err(err) = gc.discover().await {
-                tracing::debug!(%err, "garbage collector rediscovery failed");
-            }
-            if deleter.0.is_finished() || orphaner.0.is_finished() {
-                break;
-            }
-        }
+        // Held (so stopped) with this task.
+        let _tasks = [deleter, orphaner, Supervised(rediscovery)];
+        std::future::pending::<()>().await
     }))
 }
 

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::error::{gone_ok, Error};
 use crate::Context;
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The finalizer that holds a namespace until this controller has emptied it.
 pub const FINALIZER: &str = "kubernetes";
@@ -26,30 +26,21 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// Registers the controller's handlers and starts its workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
     let informer = ctx.informers.get::<Namespace>();
-    let queue = WorkQueue::new();
-    informer.on_change({
-        let queue = queue.clone();
-        move |change| {
-            let namespace = change.object();
-            if namespace.metadata.deletion_timestamp.is_some() {
-                queue.add(namespace.name_any());
-            }
-        }
-    });
     let client = ctx.client.clone();
-    let ready = {
-        let informer = informer.clone();
-        async move { informer.wait_synced().await }
-    };
-    spawn_workers(
-        "namespace-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |name: String| {
+    let namespaces = informer.clone();
+    Controller::new(&ctx.runtime, "namespace-controller")
+        .watches(&informer, |change| {
+            let namespace = change.object();
+            namespace
+                .metadata
+                .deletion_timestamp
+                .is_some()
+                .then(|| namespace.name_any())
+        })
+        .workers(2)
+        .run(move |name: String| {
             let client = client.clone();
-            let informer = informer.clone();
+            let informer = namespaces.clone();
             async move {
                 match informer.cache().get_named("", &name) {
                     Some(namespace) if namespace.metadata.deletion_timestamp.is_some() => {
@@ -58,8 +49,7 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
                     _ => Ok(Action::Done),
                 }
             }
-        },
-    )
+        })
 }
 
 async fn reconcile(client: &Client, cached: &Arc<Namespace>) -> Result<Action, Error> {

@@ -17,8 +17,8 @@ use crate::error::{gone_ok, Error};
 use crate::Context;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The prefix length of every node's range.
 pub const NODE_PREFIX: u8 = 24;
@@ -112,11 +112,9 @@ pub(crate) fn start(ctx: &Context, cluster: Cidr) -> Supervised {
         assigned: Arc::new(Mutex::new(HashMap::new())),
         events: Recorder::new(ctx.client.clone(), "node-ipam-controller"),
     };
-    let queue = WorkQueue::new();
-    shared.nodes.on_change({
-        let queue = queue.clone();
-        let assigned = shared.assigned.clone();
-        move |change| {
+    let assigned = shared.assigned.clone();
+    Controller::new(&ctx.runtime, "node-ipam-controller")
+        .watches(&shared.nodes, move |change| {
             let node = change.object();
             match change {
                 Change::Deleted(_) => {
@@ -124,30 +122,15 @@ pub(crate) fn start(ctx: &Context, cluster: Cidr) -> Supervised {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .remove(&node.name_any());
+                    None
                 }
-                Change::Applied { .. } => {
-                    if pod_cidr(node).is_none() {
-                        queue.add(node.name_any());
-                    }
-                }
+                Change::Applied { .. } => pod_cidr(node).is_none().then(|| node.name_any()),
             }
-        }
-    });
-    let ready = {
-        let nodes = shared.nodes.clone();
-        async move { nodes.wait_synced().await }
-    };
-    spawn_workers(
-        "node-ipam-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        1,
-        ready,
-        move |name: String| {
+        })
+        .run(move |name: String| {
             let shared = shared.clone();
             async move { allocate(&shared, &name).await }
-        },
-    )
+        })
 }
 
 fn pod_cidr(node: &Node) -> Option<Cidr> {

@@ -25,8 +25,8 @@ use crate::pods;
 use crate::{patch_params, Context};
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// How long a pod's node must be missing before the pod goes (upstream's `quarantineTime`).
 pub const QUARANTINE: Duration = Duration::from_secs(40);
@@ -48,52 +48,35 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
         nodes: ctx.informers.get::<Node>(),
         orphaned_since: Arc::default(),
     };
-    let queue: Arc<WorkQueue<ObjectKey>> = WorkQueue::new();
-    shared.pods.on_change({
-        let queue = queue.clone();
-        let nodes = shared.nodes.clone();
-        move |change| {
-            if let Change::Applied { new, .. } = change {
+    let nodes = shared.nodes.clone();
+    let pods = shared.pods.clone();
+    Controller::new(&ctx.runtime, "pod-garbage-collector")
+        .watches(&shared.pods, move |change| match change {
+            Change::Applied { new, .. }
                 if needs_collecting(new, |node| {
                     nodes.cache().get(&ObjectKey::cluster(node)).is_some()
-                }) {
-                    queue.add(ObjectKey::of(new.as_ref()));
-                }
+                }) =>
+            {
+                Some(ObjectKey::of(new.as_ref()))
             }
-        }
-    });
-    shared.nodes.on_change({
-        let queue = queue.clone();
-        let pods = shared.pods.clone();
-        move |change| {
-            if let Change::Deleted(node) = change {
-                let name = node.name_any();
-                for pod in pods.cache().all() {
-                    if node_of(&pod) == Some(name.as_str()) {
-                        queue.add(ObjectKey::of(pod.as_ref()));
-                    }
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.pods.wait_synced().await;
-            shared.nodes.wait_synced().await;
-        }
-    };
-    spawn_workers(
-        "pod-garbage-collector",
-        ctx.runtime.health().clone(),
-        queue,
-        1,
-        ready,
-        move |key| {
+            _ => None,
+        })
+        .watches(&shared.nodes, move |change| {
+            let Change::Deleted(node) = change else {
+                return Vec::new();
+            };
+            let name = node.name_any();
+            pods.cache()
+                .all()
+                .iter()
+                .filter(|pod| node_of(pod) == Some(name.as_str()))
+                .map(|pod| ObjectKey::of(pod.as_ref()))
+                .collect()
+        })
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {

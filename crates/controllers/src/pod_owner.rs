@@ -20,7 +20,8 @@ use k3rs_runtime::events::Recorder;
 use k3rs_runtime::expectations::Expectations;
 use k3rs_runtime::informer::{Change, Informer};
 use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// What a pod-creating controller of owners `K` reads and writes through.
 pub(crate) struct PodOwners<K> {
@@ -63,62 +64,52 @@ where
         F: Fn(Self, ObjectKey) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Action, Error>> + Send + 'static,
     {
+        let controller = Controller::new(&ctx.runtime, component);
         let shared = Self {
             client: ctx.client.clone(),
             owners: ctx.informers.get::<K>(),
             pods: ctx.informers.get::<Pod>(),
             expectations: Arc::new(Expectations::default()),
-            queue: WorkQueue::new(),
+            queue: controller.queue(),
             events: Recorder::new(ctx.client.clone(), component),
         };
-        shared.owners.on_change({
-            let shared = shared.clone();
-            move |change| {
-                let key = ObjectKey::of(change.object().as_ref());
-                if let Change::Deleted(_) = change {
-                    shared.expectations.forget(&key);
+        let kind = K::kind(&()).into_owned();
+        controller
+            .watches(&shared.owners, {
+                let expectations = shared.expectations.clone();
+                move |change| {
+                    let key = ObjectKey::of(change.object().as_ref());
+                    if let Change::Deleted(_) = change {
+                        expectations.forget(&key);
+                    }
+                    Some(key)
                 }
-                shared.queue.add(key);
-            }
-        });
-        shared.pods.on_change({
-            let shared = shared.clone();
-            let kind = K::kind(&()).into_owned();
-            move |change| {
-                queue_pod_owners(
-                    change,
-                    &kind,
-                    &shared.expectations,
-                    &shared.queue,
-                    |namespace, pod| {
-                        shared
-                            .owners
-                            .cache()
-                            .in_namespace(namespace)
-                            .iter()
-                            .filter(|owner| selects(owner, pod))
-                            .map(|owner| ObjectKey::of(owner.as_ref()))
-                            .collect()
-                    },
-                );
-            }
-        });
-        let ready = {
-            let shared = shared.clone();
-            async move {
-                shared.owners.wait_synced().await;
-                shared.pods.wait_synced().await;
-            }
-        };
-        let queue = shared.queue.clone();
-        spawn_workers(
-            component,
-            ctx.runtime.health().clone(),
-            queue,
-            workers,
-            ready,
-            move |key| reconcile.clone()(shared.clone(), key),
-        )
+            })
+            // The shared pod handler queues the owners itself (and counts expectations).
+            .watches(&shared.pods, {
+                let shared = shared.clone();
+                move |change| {
+                    queue_pod_owners(
+                        change,
+                        &kind,
+                        &shared.expectations,
+                        &shared.queue,
+                        |namespace, pod| {
+                            shared
+                                .owners
+                                .cache()
+                                .in_namespace(namespace)
+                                .iter()
+                                .filter(|owner| selects(owner, pod))
+                                .map(|owner| ObjectKey::of(owner.as_ref()))
+                                .collect()
+                        },
+                    );
+                    None
+                }
+            })
+            .workers(workers)
+            .run(move |key| reconcile.clone()(shared.clone(), key))
     }
 
     /// Deletes `owner`'s pod `pod` (only that incarnation: the uid is a precondition), with

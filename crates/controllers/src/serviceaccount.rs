@@ -14,8 +14,8 @@ use kube::{Api, Client, ResourceExt};
 use crate::error::Error;
 use crate::Context;
 use k3rs_runtime::informer::Informer;
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -47,38 +47,21 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
             .informers
             .get_selected(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
     };
-    let queue = WorkQueue::new();
-    shared.namespaces.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().name_any())
-    });
-    shared.accounts.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().namespace().unwrap_or_default())
-    });
-    shared.config_maps.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().namespace().unwrap_or_default())
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.namespaces.wait_synced().await;
-            shared.accounts.wait_synced().await;
-            shared.config_maps.wait_synced().await;
-        }
-    };
-    spawn_workers(
-        "serviceaccount-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |ns: String| {
+    Controller::new(&ctx.runtime, "serviceaccount-controller")
+        .watches(&shared.namespaces, |change| {
+            Some(change.object().name_any())
+        })
+        .watches(&shared.accounts, |change| {
+            Some(change.object().namespace().unwrap_or_default())
+        })
+        .watches(&shared.config_maps, |change| {
+            Some(change.object().namespace().unwrap_or_default())
+        })
+        .workers(2)
+        .run(move |ns: String| {
             let shared = shared.clone();
             async move { reconcile(&shared, &ns).await }
-        },
-    )
+        })
 }
 
 async fn reconcile(shared: &Shared, ns: &str) -> Result<Action, Error> {

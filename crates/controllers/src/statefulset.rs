@@ -28,9 +28,9 @@ use crate::revisions::template_of;
 use crate::Context;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
-use k3rs_runtime::informer::{Change, Informer};
-use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
@@ -44,64 +44,30 @@ struct Shared {
     pods: Arc<Informer<Pod>>,
     claims: Arc<Informer<PersistentVolumeClaim>>,
     revisions: Arc<Informer<ControllerRevision>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the handlers and starts the workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "statefulset-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<StatefulSet>(),
         pods: ctx.informers.get::<Pod>(),
         claims: ctx.informers.get::<PersistentVolumeClaim>(),
         revisions: ctx.informers.get::<ControllerRevision>(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "statefulset-controller"),
     };
-    shared.sets.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.pods.on_change({
-        let queue = shared.queue.clone();
-        move |change| {
-            let pod = change.object();
-            let mut owners = vec![controller_of(&pod.metadata).cloned()];
-            if let Change::Applied { old: Some(old), .. } = change {
-                owners.push(controller_of(&old.metadata).cloned());
-            }
-            for owner in owners.into_iter().flatten() {
-                if owner.kind == "StatefulSet" {
-                    queue.add(ObjectKey::new(
-                        pod.namespace().unwrap_or_default(),
-                        owner.name,
-                    ));
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.claims.wait_synced().await;
-            shared.revisions.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers(
-        "statefulset-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        2,
-        ready,
-        move |key| {
+    controller
+        .reconciles(&shared.sets)
+        .owns::<StatefulSet, Pod>(&shared.pods)
+        .reads(&shared.claims)
+        .reads(&shared.revisions)
+        .workers(2)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 fn ordinal_start(set: &StatefulSet) -> i32 {

@@ -5,7 +5,7 @@
 //!
 //! ```ignore
 //! Controller::new(&runtime, "replicaset-controller")
-//!     .watches(&replica_sets, |change| Some(ObjectKey::of(change.object().as_ref())))
+//!     .reconciles(&replica_sets)
 //!     .owns::<ReplicaSet, Pod>(&pods)
 //!     .workers(5)
 //!     .run(move |key| reconcile(state.clone(), key))
@@ -33,6 +33,7 @@ pub struct Controller<T = ObjectKey> {
     health: Arc<Health>,
     queue: Arc<WorkQueue<T>>,
     synced: Vec<BoxFuture<'static, ()>>,
+    after_sync: Option<Box<dyn FnOnce() + Send>>,
     workers: usize,
 }
 
@@ -57,6 +58,7 @@ where
             health: runtime.health().clone(),
             queue: WorkQueue::new(),
             synced: Vec::new(),
+            after_sync: None,
             workers: 1,
         }
     }
@@ -102,6 +104,20 @@ where
         self
     }
 
+    /// Waits for `ready` too before the workers start (informers the controller finds at run
+    /// time, such as the garbage collector's, by discovery).
+    pub fn waits_for(mut self, ready: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.synced.push(Box::pin(ready));
+        self
+    }
+
+    /// Runs `prepare` once every watched informer is synced, before the first reconcile (the
+    /// scheduler builds its view of the cluster from the caches there).
+    pub fn after_sync(mut self, prepare: impl FnOnce() + Send + 'static) -> Self {
+        self.after_sync = Some(Box::new(prepare));
+        self
+    }
+
     /// How many keys are reconciled at once (at least one).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
@@ -117,9 +133,13 @@ where
         E: Display + Send + 'static,
     {
         let synced = self.synced;
+        let after_sync = self.after_sync;
         let ready = async move {
             for informer in synced {
                 informer.await;
+            }
+            if let Some(prepare) = after_sync {
+                prepare();
             }
         };
         spawn_workers(
@@ -134,26 +154,102 @@ where
 }
 
 impl Controller<ObjectKey> {
-    /// Queues, for each change of a `C` that `informer` sees, the `P` (the controller's own
-    /// kind) in the same namespace that is its controller (`ownerReferences` with
-    /// `controller: true`), kube-runtime's `owns`.
+    /// Queues each object `informer` sees by its own key: the kind the controller reconciles
+    /// (kube-runtime's `Controller::new`).
+    pub fn reconciles<K>(self, informer: &Arc<Informer<K>>) -> Self
+    where
+        K: Resource + Send + Sync + 'static,
+    {
+        self.watches(informer, |change| {
+            Some(ObjectKey::of(change.object().as_ref()))
+        })
+    }
+
+    /// Queues, for each change of a `C` that `informer` sees, the object of the controller's
+    /// kind `P` in the same namespace that controls it (`ownerReferences` with
+    /// `controller: true`) — before and after the change, so an object that changed hands
+    /// wakes both (client-go's `updatePod`; kube-runtime's `owns`).
     pub fn owns<P, C>(self, informer: &Arc<Informer<C>>) -> Self
     where
         P: Resource<DynamicType = ()>,
         C: Resource + Send + Sync + 'static,
     {
         let kind = P::kind(&()).into_owned();
-        let api_version = P::api_version(&()).into_owned();
         self.watches(informer, move |change| {
-            let meta = change.object().meta();
-            meta.owner_references
-                .iter()
-                .flatten()
-                .find(|owner| owner.controller == Some(true))
-                .filter(|owner| owner.kind == kind && owner.api_version == api_version)
-                .map(|owner| {
-                    ObjectKey::new(meta.namespace.clone().unwrap_or_default(), &owner.name)
-                })
+            let mut owners: Vec<ObjectKey> = Vec::with_capacity(2);
+            let mut note = |object: &C| {
+                let meta = object.meta();
+                let owner = meta
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .find(|owner| owner.controller == Some(true))
+                    .filter(|owner| owner.kind == kind);
+                if let Some(owner) = owner {
+                    let key =
+                        ObjectKey::new(meta.namespace.clone().unwrap_or_default(), &owner.name);
+                    if !owners.contains(&key) {
+                        owners.push(key);
+                    }
+                }
+            };
+            note(change.object());
+            if let Change::Applied { old: Some(old), .. } = change {
+                note(old);
+            }
+            owners
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Health;
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod(owner: Option<(&str, &str)>) -> Arc<Pod> {
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                name: Some("p".into()),
+                owner_references: owner.map(|(kind, name)| {
+                    vec![OwnerReference {
+                        kind: kind.into(),
+                        name: name.into(),
+                        controller: Some(true),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn owns_queues_the_controller_before_and_after_a_change() {
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let runtime = Runtime::new(client, Arc::new(Health::default()));
+        let pods = runtime.informer::<Pod>();
+        let controller = Controller::new(&runtime, "test").owns::<StatefulSet, Pod>(&pods);
+        let queue = controller.queue();
+        pods.dispatch(&Change::Applied {
+            old: Some(pod(Some(("StatefulSet", "a")))),
+            new: pod(Some(("StatefulSet", "b"))),
+        });
+        pods.dispatch(&Change::Deleted(pod(Some(("ReplicaSet", "c")))));
+        pods.dispatch(&Change::Deleted(pod(None)));
+        let mut queued = vec![
+            queue.next().await.to_string(),
+            queue.next().await.to_string(),
+        ];
+        queued.sort();
+        assert_eq!(queued, ["ns/a", "ns/b"]);
+        assert!(queue.is_empty());
     }
 }

@@ -133,7 +133,7 @@ impl<K: Resource + Send + Sync + 'static> Informer<K> {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
-    fn dispatch(&self, change: &Change<K>) {
+    pub(crate) fn dispatch(&self, change: &Change<K>) {
         let handlers = self
             .handlers
             .read()
@@ -314,11 +314,7 @@ impl Informers {
     }
 
     /// Starts `start` now if the informers run, else with [`Informers::start`].
-    fn start_or_queue(
-        &self,
-        inner: &mut Registry,
-        start: StartInformer,
-    ) {
+    fn start_or_queue(&self, inner: &mut Registry, start: StartInformer) {
         if inner.started {
             let handle = start(self.client.clone(), self.health.clone());
             inner.tasks.push(handle);

@@ -76,6 +76,16 @@ where
 #[derive(Debug)]
 pub struct Supervised(pub JoinHandle<()>);
 
+impl Supervised {
+    /// One handle for `tasks`: dropping it stops them all.
+    pub fn all(tasks: Vec<Supervised>) -> Supervised {
+        Supervised(tokio::spawn(async move {
+            let _tasks = tasks;
+            std::future::pending::<()>().await
+        }))
+    }
+}
+
 impl Drop for Supervised {
     fn drop(&mut self) {
         self.0.abort();

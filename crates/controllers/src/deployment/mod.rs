@@ -29,7 +29,8 @@ use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
 use k3rs_runtime::queue::WorkQueue;
-use k3rs_runtime::runner::{spawn_workers, Action};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 use util::*;
 
 #[derive(Clone)]
@@ -44,57 +45,45 @@ struct Shared {
 
 /// Registers the controller's handlers and starts its workers.
 pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "deployment-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         deployments: ctx.informers.get::<Deployment>(),
         sets: ctx.informers.get::<ReplicaSet>(),
         pods: ctx.informers.get::<Pod>(),
-        queue: WorkQueue::new(),
+        queue: controller.queue(),
         events: Recorder::new(ctx.client.clone(), "deployment-controller"),
     };
-    shared.deployments.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.sets.on_change({
-        let shared = shared.clone();
-        move |change| set_changed(&shared, change)
-    });
-    // Recreate waits for the old pods to be gone: a pod deletion may unblock it.
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
-            if let Change::Deleted(pod) = change {
-                let namespace = pod.namespace().unwrap_or_default();
-                let owner = controller_of(&pod.metadata)
-                    .filter(|r| r.kind == "ReplicaSet")
-                    .and_then(|r| shared.sets.cache().get_named(&namespace, &r.name));
-                if let Some(rs) = owner {
-                    set_changed(&shared, &Change::Deleted(rs));
-                }
+    controller
+        .reconciles(&shared.deployments)
+        .watches(&shared.sets, {
+            let shared = shared.clone();
+            move |change| {
+                set_changed(&shared, change);
+                None
             }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.deployments.wait_synced().await;
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers(
-        "deployment-controller",
-        ctx.runtime.health().clone(),
-        queue,
-        4,
-        ready,
-        move |key| {
+        })
+        // Recreate waits for the old pods to be gone: a pod deletion may unblock it.
+        .watches(&shared.pods, {
+            let shared = shared.clone();
+            move |change| {
+                if let Change::Deleted(pod) = change {
+                    let namespace = pod.namespace().unwrap_or_default();
+                    let owner = controller_of(&pod.metadata)
+                        .filter(|r| r.kind == "ReplicaSet")
+                        .and_then(|r| shared.sets.cache().get_named(&namespace, &r.name));
+                    if let Some(rs) = owner {
+                        set_changed(&shared, &Change::Deleted(rs));
+                    }
+                }
+                None
+            }
+        })
+        .workers(4)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 /// Queues the deployment that controls the ReplicaSet, or, for an orphan, every deployment
