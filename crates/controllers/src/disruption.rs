@@ -24,7 +24,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 
-use crate::deployment::util::scaled;
+use crate::deployment::util::{scaled, ScaleError};
 use crate::error::Error;
 use crate::ownership::controller_of;
 use crate::pods;
@@ -135,7 +135,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let now = Timestamp::now();
     let outcome = match scales(shared, &key.namespace, &pods).await {
         Ok(scales) => plan(&budget, &pods, &scales, now),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(PlanError::Scales(err)),
     };
     let (status, recheck) = match outcome {
         Ok(plan) => {
@@ -176,7 +176,8 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
             }
             (plan.status, plan.recheck)
         }
-        Err(message) => {
+        Err(err) => {
+            let message = err.to_string();
             tracing::warn!(budget = %key, %message, "failed to sync PodDisruptionBudget");
             shared
                 .events
@@ -297,11 +298,10 @@ async fn find_by_scale(
     let (resource, capabilities) =
         kube::discovery::pinned_kind(client, &gvk)
             .await
-            .map_err(|err| {
-                Error::Invalid(format!(
-                    "no matches for kind {:?} in version {:?}: {err}",
-                    reference.kind, reference.api_version
-                ))
+            .map_err(|source| Error::NoKind {
+                kind: reference.kind.clone(),
+                api_version: reference.api_version.clone(),
+                source,
             })?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     match api.get_scale(&reference.name).await.map_err(Error::from) {
@@ -325,9 +325,7 @@ async fn find_by_scale(
                     "" => resource.plural.clone(),
                     group => format!("{}.{group}", resource.plural),
                 };
-                Err(Error::Invalid(format!(
-                    "{name} does not implement the scale subresource"
-                )))
+                Err(Error::NoScale { resource: name })
             }
         }
         Err(err) => Err(err),
@@ -346,6 +344,20 @@ struct Plan {
     recheck: Option<Duration>,
 }
 
+/// Why a budget's expected pod count could not be computed: the message of its fail-safe status.
+#[derive(Debug, thiserror::Error)]
+enum PlanError {
+    /// A selected pod's controller was not found (or has no scale).
+    #[error("found no controllers for pod {0:?}")]
+    NoController(String),
+    /// The budget's percentage does not scale.
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
+    /// The pods' controllers could not be read.
+    #[error(transparent)]
+    Scales(#[from] Error),
+}
+
 /// The budget's status from its selected `pods` and their controllers' `scales` (see
 /// [`scales`]), at `now`. An error is the message of the fail-safe status.
 fn plan(
@@ -353,11 +365,11 @@ fn plan(
     pods: &[Arc<Pod>],
     scales: &BTreeMap<String, Option<(String, i32)>>,
     now: Timestamp,
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     let spec = budget.spec.clone().unwrap_or_default();
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     // The sum of the scales of the pods' controllers, each counted once.
-    let expected_scale = || -> Result<(i32, Vec<String>), String> {
+    let expected_scale = || -> Result<(i32, Vec<String>), PlanError> {
         let mut unmanaged = Vec::new();
         let mut counted: BTreeMap<&str, i32> = BTreeMap::new();
         for pod in pods {
@@ -369,7 +381,7 @@ fn plan(
                 Some(Some((uid, replicas))) => {
                     counted.insert(uid, *replicas);
                 }
-                _ => return Err(format!("found no controllers for pod {:?}", pod.name_any())),
+                _ => return Err(PlanError::NoController(pod.name_any())),
             }
         }
         Ok((counted.values().sum(), unmanaged))
@@ -635,7 +647,9 @@ mod tests {
             json!({"disruptionsAllowed": 3, "currentHealthy": 4}),
         );
         let pods = [pod("a", Some("gone"), true, false)];
-        let err = plan(&b, &pods, &scales(&[("gone", None)]), now()).unwrap_err();
+        let err = plan(&b, &pods, &scales(&[("gone", None)]), now())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, r#"found no controllers for pod "a""#);
         let status = fail_safe(&b, &err, now());
         assert_eq!(status.disruptions_allowed, Some(0));

@@ -355,11 +355,9 @@ impl Gc {
         }
         // New monitors start on their own; their sync is not waited for here.
         drop(self.discover().await?);
-        lookup().ok_or_else(|| {
-            Error::Invalid(format!(
-                "no API serves {} {}",
-                identity.api_version, identity.kind
-            ))
+        lookup().ok_or_else(|| Error::NotServed {
+            api_version: identity.api_version.clone(),
+            kind: identity.kind.clone(),
         })
     }
 

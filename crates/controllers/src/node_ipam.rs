@@ -32,21 +32,45 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+/// Why a text is not an IPv4 CIDR.
+#[derive(Debug, thiserror::Error)]
+pub enum CidrError {
+    /// There is no `/`.
+    #[error("{0:?} is not a CIDR (a.b.c.d/n)")]
+    NotCidr(String),
+    /// The address part is not an IPv4 address.
+    #[error("{text:?}: {address:?} is not an IPv4 address")]
+    Address {
+        /// The whole text.
+        text: String,
+        /// Its address part.
+        address: String,
+        /// The parser's error.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The prefix length is not 0 to 32.
+    #[error("{0:?}: bad prefix length")]
+    Prefix(String),
+}
+
 impl Cidr {
     /// Parses `a.b.c.d/n`; the address is masked to the network.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
         let (address, prefix) = text
             .trim()
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a CIDR (a.b.c.d/n)"))?;
-        let address: Ipv4Addr = address
-            .parse()
-            .map_err(|_| format!("{text:?}: {address:?} is not an IPv4 address"))?;
+            .ok_or_else(|| CidrError::NotCidr(text.to_owned()))?;
+        let address: Ipv4Addr = address.parse().map_err(|source| CidrError::Address {
+            text: text.to_owned(),
+            address: address.to_owned(),
+            source,
+        })?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("{text:?}: bad prefix length"))?;
+            .ok_or_else(|| CidrError::Prefix(text.to_owned()))?;
         let mask = if prefix == 0 {
             0
         } else {
@@ -183,10 +207,11 @@ async fn allocate(shared: &Shared, name: &str) -> Result<Action, Error> {
                             format!("Node {name} status is now: CIDRNotAvailable"),
                         )
                         .await;
-                    return Err(Error::Invalid(format!(
-                        "no /{NODE_PREFIX} left in {} for node {name}",
-                        shared.cluster
-                    )));
+                    return Err(Error::NoPodRange {
+                        prefix: NODE_PREFIX,
+                        cluster: shared.cluster.to_string(),
+                        node: name.to_owned(),
+                    });
                 }
             }
         }

@@ -388,9 +388,7 @@ impl Sync<'_> {
                 let mut status = self.d.status.clone().unwrap_or_default();
                 status.collision_count = Some(collision_count.unwrap_or(0) + 1);
                 self.write_status(status).await?;
-                return Err(Error::Invalid(format!(
-                    "hash collision for replica set {name}; retrying with a new collision count"
-                )));
+                return Err(Error::HashCollision { name });
             }
             Err(err) => {
                 let message = format!("Failed to create new replica set \"{name}\": {err}");
