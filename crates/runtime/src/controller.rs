@@ -3,7 +3,7 @@
 //! reconciles a key ([`Controller::run`]); the builder makes the queue, registers the handlers,
 //! waits for every watched informer to sync, and starts supervised workers.
 //!
-//! ```ignore
+//! ```text
 //! Controller::new(&runtime, "replicaset-controller")
 //!     .reconciles(&replica_sets)
 //!     .owns::<ReplicaSet, Pod>(&pods)

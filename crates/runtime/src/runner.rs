@@ -188,6 +188,49 @@ mod tests {
         assert!(health.check().is_ok());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_key_is_never_reconciled_by_two_workers_at_once() {
+        let queue: Arc<WorkQueue<u32>> = WorkQueue::new();
+        let running = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let overlaps = Arc::new(AtomicU32::new(0));
+        let done = Arc::new(AtomicU32::new(0));
+        let _workers = spawn_workers(
+            "test-controller",
+            Arc::default(),
+            queue.clone(),
+            8,
+            async {},
+            {
+                let (running, overlaps, done) = (running.clone(), overlaps.clone(), done.clone());
+                move |key: u32| {
+                    let (running, overlaps, done) =
+                        (running.clone(), overlaps.clone(), done.clone());
+                    async move {
+                        if !running.lock().unwrap().insert(key) {
+                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        running.lock().unwrap().remove(&key);
+                        done.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, Refused>(Action::Done)
+                    }
+                }
+            },
+        );
+        // Three keys added over and over while eight workers take them.
+        for round in 0..200 {
+            queue.add(round % 3);
+            if round % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        while !queue.is_empty() || !running.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+        assert!(done.load(Ordering::SeqCst) >= 3);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn errors_are_retried_with_back_off_and_success_resets_it() {
         let queue: Arc<WorkQueue<&'static str>> = WorkQueue::new();
