@@ -22,6 +22,7 @@
 //!   component name, reported as down in [`health::Health`], and restarted with back-off — never a
 //!   silently frozen cache.
 
+pub mod backoff;
 pub mod cache;
 pub mod client;
 pub mod controller;

@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff};
 use tokio::sync::Notify;
 
 /// The first retry delay of a failing key.
@@ -37,12 +37,7 @@ struct Failures {
 /// The back-off of a failing key: [`BASE_DELAY`] doubling up to [`MAX_DELAY`], without jitter
 /// (client-go's `ItemExponentialFailureRateLimiter`).
 fn key_backoff() -> ExponentialBackoff {
-    ExponentialBuilder::new()
-        .with_min_delay(BASE_DELAY)
-        .with_max_delay(MAX_DELAY)
-        .with_factor(2.0)
-        .without_max_times()
-        .build()
+    crate::backoff::exponential(BASE_DELAY, MAX_DELAY).build()
 }
 
 /// A de-duplicating queue of keys shared by a controller's event handlers and workers.

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use tokio::task::JoinHandle;
 
 use crate::health::Health;
@@ -32,11 +32,7 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 fn restart_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::new()
-        .with_min_delay(FIRST_RESTART)
-        .with_max_delay(MAX_RESTART)
-        .without_max_times()
-        .build()
+    crate::backoff::exponential(FIRST_RESTART, MAX_RESTART).build()
 }
 
 /// Runs `task()` as `component` until the returned handle is aborted (which aborts the run too): each time the task ends
