@@ -441,6 +441,7 @@ impl Drop for Informers {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
+    use std::time::Duration;
 
     fn config_map(name: &str, value: &str) -> ConfigMap {
         ConfigMap {
@@ -558,6 +559,74 @@ mod tests {
             .await;
         assert_eq!(seen(&late), ["applied a 2 (was true)"]);
         assert_eq!(seen(&early), ["applied a 2 (was true)"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_informer_whose_handler_panics_is_restarted_and_relists() {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let informer = Arc::new(Informer::<ConfigMap>::new());
+        let panicked = Arc::new(AtomicBool::new(false));
+        informer.on_change({
+            let panicked = panicked.clone();
+            move |change| {
+                if change.object().metadata.name.as_deref() == Some("bad")
+                    && !panicked.swap(true, Ordering::SeqCst)
+                {
+                    panic!("handler broke on bad");
+                }
+            }
+        });
+        let changes = recorder(&informer);
+        let health = Arc::new(Health::default());
+        let runs = Arc::new(AtomicU32::new(0));
+        let _task = crate::supervisor::Supervised(supervise(
+            "informer v1 ConfigMap".into(),
+            health.clone(),
+            {
+                let informer = informer.clone();
+                let runs = runs.clone();
+                move || {
+                    let informer = informer.clone();
+                    // Each run is a fresh list, as a restarted watcher's is.
+                    let events = if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                        stream(vec![
+                            Event::Init,
+                            Event::InitApply(config_map("a", "1")),
+                            Event::InitDone,
+                            Event::Apply(config_map("bad", "1")),
+                        ])
+                    } else {
+                        stream(vec![
+                            Event::Init,
+                            Event::InitApply(config_map("a", "2")),
+                            Event::InitApply(config_map("bad", "1")),
+                            Event::InitDone,
+                        ])
+                        .chain(futures::stream::pending())
+                        .boxed()
+                    };
+                    async move { informer.run(events).await }
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The panic took the informer's task down: reported, not silent.
+        let down = health.check().unwrap_err();
+        assert_eq!(down.down[0].0, "informer v1 ConfigMap");
+        assert_eq!(down.down[0].1, "panicked: handler broke on bad");
+        // Restarted after its back-off: the relist brings every handler up to date.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(health.check().is_ok());
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            seen(&changes),
+            [
+                "applied a 1 (was false)",
+                "applied a 2 (was true)",
+                "applied bad 1 (was true)"
+            ]
+        );
+        assert_eq!(informer.cache().len(), 2);
     }
 
     #[test]
