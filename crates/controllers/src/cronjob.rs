@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::cron::{time_zone, CronSchedule};
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -19,16 +20,15 @@ use k8s_openapi::jiff::tz::TimeZone;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref, is_controlled_by};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The annotation with the time a Job was scheduled for (RFC 3339 in the CronJob's zone).
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -42,48 +42,33 @@ struct Shared {
     client: Client,
     cronjobs: Arc<Informer<CronJob>>,
     jobs: Arc<Informer<Job>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "cronjob-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         cronjobs: ctx.informers.get::<CronJob>(),
         jobs: ctx.informers.get::<Job>(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "cronjob-controller"),
     };
-    shared.cronjobs.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.jobs.on_change({
-        let queue = shared.queue.clone();
-        move |change: &Change<Job>| {
+    controller
+        .reconciles(&shared.cronjobs)
+        .watches(&shared.jobs, |change: &Change<Job>| {
             let job = change.object();
             let mut owners = vec![owner_key(job)];
             if let Change::Applied { old: Some(old), .. } = change {
                 owners.push(owner_key(old));
             }
-            for key in owners.into_iter().flatten() {
-                queue.add(key);
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.cronjobs.wait_synced().await;
-            shared.jobs.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("cronjob-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+            owners.into_iter().flatten()
+        })
+        .workers(2)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 fn owner_key(job: &Job) -> Option<ObjectKey> {
@@ -229,9 +214,15 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     status.active = (!active.is_empty()).then_some(active);
     if cronjob.status.as_ref() != Some(&status) {
         let api: Api<CronJob> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if crate::status::write(&api, &key.name, cronjob.status.as_ref(), &status)
-            .await?
-            .is_none()
+        if k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            cronjob.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?
+        .is_none()
         {
             return Ok(Action::Done);
         }

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
@@ -23,24 +24,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::deployment::util::scaled;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
 use crate::ownership::{
     claim_pods, controller_of, controller_ref, queue_pod_owners, selector_selects,
 };
 use crate::pod_owner::{delete_owned_pod, owners_selecting};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::scheduler::filters::taint_toleration;
 use crate::scheduler::nodeaffinity::{named_nodes, RequiredNodeAffinity};
 use crate::{post_params, Context};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::expectations::Expectations;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
 pub use crate::revisions::REVISION_LABEL;
@@ -54,12 +54,12 @@ struct Shared {
     nodes: Arc<Informer<Node>>,
     revisions: Arc<Informer<ControllerRevision>>,
     expectations: Arc<Expectations<ObjectKey>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "daemonset-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<DaemonSet>(),
@@ -67,54 +67,51 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         nodes: ctx.informers.get::<Node>(),
         revisions: ctx.informers.get::<ControllerRevision>(),
         expectations: Arc::new(Expectations::default()),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "daemonset-controller"),
     };
-    shared.sets.on_change({
-        let shared = shared.clone();
-        move |change| {
-            let key = ObjectKey::of(change.object().as_ref());
-            if let Change::Deleted(_) = change {
-                shared.expectations.forget(&key);
+    let expectations = shared.expectations.clone();
+    let sets = shared.sets.clone();
+    let queue = controller.queue();
+    controller
+        .watches(&shared.sets, {
+            let expectations = expectations.clone();
+            move |change| {
+                let key = ObjectKey::of(change.object().as_ref());
+                if let Change::Deleted(_) = change {
+                    expectations.forget(&key);
+                }
+                Some(key)
             }
-            shared.queue.add(key);
-        }
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
-            queue_pod_owners(
-                change,
-                "DaemonSet",
-                &shared.expectations,
-                &shared.queue,
-                |namespace, pod| owners_selecting(&shared.sets, namespace, pod, selects),
-            );
-        }
-    });
-    // A node added, relabelled or (un)tainted may change where daemons should run.
-    shared.nodes.on_change({
-        let shared = shared.clone();
-        move |_| {
-            for set in shared.sets.cache().all() {
-                shared.queue.add(ObjectKey::of(set.as_ref()));
+        })
+        // The shared pod handler queues the owners itself (and counts expectations).
+        .watches(&shared.pods, {
+            let sets = sets.clone();
+            let queue = queue.clone();
+            move |change| {
+                queue_pod_owners(
+                    change,
+                    "DaemonSet",
+                    &expectations,
+                    &queue,
+                    |namespace, pod| owners_selecting(&sets, namespace, pod, selects),
+                );
+                None
             }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.nodes.wait_synced().await;
-            shared.revisions.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("daemonset-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+        })
+        // A node added, relabelled or (un)tainted may change where daemons should run.
+        .watches(&shared.nodes, move |_| {
+            sets.cache()
+                .all()
+                .iter()
+                .map(|set| ObjectKey::of(set.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reads(&shared.revisions)
+        .workers(2)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 /// Upstream's `AddOrUpdateDaemonPodTolerations`: daemons stay on nodes that are not ready,
@@ -363,7 +360,14 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
+        k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            set.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?;
     }
     Ok(if min_ready > 0 && available < ready {
         Action::RequeueAfter(std::time::Duration::from_secs(1))

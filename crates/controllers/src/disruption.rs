@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
@@ -22,18 +23,17 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
-use crate::deployment::util::scaled;
+use crate::deployment::util::{scaled, ScaleError};
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::controller_of;
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// How long a pod an eviction disrupted stays in `disruptedPods` without being seen deleted
 /// (upstream's `DeletionTimeout`).
@@ -54,12 +54,12 @@ struct Shared {
     replica_sets: Arc<Informer<ReplicaSet>>,
     deployments: Arc<Informer<Deployment>>,
     stateful_sets: Arc<Informer<StatefulSet>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the controller's handlers and starts its worker.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "disruption-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         budgets: ctx.informers.get(),
@@ -68,16 +68,12 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         replica_sets: ctx.informers.get(),
         deployments: ctx.informers.get(),
         stateful_sets: ctx.informers.get(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "controllermanager"),
     };
-    shared.budgets.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
+    let budgets = shared.budgets.clone();
+    controller
+        .reconciles(&shared.budgets)
+        .watches(&shared.pods, move |change| {
             // Every budget selecting the pod before or after the change (upstream picks one
             // arbitrarily when several do; each of them counts the pod, so all are synced).
             let (old, new) = match change {
@@ -85,29 +81,25 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
                 Change::Deleted(pod) => (None, pod.as_ref()),
             };
             let namespace = new.namespace().unwrap_or_default();
-            for budget in shared.budgets.cache().in_namespace(&namespace) {
-                if selects(&budget, new) || old.is_some_and(|old| selects(&budget, old)) {
-                    shared.queue.add(ObjectKey::of(budget.as_ref()));
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.budgets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.replication_controllers.wait_synced().await;
-            shared.replica_sets.wait_synced().await;
-            shared.deployments.wait_synced().await;
-            shared.stateful_sets.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("disruption-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+            budgets
+                .cache()
+                .in_namespace(&namespace)
+                .iter()
+                .filter(|budget| {
+                    selects(budget, new) || old.is_some_and(|old| selects(budget, old))
+                })
+                .map(|budget| ObjectKey::of(budget.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reads(&shared.replication_controllers)
+        .reads(&shared.replica_sets)
+        .reads(&shared.deployments)
+        .reads(&shared.stateful_sets)
+        .workers(2)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 /// The budget's pod selector: `null` selects nothing, `{}` every pod of the namespace (policy/v1).
@@ -143,7 +135,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let now = Timestamp::now();
     let outcome = match scales(shared, &key.namespace, &pods).await {
         Ok(scales) => plan(&budget, &pods, &scales, now),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(PlanError::Scales(err)),
     };
     let (status, recheck) = match outcome {
         Ok(plan) => {
@@ -184,7 +176,8 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
             }
             (plan.status, plan.recheck)
         }
-        Err(message) => {
+        Err(err) => {
+            let message = err.to_string();
             tracing::warn!(budget = %key, %message, "failed to sync PodDisruptionBudget");
             shared
                 .events
@@ -305,11 +298,10 @@ async fn find_by_scale(
     let (resource, capabilities) =
         kube::discovery::pinned_kind(client, &gvk)
             .await
-            .map_err(|err| {
-                Error::Invalid(format!(
-                    "no matches for kind {:?} in version {:?}: {err}",
-                    reference.kind, reference.api_version
-                ))
+            .map_err(|source| Error::NoKind {
+                kind: reference.kind.clone(),
+                api_version: reference.api_version.clone(),
+                source,
             })?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     match api.get_scale(&reference.name).await.map_err(Error::from) {
@@ -333,9 +325,7 @@ async fn find_by_scale(
                     "" => resource.plural.clone(),
                     group => format!("{}.{group}", resource.plural),
                 };
-                Err(Error::Invalid(format!(
-                    "{name} does not implement the scale subresource"
-                )))
+                Err(Error::NoScale { resource: name })
             }
         }
         Err(err) => Err(err),
@@ -354,6 +344,20 @@ struct Plan {
     recheck: Option<Duration>,
 }
 
+/// Why a budget's expected pod count could not be computed: the message of its fail-safe status.
+#[derive(Debug, thiserror::Error)]
+enum PlanError {
+    /// A selected pod's controller was not found (or has no scale).
+    #[error("found no controllers for pod {0:?}")]
+    NoController(String),
+    /// The budget's percentage does not scale.
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
+    /// The pods' controllers could not be read.
+    #[error(transparent)]
+    Scales(#[from] Error),
+}
+
 /// The budget's status from its selected `pods` and their controllers' `scales` (see
 /// [`scales`]), at `now`. An error is the message of the fail-safe status.
 fn plan(
@@ -361,11 +365,11 @@ fn plan(
     pods: &[Arc<Pod>],
     scales: &BTreeMap<String, Option<(String, i32)>>,
     now: Timestamp,
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     let spec = budget.spec.clone().unwrap_or_default();
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     // The sum of the scales of the pods' controllers, each counted once.
-    let expected_scale = || -> Result<(i32, Vec<String>), String> {
+    let expected_scale = || -> Result<(i32, Vec<String>), PlanError> {
         let mut unmanaged = Vec::new();
         let mut counted: BTreeMap<&str, i32> = BTreeMap::new();
         for pod in pods {
@@ -377,7 +381,7 @@ fn plan(
                 Some(Some((uid, replicas))) => {
                     counted.insert(uid, *replicas);
                 }
-                _ => return Err(format!("found no controllers for pod {:?}", pod.name_any())),
+                _ => return Err(PlanError::NoController(pod.name_any())),
             }
         }
         Ok((counted.values().sum(), unmanaged))
@@ -643,7 +647,9 @@ mod tests {
             json!({"disruptionsAllowed": 3, "currentHealthy": 4}),
         );
         let pods = [pod("a", Some("gone"), true, false)];
-        let err = plan(&b, &pods, &scales(&[("gone", None)]), now()).unwrap_err();
+        let err = plan(&b, &pods, &scales(&[("gone", None)]), now())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, r#"found no controllers for pod "a""#);
         let status = fail_safe(&b, &err, now());
         assert_eq!(status.disruptions_allowed, Some(0));

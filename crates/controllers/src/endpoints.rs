@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort as CorePort, EndpointSubset, Endpoints, ObjectReference, Pod,
     Service,
@@ -17,16 +18,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::DeleteParams;
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref};
 use crate::post_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::{pods, Context};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The label naming a slice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -46,70 +46,48 @@ struct Shared {
     pods: Arc<Informer<Pod>>,
     slices: Arc<Informer<EndpointSlice>>,
     endpoints: Arc<Informer<Endpoints>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "endpointslice-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         services: ctx.informers.get::<Service>(),
         pods: ctx.informers.get::<Pod>(),
         slices: ctx.informers.get::<EndpointSlice>(),
         endpoints: ctx.informers.get::<Endpoints>(),
-        queue: WorkQueue::new(),
     };
-    shared.services.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
+    let services = shared.services.clone();
+    controller
+        .reconciles(&shared.services)
+        .watches(&shared.pods, move |change| {
             let pod = change.object();
             let namespace = pod.namespace().unwrap_or_default();
             let mut label_sets = vec![pod.metadata.labels.clone().unwrap_or_default()];
             if let Change::Applied { old: Some(old), .. } = change {
                 label_sets.push(old.metadata.labels.clone().unwrap_or_default());
             }
-            for service in shared.services.cache().in_namespace(&namespace) {
-                if label_sets.iter().any(|labels| selects(&service, labels)) {
-                    shared.queue.add(ObjectKey::of(service.as_ref()));
-                }
-            }
-        }
-    });
-    // A managed slice or Endpoints changed by someone else is put back.
-    shared.slices.on_change({
-        let queue = shared.queue.clone();
-        move |change| {
+            services
+                .cache()
+                .in_namespace(&namespace)
+                .iter()
+                .filter(|service| label_sets.iter().any(|labels| selects(service, labels)))
+                .map(|service| ObjectKey::of(service.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A managed slice or Endpoints changed by someone else is put back.
+        .watches(&shared.slices, |change| {
             let slice = change.object();
-            if let Some(service) = managed_service(&slice.metadata) {
-                queue.add(ObjectKey::new(
-                    slice.namespace().unwrap_or_default(),
-                    service,
-                ));
-            }
-        }
-    });
-    shared.endpoints.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.services.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.slices.wait_synced().await;
-            shared.endpoints.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("endpointslice-controller", queue, 4, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+            managed_service(&slice.metadata)
+                .map(|service| ObjectKey::new(slice.namespace().unwrap_or_default(), service))
+        })
+        .reconciles(&shared.endpoints)
+        .workers(4)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 fn managed_service(meta: &ObjectMeta) -> Option<String> {

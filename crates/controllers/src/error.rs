@@ -1,18 +1,65 @@
 //! What can go wrong in a controller.
 
 /// A controller's failure. Reconcile errors are retried with back-off and never stop the
-/// controller; only [`Error::Config`] (a client that cannot be built) stops start-up.
+/// controller; only [`Error::Client`] and [`Error::ClusterCidr`] stop start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The client settings are unusable (bad PEM, bad URL).
-    #[error("building the API client: {0}")]
-    Config(String),
+    /// `--cluster-cidr` is not an IPv4 CIDR.
+    #[error("--cluster-cidr")]
+    ClusterCidr(#[from] crate::node_ipam::CidrError),
+    /// The client of a component could not be built.
+    #[error(transparent)]
+    Client(#[from] k3rs_runtime::client::ClientError),
     /// An API request failed.
     #[error(transparent)]
     Api(#[from] kube::Error),
-    /// An object is not what the controller can act on (reported, retried later).
-    #[error("{0}")]
-    Invalid(String),
+    /// A status write failed.
+    #[error(transparent)]
+    Status(#[from] k3rs_runtime::status::StatusError),
+    /// A status did not serialize.
+    #[error("serializing a status")]
+    Serialize(#[from] serde_json::Error),
+    /// No API serves an owner reference's kind (discovery failed or does not know it).
+    #[error("no matches for kind {kind:?} in version {api_version:?}")]
+    NoKind {
+        /// The kind.
+        kind: String,
+        /// Its `apiVersion`.
+        api_version: String,
+        /// Discovery's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A controller kind has no `scale` subresource.
+    #[error("{resource} does not implement the scale subresource")]
+    NoScale {
+        /// The resource (`plural.group`).
+        resource: String,
+    },
+    /// No node range is left in the cluster range.
+    #[error("no /{prefix} left in {cluster} for node {node}")]
+    NoPodRange {
+        /// The prefix length of a node's range.
+        prefix: u8,
+        /// The cluster range.
+        cluster: String,
+        /// The node.
+        node: String,
+    },
+    /// The ReplicaSet name a Deployment's template hashes to is taken by another template.
+    #[error("hash collision for replica set {name}; retrying with a new collision count")]
+    HashCollision {
+        /// The ReplicaSet's name.
+        name: String,
+    },
+    /// No API serves a kind that an owner reference names.
+    #[error("no API serves {api_version} {kind}")]
+    NotServed {
+        /// The `apiVersion`.
+        api_version: String,
+        /// The kind.
+        kind: String,
+    },
 }
 
 impl Error {
@@ -20,6 +67,10 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(kube::Error::Api(status)) => Some(status.code),
+            Error::Status(err) => match err.api() {
+                Some(kube::Error::Api(status)) => Some(status.code),
+                _ => None,
+            },
             _ => None,
         }
     }

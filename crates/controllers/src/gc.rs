@@ -9,19 +9,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, DynamicObject, Patch, Preconditions, PropagationPolicy};
 use kube::discovery::{ApiResource, Discovery, Scope};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::informer::{Informers, MetaChange, MetaHandler};
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::informer::{Informers, MetaChange, MetaHandler};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::supervisor::supervise;
+use k3rs_runtime::Controller;
 
 /// How often new resources (CRDs) are looked for.
 const REDISCOVER: Duration = Duration::from_secs(30);
@@ -77,17 +79,20 @@ struct Gc {
 }
 
 /// Starts the collector: discovery, monitors, workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let deleter = Controller::new(&ctx.runtime, "garbage-collector");
+    let orphaner = Controller::new(&ctx.runtime, "garbage-collector-orphan");
     let gc = Arc::new(Gc {
         client: ctx.client.clone(),
         informers: ctx.informers.clone(),
         graph: Mutex::new(Graph::default()),
         mapping: RwLock::new(Mapping::default()),
         monitored: Mutex::new(BTreeSet::new()),
-        delete_queue: WorkQueue::new(),
-        orphan_queue: WorkQueue::new(),
+        delete_queue: deleter.queue(),
+        orphan_queue: orphaner.queue(),
     });
-    tokio::spawn(async move {
+    let health = ctx.runtime.health().clone();
+    Supervised(tokio::spawn(async move {
         // The first discovery decides what the graph is built from; workers start once those
         // informers have their first lists.
         let synced = loop {
@@ -99,49 +104,42 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
                 }
             }
         };
-        let ready = async move {
+        let ready = futures::FutureExt::shared(Box::pin(async move {
             futures::future::join_all(synced).await;
-        };
-        let (ready_delete, ready_orphan) = {
-            let shared = futures::FutureExt::shared(Box::pin(ready));
-            (shared.clone(), shared)
-        };
-        let deleter = spawn_workers(
-            "garbage-collector",
-            gc.delete_queue.clone(),
-            4,
-            ready_delete,
-            {
+        }));
+        let deleter = deleter.waits_for(ready.clone()).workers(4).run({
+            let gc = gc.clone();
+            move |uid: String| {
                 let gc = gc.clone();
-                move |uid: String| {
-                    let gc = gc.clone();
-                    async move { gc.attempt_to_delete(&uid).await }
+                async move { gc.attempt_to_delete(&uid).await }
+            }
+        });
+        let orphaner = orphaner.waits_for(ready).workers(2).run({
+            let gc = gc.clone();
+            move |uid: String| {
+                let gc = gc.clone();
+                async move { gc.attempt_to_orphan(&uid).await }
+            }
+        });
+        let rediscovery = supervise(
+            "garbage-collector discovery".to_owned(),
+            health,
+            move || {
+                let gc = gc.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(REDISCOVER).await;
+                        if let Err(err) = gc.discover().await {
+                            tracing::debug!(%err, "garbage collector rediscovery failed");
+                        }
+                    }
                 }
             },
         );
-        let orphaner = spawn_workers(
-            "garbage-collector-orphan",
-            gc.orphan_queue.clone(),
-            2,
-            ready_orphan,
-            {
-                let gc = gc.clone();
-                move |uid: String| {
-                    let gc = gc.clone();
-                    async move { gc.attempt_to_orphan(&uid).await }
-                }
-            },
-        );
-        loop {
-            tokio::time::sleep(REDISCOVER).await;
-            if let Err(err) = gc.discover().await {
-                tracing::debug!(%err, "garbage collector rediscovery failed");
-            }
-            if deleter.is_finished() || orphaner.is_finished() {
-                break;
-            }
-        }
-    })
+        // Held (so stopped) with this task.
+        let _tasks = [deleter, orphaner, Supervised(rediscovery)];
+        std::future::pending::<()>().await
+    }))
 }
 
 impl Gc {
@@ -357,11 +355,9 @@ impl Gc {
         }
         // New monitors start on their own; their sync is not waited for here.
         drop(self.discover().await?);
-        lookup().ok_or_else(|| {
-            Error::Invalid(format!(
-                "no API serves {} {}",
-                identity.api_version, identity.kind
-            ))
+        lookup().ok_or_else(|| Error::NotServed {
+            api_version: identity.api_version.clone(),
+            kind: identity.kind.clone(),
         })
     }
 

@@ -21,21 +21,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
 use crate::ownership::claim_pods;
 use crate::pod_owner::PodOwners;
 use crate::pods;
 use crate::replicaset::pod_from_template;
-use crate::runner::Action;
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::runner::Action;
 
 /// The label and annotation that carry an Indexed Job pod's index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -61,7 +61,7 @@ const DEADLINE_MESSAGE: &str = "Job was active longer than specified deadline";
 type Shared = PodOwners<Job>;
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     PodOwners::start(
         ctx,
         "job-controller",
@@ -146,9 +146,15 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
 
     if job.status.as_ref() != Some(&status) {
         let api: Api<Job> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if crate::status::write(&api, &key.name, job.status.as_ref(), &status)
-            .await?
-            .is_none()
+        if k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            job.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?
+        .is_none()
         {
             return Ok(Action::Done);
         }

@@ -4,27 +4,26 @@
 //! (the `kube` crate, a client certificate for `system:kube-controller-manager`), so they use
 //! the one path real clients use and would work the same from another machine.
 //!
+//! Every controller and the scheduler are built on `k3rs-runtime` (shared informers, work
+//! queues, supervised workers, events, expectations); this crate holds their decisions only.
+//!
 //! **Invariants**
-//! - One list+watch per resource type for the whole process ([`informer::Informers`]); every
+//! - One list+watch per resource type for the whole process (`k3rs_runtime::Informers`); every
 //!   controller reads the shared caches and keeps nothing else between reconciles.
 //! - Level-triggered: a reconcile looks at the current state of the cluster only, never at the
 //!   event that queued it, so the controllers converge from any starting state — after a crash,
 //!   a restart, or a missed watch event.
 //! - A failing object is retried with back-off and never stalls the others
-//!   ([`queue::WorkQueue`], [`runner::spawn_workers`]).
+//!   (`k3rs_runtime::queue::WorkQueue`); a reconcile that panics is retried the same way, and a
+//!   controller task that stops is restarted and shown in [`Controllers::health`].
 
-pub mod cache;
-pub mod client;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod error;
-pub mod events;
-pub mod expectations;
 pub mod gc;
-pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod node_ipam;
@@ -33,24 +32,23 @@ pub mod ownership;
 pub mod pod_gc;
 mod pod_owner;
 pub mod pods;
-pub mod queue;
 pub mod replicaset;
 pub mod revisions;
-pub mod runner;
 pub mod scheduler;
 pub mod serviceaccount;
 pub mod statefulset;
-mod status;
 pub mod taints;
 pub mod ttl_after_finished;
 pub mod volume_binding;
 
 use std::sync::Arc;
 
-pub use client::Identity;
 pub use error::Error;
-use informer::Informers;
-use tokio::task::JoinHandle;
+use k3rs_runtime::health::Health;
+use k3rs_runtime::informer::Informers;
+use k3rs_runtime::supervisor::Supervised;
+pub use k3rs_runtime::Identity;
+use k3rs_runtime::{client, Runtime};
 
 /// The field manager of the controllers' writes (upstream's controllers are
 /// `kube-controller-manager` by their user agent).
@@ -90,6 +88,7 @@ pub struct ControllersConfig {
 /// What every controller is given: the client and the shared informers.
 #[derive(Clone)]
 pub(crate) struct Context {
+    pub(crate) runtime: Runtime,
     pub(crate) client: kube::Client,
     pub(crate) informers: Arc<Informers>,
     pub(crate) ca_pem: Arc<str>,
@@ -99,19 +98,22 @@ pub(crate) struct Context {
 #[derive(Debug)]
 pub struct Controllers {
     _informers: Arc<Informers>,
-    tasks: Vec<JoinHandle<()>>,
+    health: Arc<Health>,
+    _tasks: Vec<Supervised>,
 }
 
 impl Controllers {
     /// Starts every controller. They wait (retrying with back-off) until the API server
     /// answers, so this may be called before it serves.
     pub async fn start(config: ControllersConfig) -> Result<Self, Error> {
-        let cluster_cidr = node_ipam::Cidr::parse(&config.cluster_cidr)
-            .map_err(|err| Error::Config(format!("--cluster-cidr: {err}")))?;
+        let cluster_cidr = node_ipam::Cidr::parse(&config.cluster_cidr)?;
         let client = client::connect(&config.identity).await?;
         let scheduler_client = client::connect(&config.scheduler_identity).await?;
-        let informers = Arc::new(Informers::new(client.clone()));
+        let health = Arc::new(Health::default());
+        let runtime = Runtime::new(client.clone(), health.clone());
+        let informers = runtime.informers().clone();
         let ctx = Context {
+            runtime,
             client,
             informers: informers.clone(),
             ca_pem: config.root_ca_pem.into(),
@@ -137,24 +139,22 @@ impl Controllers {
             // Last: it reuses the typed informers the others created.
             gc::start(&ctx),
         ];
-        tasks.push(tokio::spawn({
+        tasks.push(Supervised(tokio::spawn({
             let informers = informers.clone();
             async move {
                 client::wait_ready(informers.client()).await;
                 informers.start();
             }
-        }));
+        })));
         Ok(Self {
             _informers: informers,
-            tasks,
+            health,
+            _tasks: tasks,
         })
     }
-}
 
-impl Drop for Controllers {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+    /// The health of the controllers' informers and workers (for `/readyz`).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 }

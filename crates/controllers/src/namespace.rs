@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The finalizer that holds a namespace until this controller has emptied it.
 pub const FINALIZER: &str = "kubernetes";
@@ -24,31 +24,23 @@ pub const FINALIZER: &str = "kubernetes";
 const RECHECK: Duration = Duration::from_secs(2);
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let informer = ctx.informers.get::<Namespace>();
-    let queue = WorkQueue::new();
-    informer.on_change({
-        let queue = queue.clone();
-        move |change| {
-            let namespace = change.object();
-            if namespace.metadata.deletion_timestamp.is_some() {
-                queue.add(namespace.name_any());
-            }
-        }
-    });
     let client = ctx.client.clone();
-    let ready = {
-        let informer = informer.clone();
-        async move { informer.wait_synced().await }
-    };
-    spawn_workers(
-        "namespace-controller",
-        queue,
-        2,
-        ready,
-        move |name: String| {
+    let namespaces = informer.clone();
+    Controller::new(&ctx.runtime, "namespace-controller")
+        .watches(&informer, |change| {
+            let namespace = change.object();
+            namespace
+                .metadata
+                .deletion_timestamp
+                .is_some()
+                .then(|| namespace.name_any())
+        })
+        .workers(2)
+        .run(move |name: String| {
             let client = client.clone();
-            let informer = informer.clone();
+            let informer = namespaces.clone();
             async move {
                 match informer.cache().get_named("", &name) {
                     Some(namespace) if namespace.metadata.deletion_timestamp.is_some() => {
@@ -57,8 +49,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
                     _ => Ok(Action::Done),
                 }
             }
-        },
-    )
+        })
 }
 
 async fn reconcile(client: &Client, cached: &Arc<Namespace>) -> Result<Action, Error> {

@@ -7,18 +7,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Patch;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The prefix length of every node's range.
 pub const NODE_PREFIX: u8 = 24;
@@ -32,21 +32,45 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+/// Why a text is not an IPv4 CIDR.
+#[derive(Debug, thiserror::Error)]
+pub enum CidrError {
+    /// There is no `/`.
+    #[error("{0:?} is not a CIDR (a.b.c.d/n)")]
+    NotCidr(String),
+    /// The address part is not an IPv4 address.
+    #[error("{text:?}: {address:?} is not an IPv4 address")]
+    Address {
+        /// The whole text.
+        text: String,
+        /// Its address part.
+        address: String,
+        /// The parser's error.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The prefix length is not 0 to 32.
+    #[error("{0:?}: bad prefix length")]
+    Prefix(String),
+}
+
 impl Cidr {
     /// Parses `a.b.c.d/n`; the address is masked to the network.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
         let (address, prefix) = text
             .trim()
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a CIDR (a.b.c.d/n)"))?;
-        let address: Ipv4Addr = address
-            .parse()
-            .map_err(|_| format!("{text:?}: {address:?} is not an IPv4 address"))?;
+            .ok_or_else(|| CidrError::NotCidr(text.to_owned()))?;
+        let address: Ipv4Addr = address.parse().map_err(|source| CidrError::Address {
+            text: text.to_owned(),
+            address: address.to_owned(),
+            source,
+        })?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("{text:?}: bad prefix length"))?;
+            .ok_or_else(|| CidrError::Prefix(text.to_owned()))?;
         let mask = if prefix == 0 {
             0
         } else {
@@ -104,7 +128,7 @@ struct Shared {
 }
 
 /// Starts the allocator (one worker: assignments are decided one at a time).
-pub(crate) fn start(ctx: &Context, cluster: Cidr) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, cluster: Cidr) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         nodes: ctx.informers.get::<Node>(),
@@ -112,11 +136,9 @@ pub(crate) fn start(ctx: &Context, cluster: Cidr) -> JoinHandle<()> {
         assigned: Arc::new(Mutex::new(HashMap::new())),
         events: Recorder::new(ctx.client.clone(), "node-ipam-controller"),
     };
-    let queue = WorkQueue::new();
-    shared.nodes.on_change({
-        let queue = queue.clone();
-        let assigned = shared.assigned.clone();
-        move |change| {
+    let assigned = shared.assigned.clone();
+    Controller::new(&ctx.runtime, "node-ipam-controller")
+        .watches(&shared.nodes, move |change| {
             let node = change.object();
             match change {
                 Change::Deleted(_) => {
@@ -124,29 +146,15 @@ pub(crate) fn start(ctx: &Context, cluster: Cidr) -> JoinHandle<()> {
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .remove(&node.name_any());
+                    None
                 }
-                Change::Applied { .. } => {
-                    if pod_cidr(node).is_none() {
-                        queue.add(node.name_any());
-                    }
-                }
+                Change::Applied { .. } => pod_cidr(node).is_none().then(|| node.name_any()),
             }
-        }
-    });
-    let ready = {
-        let nodes = shared.nodes.clone();
-        async move { nodes.wait_synced().await }
-    };
-    spawn_workers(
-        "node-ipam-controller",
-        queue,
-        1,
-        ready,
-        move |name: String| {
+        })
+        .run(move |name: String| {
             let shared = shared.clone();
             async move { allocate(&shared, &name).await }
-        },
-    )
+        })
 }
 
 fn pod_cidr(node: &Node) -> Option<Cidr> {
@@ -199,10 +207,11 @@ async fn allocate(shared: &Shared, name: &str) -> Result<Action, Error> {
                             format!("Node {name} status is now: CIDRNotAvailable"),
                         )
                         .await;
-                    return Err(Error::Invalid(format!(
-                        "no /{NODE_PREFIX} left in {} for node {name}",
-                        shared.cluster
-                    )));
+                    return Err(Error::NoPodRange {
+                        prefix: NODE_PREFIX,
+                        cluster: shared.cluster.to_string(),
+                        node: name.to_owned(),
+                    });
                 }
             }
         }

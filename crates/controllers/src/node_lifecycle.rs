@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,17 +18,17 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::taints::tolerated;
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::supervisor::supervise;
+use k3rs_runtime::Controller;
 
 /// Where kubelets keep their Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -80,92 +81,86 @@ struct Shared {
     leases: Arc<Informer<Lease>>,
     pods: Arc<Informer<Pod>>,
     health: Arc<Mutex<HashMap<String, Health>>>,
-    evictions: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
     timing: Timing,
 }
 
 /// Starts the monitor loop and the eviction workers.
-pub(crate) fn start(ctx: &Context, timing: Timing) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, timing: Timing) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "taint-eviction-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         nodes: ctx.informers.get::<Node>(),
         leases: ctx.informers.get::<Lease>(),
         pods: ctx.informers.get::<Pod>(),
         health: Arc::new(Mutex::new(HashMap::new())),
-        evictions: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "node-controller"),
         timing,
     };
-    shared.nodes.on_change({
-        let shared = shared.clone();
-        move |change| {
-            let node = change.object();
-            let old_taints = match change {
-                Change::Applied { old: Some(old), .. } => no_execute(old),
-                _ => Vec::new(),
-            };
-            if matches!(change, Change::Applied { .. }) && no_execute(node) != old_taints {
+    let evictions = controller
+        .watches(&shared.nodes, {
+            let pods = shared.pods.clone();
+            move |change| {
+                let node = change.object();
+                let old_taints = match change {
+                    Change::Applied { old: Some(old), .. } => no_execute(old),
+                    _ => Vec::new(),
+                };
+                if !matches!(change, Change::Applied { .. }) || no_execute(node) == old_taints {
+                    return Vec::new();
+                }
                 let name = node.name_any();
-                for pod in shared.pods.cache().all() {
-                    if node_name(&pod) == Some(name.as_str()) {
-                        shared.evictions.add(ObjectKey::of(pod.as_ref()));
-                    }
-                }
+                pods.cache()
+                    .all()
+                    .iter()
+                    .filter(|pod| node_name(pod) == Some(name.as_str()))
+                    .map(|pod| ObjectKey::of(pod.as_ref()))
+                    .collect()
             }
-        }
-    });
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
-            if let Change::Applied { new, .. } = change {
+        })
+        .watches(&shared.pods, {
+            let nodes = shared.nodes.clone();
+            move |change| {
+                let Change::Applied { new, .. } = change else {
+                    return None;
+                };
                 let tainted = node_name(new)
-                    .and_then(|n| shared.nodes.cache().get_named("", n))
+                    .and_then(|n| nodes.cache().get_named("", n))
                     .is_some_and(|node| !no_execute(&node).is_empty());
-                if tainted {
-                    shared.evictions.add(ObjectKey::of(new.as_ref()));
-                }
+                tainted.then(|| ObjectKey::of(new.as_ref()))
             }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.nodes.wait_synced().await;
-            shared.leases.wait_synced().await;
-            shared.pods.wait_synced().await;
-        }
-    };
-    let evictions = spawn_workers(
-        "taint-eviction-controller",
-        shared.evictions.clone(),
-        2,
-        ready,
-        {
+        })
+        .reads(&shared.leases)
+        .workers(2)
+        .run({
             let shared = shared.clone();
             move |key: ObjectKey| {
                 let shared = shared.clone();
                 async move { evict_if_due(&shared, &key).await }
             }
-        },
-    );
-    tokio::spawn(async move {
-        shared.nodes.wait_synced().await;
-        shared.leases.wait_synced().await;
-        shared.pods.wait_synced().await;
-        let mut tick = tokio::time::interval(shared.timing.monitor_period);
-        loop {
-            tick.tick().await;
-            for node in shared.nodes.cache().all() {
-                if let Err(err) = monitor(&shared, &node).await {
-                    tracing::debug!(node = %node.name_any(), %err, "node monitoring failed; retrying next period");
+        });
+    let monitor = supervise(
+        "node-lifecycle-controller".to_owned(),
+        ctx.runtime.health().clone(),
+        move || {
+            let shared = shared.clone();
+            async move {
+                shared.nodes.wait_synced().await;
+                shared.leases.wait_synced().await;
+                shared.pods.wait_synced().await;
+                let mut tick = tokio::time::interval(shared.timing.monitor_period);
+                loop {
+                    tick.tick().await;
+                    for node in shared.nodes.cache().all() {
+                        if let Err(err) = monitor(&shared, &node).await {
+                            tracing::debug!(node = %node.name_any(), %err, "node monitoring failed; retrying next period");
+                        }
+                    }
                 }
             }
-            if evictions.is_finished() {
-                break;
-            }
-        }
-    })
+        },
+    );
+    Supervised::all(vec![evictions, Supervised(monitor)])
 }
 
 fn node_name(pod: &Pod) -> Option<&str> {

@@ -10,12 +10,12 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
-use crate::expectations::Expectations;
-use crate::informer::Change;
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::expectations::Expectations;
+use k3rs_runtime::informer::Change;
+use k3rs_runtime::queue::WorkQueue;
 
 /// The object's controller reference, if it has one.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {

@@ -12,21 +12,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::informer::{Change, Informer};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::{patch_params, Context};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// How long a pod's node must be missing before the pod goes (upstream's `quarantineTime`).
 pub const QUARANTINE: Duration = Duration::from_secs(40);
@@ -41,52 +41,42 @@ struct Shared {
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         pods: ctx.informers.get::<Pod>(),
         nodes: ctx.informers.get::<Node>(),
         orphaned_since: Arc::default(),
     };
-    let queue: Arc<WorkQueue<ObjectKey>> = WorkQueue::new();
-    shared.pods.on_change({
-        let queue = queue.clone();
-        let nodes = shared.nodes.clone();
-        move |change| {
-            if let Change::Applied { new, .. } = change {
+    let nodes = shared.nodes.clone();
+    let pods = shared.pods.clone();
+    Controller::new(&ctx.runtime, "pod-garbage-collector")
+        .watches(&shared.pods, move |change| match change {
+            Change::Applied { new, .. }
                 if needs_collecting(new, |node| {
                     nodes.cache().get(&ObjectKey::cluster(node)).is_some()
-                }) {
-                    queue.add(ObjectKey::of(new.as_ref()));
-                }
+                }) =>
+            {
+                Some(ObjectKey::of(new.as_ref()))
             }
-        }
-    });
-    shared.nodes.on_change({
-        let queue = queue.clone();
-        let pods = shared.pods.clone();
-        move |change| {
-            if let Change::Deleted(node) = change {
-                let name = node.name_any();
-                for pod in pods.cache().all() {
-                    if node_of(&pod) == Some(name.as_str()) {
-                        queue.add(ObjectKey::of(pod.as_ref()));
-                    }
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.pods.wait_synced().await;
-            shared.nodes.wait_synced().await;
-        }
-    };
-    spawn_workers("pod-garbage-collector", queue, 1, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+            _ => None,
+        })
+        .watches(&shared.nodes, move |change| {
+            let Change::Deleted(node) = change else {
+                return Vec::new();
+            };
+            let name = node.name_any();
+            pods.cache()
+                .all()
+                .iter()
+                .filter(|pod| node_of(pod) == Some(name.as_str()))
+                .map(|pod| ObjectKey::of(pod.as_ref()))
+                .collect()
+        })
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {

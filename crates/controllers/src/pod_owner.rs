@@ -7,21 +7,22 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::expectations::Expectations;
-use crate::informer::{Change, Informer};
 use crate::ownership::queue_pod_owners;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::expectations::Expectations;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// What a pod-creating controller of owners `K` reads and writes through.
 pub(crate) struct PodOwners<K> {
@@ -59,53 +60,48 @@ where
         workers: usize,
         selects: fn(&K, &Pod) -> bool,
         reconcile: F,
-    ) -> JoinHandle<()>
+    ) -> Supervised
     where
         F: Fn(Self, ObjectKey) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Action, Error>> + Send + 'static,
     {
+        let controller = Controller::new(&ctx.runtime, component);
         let shared = Self {
             client: ctx.client.clone(),
             owners: ctx.informers.get::<K>(),
             pods: ctx.informers.get::<Pod>(),
             expectations: Arc::new(Expectations::default()),
-            queue: WorkQueue::new(),
+            queue: controller.queue(),
             events: Recorder::new(ctx.client.clone(), component),
         };
-        shared.owners.on_change({
-            let shared = shared.clone();
-            move |change| {
-                let key = ObjectKey::of(change.object().as_ref());
-                if let Change::Deleted(_) = change {
-                    shared.expectations.forget(&key);
+        let kind = K::kind(&()).into_owned();
+        controller
+            .watches(&shared.owners, {
+                let expectations = shared.expectations.clone();
+                move |change| {
+                    let key = ObjectKey::of(change.object().as_ref());
+                    if let Change::Deleted(_) = change {
+                        expectations.forget(&key);
+                    }
+                    Some(key)
                 }
-                shared.queue.add(key);
-            }
-        });
-        shared.pods.on_change({
-            let shared = shared.clone();
-            let kind = K::kind(&()).into_owned();
-            move |change| {
-                queue_pod_owners(
-                    change,
-                    &kind,
-                    &shared.expectations,
-                    &shared.queue,
-                    |namespace, pod| owners_selecting(&shared.owners, namespace, pod, selects),
-                );
-            }
-        });
-        let ready = {
-            let shared = shared.clone();
-            async move {
-                shared.owners.wait_synced().await;
-                shared.pods.wait_synced().await;
-            }
-        };
-        let queue = shared.queue.clone();
-        spawn_workers(component, queue, workers, ready, move |key| {
-            reconcile.clone()(shared.clone(), key)
-        })
+            })
+            // The shared pod handler queues the owners itself (and counts expectations).
+            .watches(&shared.pods, {
+                let shared = shared.clone();
+                move |change| {
+                    queue_pod_owners(
+                        change,
+                        &kind,
+                        &shared.expectations,
+                        &shared.queue,
+                        |namespace, pod| owners_selecting(&shared.owners, namespace, pod, selects),
+                    );
+                    None
+                }
+            })
+            .workers(workers)
+            .run(move |key| reconcile.clone()(shared.clone(), key))
     }
 
     /// Deletes `owner`'s pod `pod`: [`delete_owned_pod`] through this controller's client,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{
     ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
 };
@@ -22,15 +23,14 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as meta, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
 use crate::ownership::{claim_pods, controller_ref};
 use crate::pod_owner::PodOwners;
 use crate::pods;
-use crate::runner::Action;
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::runner::Action;
 
 /// The most pods one sync creates or deletes (upstream's `burstReplicas`).
 const BURST: usize = 500;
@@ -139,7 +139,7 @@ impl Replicated for ReplicationController {
 }
 
 /// Registers the handlers of the controller of `K` and starts its workers.
-pub(crate) fn start<K: Replicated>(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start<K: Replicated>(ctx: &Context) -> Supervised {
     PodOwners::start(
         ctx,
         K::COMPONENT,
@@ -196,9 +196,15 @@ async fn sync<K: Replicated>(shared: &PodOwners<K>, key: &ObjectKey) -> Result<A
     let status = K::status_from(status_of(&set, &owned, &active, failure.as_ref(), now));
     if owner.status() != Some(&status) {
         let api: Api<K> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if crate::status::write(&api, &key.name, owner.status(), &status)
-            .await?
-            .is_none()
+        if k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            owner.status(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?
+        .is_none()
         {
             return Ok(Action::Done);
         }

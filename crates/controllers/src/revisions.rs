@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::deployment::util::{same_template, template_hash};
 use crate::error::Error;
-use crate::informer::Informer;
 use crate::ownership::{controller_of, controller_ref};
 use crate::{patch_params, post_params};
+use k3rs_runtime::informer::Informer;
 
 /// The label holding a revision's template hash (and, on pods, their revision).
 pub const REVISION_LABEL: &str = "controller-revision-hash";

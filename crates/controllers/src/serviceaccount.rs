@@ -6,16 +6,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::ObjectMeta;
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::informer::Informer;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -35,7 +35,7 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         ca_pem: ctx.ca_pem.clone(),
@@ -47,37 +47,21 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
             .informers
             .get_selected(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
     };
-    let queue = WorkQueue::new();
-    shared.namespaces.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().name_any())
-    });
-    shared.accounts.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().namespace().unwrap_or_default())
-    });
-    shared.config_maps.on_change({
-        let queue = queue.clone();
-        move |change| queue.add(change.object().namespace().unwrap_or_default())
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.namespaces.wait_synced().await;
-            shared.accounts.wait_synced().await;
-            shared.config_maps.wait_synced().await;
-        }
-    };
-    spawn_workers(
-        "serviceaccount-controller",
-        queue,
-        2,
-        ready,
-        move |ns: String| {
+    Controller::new(&ctx.runtime, "serviceaccount-controller")
+        .watches(&shared.namespaces, |change| {
+            Some(change.object().name_any())
+        })
+        .watches(&shared.accounts, |change| {
+            Some(change.object().namespace().unwrap_or_default())
+        })
+        .watches(&shared.config_maps, |change| {
+            Some(change.object().namespace().unwrap_or_default())
+        })
+        .workers(2)
+        .run(move |ns: String| {
             let shared = shared.clone();
             async move { reconcile(&shared, &ns).await }
-        },
-    )
+        })
 }
 
 async fn reconcile(shared: &Shared, ns: &str) -> Result<Action, Error> {

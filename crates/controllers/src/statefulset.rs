@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
@@ -18,19 +19,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::{controller_of, controller_ref};
 use crate::pods;
 use crate::post_params as post;
-use crate::queue::WorkQueue;
 use crate::revisions::template_of;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
@@ -44,57 +44,30 @@ struct Shared {
     pods: Arc<Informer<Pod>>,
     claims: Arc<Informer<PersistentVolumeClaim>>,
     revisions: Arc<Informer<ControllerRevision>>,
-    queue: Arc<WorkQueue<ObjectKey>>,
     events: Recorder,
 }
 
 /// Registers the handlers and starts the workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "statefulset-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         sets: ctx.informers.get::<StatefulSet>(),
         pods: ctx.informers.get::<Pod>(),
         claims: ctx.informers.get::<PersistentVolumeClaim>(),
         revisions: ctx.informers.get::<ControllerRevision>(),
-        queue: WorkQueue::new(),
         events: Recorder::new(ctx.client.clone(), "statefulset-controller"),
     };
-    shared.sets.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.pods.on_change({
-        let queue = shared.queue.clone();
-        move |change| {
-            let pod = change.object();
-            let mut owners = vec![controller_of(&pod.metadata).cloned()];
-            if let Change::Applied { old: Some(old), .. } = change {
-                owners.push(controller_of(&old.metadata).cloned());
-            }
-            for owner in owners.into_iter().flatten() {
-                if owner.kind == "StatefulSet" {
-                    queue.add(ObjectKey::new(
-                        pod.namespace().unwrap_or_default(),
-                        owner.name,
-                    ));
-                }
-            }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-            shared.claims.wait_synced().await;
-            shared.revisions.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("statefulset-controller", queue, 2, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+    controller
+        .reconciles(&shared.sets)
+        .owns::<StatefulSet, Pod>(&shared.pods)
+        .reads(&shared.claims)
+        .reads(&shared.revisions)
+        .workers(2)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 fn ordinal_start(set: &StatefulSet) -> i32 {
@@ -461,7 +434,14 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     };
     if set.status.as_ref() != Some(&status) {
         let api: Api<StatefulSet> = Api::namespaced(shared.client.clone(), &namespace);
-        crate::status::write(&api, &key.name, set.status.as_ref(), &status).await?;
+        k3rs_runtime::status::write(
+            &api,
+            &key.name,
+            set.status.as_ref(),
+            &status,
+            &crate::patch_params(),
+        )
+        .await?;
     }
     // Readiness that only becomes availability later needs another look.
     Ok(if min_ready > 0 && available < ready {

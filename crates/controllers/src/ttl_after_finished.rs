@@ -6,18 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::{Api, Client};
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::informer::Informer;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 #[derive(Clone)]
 struct Shared {
@@ -26,40 +26,24 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         jobs: ctx.informers.get::<Job>(),
     };
-    let queue: Arc<WorkQueue<ObjectKey>> = WorkQueue::new();
-    shared.jobs.on_change({
-        let queue = queue.clone();
-        move |change| {
+    Controller::new(&ctx.runtime, "ttl-after-finished-controller")
+        .watches(&shared.jobs, |change| {
             let job = change.object();
-            if job
-                .spec
+            job.spec
                 .as_ref()
                 .and_then(|s| s.ttl_seconds_after_finished)
-                .is_some()
-            {
-                queue.add(ObjectKey::of(job.as_ref()));
-            }
-        }
-    });
-    let ready = {
-        let jobs = shared.jobs.clone();
-        async move { jobs.wait_synced().await }
-    };
-    spawn_workers(
-        "ttl-after-finished-controller",
-        queue,
-        2,
-        ready,
-        move |key| {
+                .map(|_| ObjectKey::of(job.as_ref()))
+        })
+        .workers(2)
+        .run(move |key| {
             let shared = shared.clone();
             async move { sync(&shared, &key).await }
-        },
-    )
+        })
 }
 
 /// When the Job expires: `None` if it has no TTL, has not finished, or is being deleted.

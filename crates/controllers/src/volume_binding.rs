@@ -10,21 +10,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::Informer;
 use crate::patch_params as params;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::Informer;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 
 const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
@@ -56,7 +56,7 @@ struct Shared {
 
 /// Registers the handlers and starts one worker (bindings are decided one at a time, so a
 /// volume is never promised to two claims).
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
     let shared = Shared {
         client: ctx.client.clone(),
         volumes: ctx.informers.get::<PersistentVolume>(),
@@ -64,52 +64,36 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
         classes: ctx.informers.get::<StorageClass>(),
         events: Recorder::new(ctx.client.clone(), "persistentvolume-controller"),
     };
-    let queue: Arc<WorkQueue<Item>> = WorkQueue::new();
-    shared.claims.on_change({
-        let queue = queue.clone();
-        let volumes = shared.volumes.clone();
-        move |change| {
+    let volumes = shared.volumes.clone();
+    let claims = shared.claims.clone();
+    Controller::new(&ctx.runtime, "persistentvolume-binder")
+        .watches(&shared.claims, move |change| {
             let claim = change.object();
-            queue.add(Item::Claim(ObjectKey::of(claim.as_ref())));
+            let mut items = vec![Item::Claim(ObjectKey::of(claim.as_ref()))];
             // Its volume may now be released.
             if let Some(volume) = claim.spec.as_ref().and_then(|s| s.volume_name.clone()) {
-                queue.add(Item::Volume(volume));
+                items.push(Item::Volume(volume));
             }
             // A claim that went away may free a volume another pending claim wants.
             for volume in volumes.cache().all() {
                 if claim_ref_is(&volume, claim) {
-                    queue.add(Item::Volume(volume.name_any()));
+                    items.push(Item::Volume(volume.name_any()));
                 }
             }
-        }
-    });
-    shared.volumes.on_change({
-        let queue = queue.clone();
-        let claims = shared.claims.clone();
-        move |change| {
-            queue.add(Item::Volume(change.object().name_any()));
+            items
+        })
+        .watches(&shared.volumes, move |change| {
+            let mut items = vec![Item::Volume(change.object().name_any())];
             // A new or freed volume may fit a pending claim.
             for claim in claims.cache().all() {
                 if phase_of_claim(&claim) == "Pending" {
-                    queue.add(Item::Claim(ObjectKey::of(claim.as_ref())));
+                    items.push(Item::Claim(ObjectKey::of(claim.as_ref())));
                 }
             }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.volumes.wait_synced().await;
-            shared.claims.wait_synced().await;
-            shared.classes.wait_synced().await;
-        }
-    };
-    spawn_workers(
-        "persistentvolume-binder",
-        queue,
-        1,
-        ready,
-        move |item: Item| {
+            items
+        })
+        .reads(&shared.classes)
+        .run(move |item: Item| {
             let shared = shared.clone();
             async move {
                 match item {
@@ -117,8 +101,7 @@ pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
                     Item::Volume(name) => sync_volume(&shared, &name).await,
                 }
             }
-        },
-    )
+        })
 }
 
 fn phase_of_claim(claim: &PersistentVolumeClaim) -> &str {

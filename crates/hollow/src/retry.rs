@@ -1,5 +1,6 @@
-//! How a hollow node waits after a failed API call: exponential back-off with jitter, and a time
-//! limit on every call so that a hung server cannot stall a heartbeat.
+//! How a hollow node waits after a failed API call: the runtime's exponential back-off with
+//! jitter (`k3rs_runtime::backoff`), and a time limit on every call so that a hung server cannot
+//! stall a heartbeat.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,34 +14,45 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// The longest an API call may take before it counts as failed.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The delay before retry number `failures` (1 for the first retry): doubling from
-/// [`FIRST_DELAY`] up to [`MAX_DELAY`], each scaled by a random factor in [0.5, 1] so that many
-/// nodes failing together do not retry together.
-pub(crate) fn delay_after(failures: u32) -> Duration {
-    let doubling = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    let delay = FIRST_DELAY.saturating_mul(doubling).min(MAX_DELAY);
-    delay.mul_f64(rand::random_range(0.5..=1.0))
+/// The back-off: doubling from [`FIRST_DELAY`] up to [`MAX_DELAY`], each delay scaled by a
+/// random factor in [0.5, 1) so that many nodes failing together do not retry together (the
+/// runtime's jitter stretches by [1, 2), so it starts from half of each).
+fn backoff() -> k3rs_runtime::backoff::ExponentialBuilder {
+    k3rs_runtime::backoff::jittered(FIRST_DELAY / 2, MAX_DELAY / 2)
 }
 
-/// The watcher's back-off ([`kube::runtime::utils::Backoff`]): [`delay_after`] the number of
-/// failures since the last success.
-#[derive(Debug, Default)]
-pub(crate) struct WatchBackoff {
-    failures: u32,
+/// The delay before retry number `failures` (1 for the first retry).
+pub(crate) fn delay_after(failures: u32) -> Duration {
+    k3rs_runtime::backoff::delay(backoff(), failures)
+}
+
+/// The watcher's back-off ([`kube::runtime::utils::Backoff`]): [`backoff`]'s delays, started
+/// over by the watcher after each success.
+pub(crate) struct WatchBackoff(kube::runtime::watcher::ExponentialBackoff);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self(k3rs_runtime::backoff::for_watcher(backoff()))
+    }
+}
+
+impl std::fmt::Debug for WatchBackoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchBackoff").finish_non_exhaustive()
+    }
 }
 
 impl Iterator for WatchBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        self.failures = self.failures.saturating_add(1);
-        Some(delay_after(self.failures))
+        self.0.next()
     }
 }
 
 impl kube::runtime::utils::Backoff for WatchBackoff {
     fn reset(&mut self) {
-        self.failures = 0;
+        self.0.reset();
     }
 }
 

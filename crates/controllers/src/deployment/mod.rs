@@ -14,23 +14,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k3rs_api::LabelSelector;
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::{gone_ok, Error};
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::ownership::{adopt, controller_of, release};
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
 use crate::{patch_params as params, post_params};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::Controller;
 use plan::{Plan, Step};
 use util::*;
 
@@ -45,51 +46,46 @@ struct Shared {
 }
 
 /// Registers the controller's handlers and starts its workers.
-pub(crate) fn start(ctx: &Context) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context) -> Supervised {
+    let controller = Controller::new(&ctx.runtime, "deployment-controller");
     let shared = Shared {
         client: ctx.client.clone(),
         deployments: ctx.informers.get::<Deployment>(),
         sets: ctx.informers.get::<ReplicaSet>(),
         pods: ctx.informers.get::<Pod>(),
-        queue: WorkQueue::new(),
+        queue: controller.queue(),
         events: Recorder::new(ctx.client.clone(), "deployment-controller"),
     };
-    shared.deployments.on_change({
-        let queue = shared.queue.clone();
-        move |change| queue.add(ObjectKey::of(change.object().as_ref()))
-    });
-    shared.sets.on_change({
-        let shared = shared.clone();
-        move |change| set_changed(&shared, change)
-    });
-    // Recreate waits for the old pods to be gone: a pod deletion may unblock it.
-    shared.pods.on_change({
-        let shared = shared.clone();
-        move |change| {
-            if let Change::Deleted(pod) = change {
-                let namespace = pod.namespace().unwrap_or_default();
-                let owner = controller_of(&pod.metadata)
-                    .filter(|r| r.kind == "ReplicaSet")
-                    .and_then(|r| shared.sets.cache().get_named(&namespace, &r.name));
-                if let Some(rs) = owner {
-                    set_changed(&shared, &Change::Deleted(rs));
-                }
+    controller
+        .reconciles(&shared.deployments)
+        .watches(&shared.sets, {
+            let shared = shared.clone();
+            move |change| {
+                set_changed(&shared, change);
+                None
             }
-        }
-    });
-    let ready = {
-        let shared = shared.clone();
-        async move {
-            shared.deployments.wait_synced().await;
-            shared.sets.wait_synced().await;
-            shared.pods.wait_synced().await;
-        }
-    };
-    let queue = shared.queue.clone();
-    spawn_workers("deployment-controller", queue, 4, ready, move |key| {
-        let shared = shared.clone();
-        async move { sync(&shared, &key).await }
-    })
+        })
+        // Recreate waits for the old pods to be gone: a pod deletion may unblock it.
+        .watches(&shared.pods, {
+            let shared = shared.clone();
+            move |change| {
+                if let Change::Deleted(pod) = change {
+                    let namespace = pod.namespace().unwrap_or_default();
+                    let owner = controller_of(&pod.metadata)
+                        .filter(|r| r.kind == "ReplicaSet")
+                        .and_then(|r| shared.sets.cache().get_named(&namespace, &r.name));
+                    if let Some(rs) = owner {
+                        set_changed(&shared, &Change::Deleted(rs));
+                    }
+                }
+                None
+            }
+        })
+        .workers(4)
+        .run(move |key| {
+            let shared = shared.clone();
+            async move { sync(&shared, &key).await }
+        })
 }
 
 /// Queues the deployment that controls the ReplicaSet, or, for an orphan, every deployment
@@ -319,9 +315,7 @@ async fn create_set(
         let mut status = d.status.clone().unwrap_or_default();
         status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
         write_status(deployments, d, status).await?;
-        return Err(Error::Invalid(format!(
-            "hash collision for replica set {name}; retrying with a new collision count"
-        )));
+        return Err(Error::HashCollision { name });
     }
     let message = format!("Failed to create new replica set \"{name}\": {err}");
     shared
@@ -356,7 +350,7 @@ async fn write_status(
     }
     let patch = json!({
         "metadata": {"resourceVersion": d.resource_version()},
-        "status": crate::status::merge_patch(d.status.as_ref(), &status)?,
+        "status": k3rs_runtime::status::merge_patch(d.status.as_ref(), &status)?,
     });
     *d = api
         .patch_status(&d.name_any(), &params(), &Patch::Merge(&patch))

@@ -82,22 +82,41 @@ pub(crate) fn is_rolling(d: &Deployment) -> bool {
         .is_none_or(|t| t == "RollingUpdate")
 }
 
+/// Why an int-or-percent could not be scaled (upstream's wording).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ScaleError {
+    /// The string is not a percentage.
+    #[error("invalid value for IntOrString: invalid value {0:?}")]
+    NotPercent(String),
+    /// The scaled value does not fit an `int32`.
+    #[error("{percent} of {total} is out of range")]
+    OutOfRange {
+        /// The percentage as written.
+        percent: String,
+        /// What it was scaled against.
+        total: i32,
+    },
+}
+
 /// An int-or-percent scaled against `total` (upstream's `GetScaledValueFromIntOrPercent`).
-pub(crate) fn scaled(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
+pub(crate) fn scaled(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, ScaleError> {
     match value {
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(s) => {
             let percent: i64 = s
                 .strip_suffix('%')
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+                .ok_or_else(|| ScaleError::NotPercent(s.clone()))?;
             let product = percent * i64::from(total);
             let value = if round_up {
                 (product + 99).div_euclid(100)
             } else {
                 product.div_euclid(100)
             };
-            i32::try_from(value).map_err(|_| format!("{s} of {total} is out of range"))
+            i32::try_from(value).map_err(|_| ScaleError::OutOfRange {
+                percent: s.clone(),
+                total,
+            })
         }
     }
 }

@@ -367,8 +367,8 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ObjectKey;
     use crate::scheduler::state::tests::node;
+    use k3rs_runtime::cache::ObjectKey;
     use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
     use k8s_openapi::api::core::v1::{
         PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,
@@ -439,7 +439,7 @@ mod tests {
     }
 
     /// Schedules and assumes, as the scheduler does.
-    fn place(state: &mut ClusterState, pod: &Pod) -> Result<String, String> {
+    fn place(state: &mut ClusterState, pod: &Pod) -> Result<String, FitError> {
         let incoming = Incoming::new(pod, lookups());
         let mut first = |_: usize| 0;
         let result = schedule(&incoming, state, &no_labels, &mut first);
@@ -449,7 +449,7 @@ mod tests {
                 state.assume(&key, pod, &node);
                 Ok(node)
             }
-            Err(err) => Err(err.message()),
+            Err(err) => Err(err),
         }
     }
 
@@ -465,7 +465,9 @@ mod tests {
     fn no_nodes() {
         let mut state = ClusterState::new();
         assert_eq!(
-            place(&mut state, &pod("a", json!({}), json!({}))).unwrap_err(),
+            place(&mut state, &pod("a", json!({}), json!({})))
+                .unwrap_err()
+                .message(),
             "no nodes available to schedule pods"
         );
     }
@@ -479,7 +481,9 @@ mod tests {
         );
         // The assumed pod's requests count at once: the next one fits nowhere.
         assert_eq!(
-            place(&mut state, &pod("b", json!({}), requests("3"))).unwrap_err(),
+            place(&mut state, &pod("b", json!({}), requests("3")))
+                .unwrap_err()
+                .message(),
             "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: \
              3 No preemption victims found for incoming pod."
         );
@@ -516,13 +520,17 @@ mod tests {
         let second = place(&mut state, &pod("b", json!({"app": "db"}), spec.clone())).unwrap();
         assert_ne!(first, second);
         assert_eq!(
-            place(&mut state, &pod("c", json!({"app": "db"}), spec.clone())).unwrap_err(),
+            place(&mut state, &pod("c", json!({"app": "db"}), spec.clone()))
+                .unwrap_err()
+                .message(),
             "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. \
              preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
         );
         // A pod without the term is still kept away by the existing pods' anti-affinity.
         assert_eq!(
-            place(&mut state, &pod("d", json!({"app": "db"}), json!({}))).unwrap_err(),
+            place(&mut state, &pod("d", json!({"app": "db"}), json!({})))
+                .unwrap_err()
+                .message(),
             "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules. \
              preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
         );
@@ -537,7 +545,9 @@ mod tests {
             {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "cache"}}}]}}});
         // Nothing to follow yet, and the pod is not a cache itself.
         assert_eq!(
-            place(&mut state, &pod("a", json!({"app": "web"}), spec.clone())).unwrap_err(),
+            place(&mut state, &pod("a", json!({"app": "web"}), spec.clone()))
+                .unwrap_err()
+                .message(),
             "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. \
              preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         );
@@ -559,7 +569,7 @@ mod tests {
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}});
         assert_eq!(
-            place(&mut state, &pod("a", json!({}), spec)).unwrap_err(),
+            place(&mut state, &pod("a", json!({}), spec)).unwrap_err().message(),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. \
              preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
              2 Preemption is not helpful for scheduling."
@@ -583,7 +593,7 @@ mod tests {
             .unwrap(),
         ));
         assert_eq!(
-            place(&mut state, &pod("a", json!({}), requests("2"))).unwrap_err(),
+            place(&mut state, &pod("a", json!({}), requests("2"))).unwrap_err().message(),
             "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}, \
              1 node(s) were unschedulable. preemption: 0/3 nodes are available: \
              1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling."
@@ -651,8 +661,11 @@ mod tests {
             json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "app0"}}}]}}}),
         );
-        assert!(place(&mut state, &extra).unwrap_err().starts_with(
-            "0/50 nodes are available: 50 node(s) didn't match pod anti-affinity rules."
-        ));
+        assert!(place(&mut state, &extra)
+            .unwrap_err()
+            .message()
+            .starts_with(
+                "0/50 nodes are available: 50 node(s) didn't match pod anti-affinity rules."
+            ));
     }
 }

@@ -388,7 +388,7 @@ mod tests {
         state.set_node(node("n1", "1", "1Gi", "10"));
         let web = json!({"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80, "hostPort": 80}]}]});
         state.apply_pod(
-            &crate::cache::ObjectKey::new("default", "a"),
+            &k3rs_runtime::cache::ObjectKey::new("default", "a"),
             &pod("a", "n1", web),
         );
         let info = &state.nodes()["n1"];

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Binding, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
@@ -41,17 +42,18 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
-use crate::cache::ObjectKey;
 use crate::error::Error;
-use crate::events::Recorder;
-use crate::informer::{Change, Informer};
 use crate::pods;
-use crate::queue::WorkQueue;
-use crate::runner::{spawn_workers, Action};
 use crate::Context;
 use cycle::{Incoming, Lookups};
+use k3rs_runtime::cache::ObjectKey;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::queue::WorkQueue;
+use k3rs_runtime::runner::Action;
+use k3rs_runtime::supervisor::supervise;
+use k3rs_runtime::Controller;
 use state::ClusterState;
 
 /// The `schedulerName` this scheduler serves (the API server's default).
@@ -499,60 +501,70 @@ fn truncate(message: String) -> String {
     short
 }
 
+/// A handler calling `on`: the scheduler's handlers queue pods themselves (a node or volume
+/// change wakes the pods waiting on one), so it returns no key.
+fn handler<K: 'static>(
+    scheduler: &Arc<Scheduler>,
+    on: fn(&Scheduler, &Change<K>),
+) -> impl Fn(&Change<K>) -> Option<ObjectKey> + Send + Sync + 'static {
+    let scheduler = scheduler.clone();
+    move |change| {
+        on(&scheduler, change);
+        None
+    }
+}
+
 /// Registers the scheduler's handlers and starts its worker; `client` is the scheduler's own
 /// (`system:kube-scheduler`).
-pub(crate) fn start(ctx: &Context, client: Client) -> JoinHandle<()> {
+pub(crate) fn start(ctx: &Context, client: Client) -> Supervised {
     let caches = Caches::of(ctx);
+    let controller = Controller::new(&ctx.runtime, SCHEDULER_NAME);
     let scheduler = Arc::new(Scheduler {
         recorder: Recorder::new(client.clone(), SCHEDULER_NAME),
         client,
         caches: caches.clone(),
         state: Mutex::new(ClusterState::new()),
         waiting: Mutex::new(HashMap::new()),
-        queue: WorkQueue::new(),
+        queue: controller.queue(),
         binds: Semaphore::new(BIND_CONCURRENCY),
     });
-    caches.pods.on_change({
-        let scheduler = scheduler.clone();
-        move |change| scheduler.on_pod(change)
-    });
-    caches.nodes.on_change({
-        let scheduler = scheduler.clone();
-        move |change| scheduler.on_node(change)
-    });
-    // A claim bound, a volume or class added: pods waiting on volumes may fit now.
-    caches.claims.on_change({
-        let scheduler = scheduler.clone();
-        move |_| scheduler.wake(false)
-    });
-    caches.volumes.on_change({
-        let scheduler = scheduler.clone();
-        move |_| scheduler.wake(false)
-    });
-    caches.classes.on_change({
-        let scheduler = scheduler.clone();
-        move |_| scheduler.wake(false)
-    });
-    let ready = {
-        let scheduler = scheduler.clone();
-        async move {
-            scheduler.caches.wait_synced().await;
-            scheduler.resync();
-            tokio::spawn(scheduler.clone().housekeeping());
-        }
-    };
-    let queue = scheduler.queue.clone();
-    // One worker: cycles are serial, as upstream's, so each sees every placement before it.
-    spawn_workers(
-        "default-scheduler",
-        queue,
-        1,
-        ready,
-        move |key: ObjectKey| {
+    let workers = controller
+        .watches(&caches.pods, handler(&scheduler, Scheduler::on_pod))
+        .watches(&caches.nodes, handler(&scheduler, Scheduler::on_node))
+        // A claim bound, a volume or class added: pods waiting on volumes may fit now.
+        .watches(&caches.claims, handler(&scheduler, |s, _| s.wake(false)))
+        .watches(&caches.volumes, handler(&scheduler, |s, _| s.wake(false)))
+        .watches(&caches.classes, handler(&scheduler, |s, _| s.wake(false)))
+        .reads(&caches.namespaces)
+        .reads(&caches.services)
+        .reads(&caches.replication_controllers)
+        .reads(&caches.replica_sets)
+        .reads(&caches.stateful_sets)
+        .after_sync({
             let scheduler = scheduler.clone();
-            async move { scheduler.schedule(key).await }
+            move || scheduler.resync()
+        })
+        // One worker: cycles are serial, as upstream's, so each sees every placement before it.
+        .workers(1)
+        .run({
+            let scheduler = scheduler.clone();
+            move |key: ObjectKey| {
+                let scheduler = scheduler.clone();
+                async move { scheduler.schedule(key).await }
+            }
+        });
+    let housekeeping = supervise(
+        format!("{SCHEDULER_NAME} housekeeping"),
+        ctx.runtime.health().clone(),
+        move || {
+            let scheduler = scheduler.clone();
+            async move {
+                scheduler.caches.wait_synced().await;
+                scheduler.housekeeping().await;
+            }
         },
-    )
+    );
+    Supervised::all(vec![workers, Supervised(housekeeping)])
 }
 
 #[cfg(test)]

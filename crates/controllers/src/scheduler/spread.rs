@@ -445,8 +445,8 @@ pub fn spread_scores(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ObjectKey;
     use crate::scheduler::state::tests::node;
+    use k3rs_runtime::cache::ObjectKey;
     use serde_json::json;
 
     #[derive(Default)]

@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::podaffinity::{self, AffinityTerm};
 use super::resources::{self, Missing, Resources};
-use crate::cache::ObjectKey;
 use crate::pods;
+use k3rs_runtime::cache::ObjectKey;
 
 /// A host port a pod binds: `(protocol, port)` on an address (`0.0.0.0` for all).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

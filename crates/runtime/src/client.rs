@@ -7,7 +7,48 @@ use http::header::{HeaderValue, USER_AGENT};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
-use crate::error::Error;
+/// Why a component's client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The generated kubeconfig did not decode (a bug, never the operator's input).
+    #[error("client of {program}: building its kubeconfig")]
+    Kubeconfig {
+        /// The component.
+        program: &'static str,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The kubeconfig's certificates, key or URL are unusable.
+    #[error("client of {program}: loading its kubeconfig")]
+    Load {
+        /// The component.
+        program: &'static str,
+        /// Why it does not load.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The `User-Agent` is not a valid header value.
+    #[error("client of {program}: user agent {agent:?}")]
+    UserAgent {
+        /// The component.
+        program: &'static str,
+        /// The user agent.
+        agent: String,
+        /// Why it is invalid.
+        #[source]
+        source: http::header::InvalidHeaderValue,
+    },
+    /// The client could not be built from the configuration (TLS settings).
+    #[error("client of {program}: building the client")]
+    Build {
+        /// The component.
+        program: &'static str,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+}
 
 /// Who a component is and how it reaches the API server.
 #[derive(Clone)]
@@ -37,7 +78,8 @@ impl std::fmt::Debug for Identity {
 
 /// A client for `identity`. It only builds the connection settings: nothing is sent until the
 /// first request, so the API server need not be up yet.
-pub async fn connect(identity: &Identity) -> Result<kube::Client, Error> {
+pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
+    let program = identity.program;
     let kubeconfig = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -52,20 +94,24 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, Error> {
         "contexts": [{"name": "k3rs", "context": {"cluster": "k3rs", "user": identity.program}}],
         "current-context": "k3rs",
     });
-    let kubeconfig: Kubeconfig =
-        serde_json::from_value(kubeconfig).map_err(|err| Error::Config(err.to_string()))?;
+    let kubeconfig: Kubeconfig = serde_json::from_value(kubeconfig)
+        .map_err(|source| ClientError::Kubeconfig { program, source })?;
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .map_err(|err| Error::Config(err.to_string()))?;
+            .map_err(|source| ClientError::Load { program, source })?;
     let agent = format!(
         "{}/v{} (linux/amd64) k3rs",
         identity.program,
         env!("CARGO_PKG_VERSION")
     );
-    let agent = HeaderValue::from_str(&agent).map_err(|err| Error::Config(err.to_string()))?;
+    let agent = HeaderValue::from_str(&agent).map_err(|source| ClientError::UserAgent {
+        program,
+        agent: agent.clone(),
+        source,
+    })?;
     config.headers.push((USER_AGENT, agent));
-    kube::Client::try_from(config).map_err(|err| Error::Config(err.to_string()))
+    kube::Client::try_from(config).map_err(|source| ClientError::Build { program, source })
 }
 
 /// Returns once the API server lets this client list namespaces: its default policy (and so

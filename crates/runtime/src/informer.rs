@@ -4,6 +4,10 @@
 //! A watch that breaks is resumed, and one that is too old (410) relists; after a relist the
 //! informer compares the fresh list with its cache and reports what appeared, changed and
 //! disappeared, so a handler never misses a deletion that happened while the watch was down.
+//!
+//! Each informer's task is supervised ([`crate::supervisor`]): should it end or panic (a handler
+//! that panics takes it down), it is logged, reported down in [`Health`], and restarted with a
+//! fresh list, whose diff against the cache brings every handler up to date.
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cache::{Cache, ObjectKey};
+use crate::health::Health;
+use crate::supervisor::supervise;
 
 /// What an informer saw happen to one object.
 #[derive(Debug)]
@@ -65,6 +71,8 @@ pub struct MetaChange<'a> {
 /// A handler of metadata changes.
 pub type MetaHandler = Arc<dyn Fn(&MetaChange<'_>) + Send + Sync>;
 type MetaHook = Arc<dyn Fn(MetaHandler) + Send + Sync>;
+/// Starts an informer's supervised task.
+type StartInformer = Box<dyn FnOnce(Client, Arc<Health>) -> JoinHandle<()> + Send>;
 
 /// The cache and notifications of one resource type.
 pub struct Informer<K> {
@@ -125,7 +133,7 @@ impl<K: Resource + Send + Sync + 'static> Informer<K> {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
-    fn dispatch(&self, change: &Change<K>) {
+    pub(crate) fn dispatch(&self, change: &Change<K>) {
         let handlers = self
             .handlers
             .read()
@@ -189,6 +197,7 @@ impl<K: Resource + Send + Sync + 'static> Informer<K> {
 /// Every informer of the process, one per resource type, created on first use.
 pub struct Informers {
     client: Client,
+    health: Arc<Health>,
     inner: Mutex<Registry>,
 }
 
@@ -200,7 +209,7 @@ struct Registry {
     /// controllers that only read metadata of every kind (the garbage collector).
     meta_hooks: HashMap<(String, String, String), MetaHook>,
     /// Informers created but not started yet, with their start functions.
-    pending: Vec<Box<dyn FnOnce(Client) -> JoinHandle<()> + Send>>,
+    pending: Vec<StartInformer>,
     started: bool,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -219,10 +228,11 @@ impl Debug for Informers {
 }
 
 impl Informers {
-    /// An empty set of informers using `client`.
-    pub fn new(client: Client) -> Self {
+    /// An empty set of informers using `client`, whose tasks report to `health`.
+    pub fn new(client: Client, health: Arc<Health>) -> Self {
         Self {
             client,
+            health,
             inner: Mutex::new(Registry::default()),
         }
     }
@@ -285,24 +295,32 @@ impl Informers {
         }
         let task = informer.clone();
         let mut config = watcher::Config::default();
+        let mut component = format!("informer {} {}", K::api_version(&()), K::kind(&()));
         if !field_selector.is_empty() {
             config = config.fields(field_selector);
+            component = format!("{component} ({field_selector})");
         }
-        let start = move |client: Client| {
-            tokio::spawn(async move {
-                let events = watcher(Api::<K>::all(client), config)
+        let start = move |client: Client, health: Arc<Health>| {
+            supervise(component, health, move || {
+                let task = task.clone();
+                let events = watcher(Api::<K>::all(client.clone()), config.clone())
                     .default_backoff()
                     .boxed();
-                task.run(events).await;
+                async move { task.run(events).await }
             })
         };
+        self.start_or_queue(&mut inner, Box::new(start));
+        informer
+    }
+
+    /// Starts `start` now if the informers run, else with [`Informers::start`].
+    fn start_or_queue(&self, inner: &mut Registry, start: StartInformer) {
         if inner.started {
-            let handle = start(self.client.clone());
+            let handle = start(self.client.clone(), self.health.clone());
             inner.tasks.push(handle);
         } else {
-            inner.pending.push(Box::new(start));
+            inner.pending.push(start);
         }
-        informer
     }
 
     /// Calls `handler` on every metadata change of `resource`: through the process's typed
@@ -373,21 +391,22 @@ impl Informers {
         inner.by_type.insert(key, informer.clone());
         let task = informer.clone();
         let resource = resource.clone();
-        let start = move |client: Client| {
-            tokio::spawn(async move {
-                let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &resource);
+        let component = format!(
+            "metadata informer {} {}",
+            resource.api_version, resource.kind
+        );
+        let start = move |client: Client, health: Arc<Health>| {
+            supervise(component, health, move || {
+                let task = task.clone();
+                let api: Api<PartialObjectMeta<DynamicObject>> =
+                    Api::all_with(client.clone(), &resource);
                 let events = watcher(api, watcher::Config::default())
                     .default_backoff()
                     .boxed();
-                task.run(events).await;
+                async move { task.run(events).await }
             })
         };
-        if inner.started {
-            let handle = start(self.client.clone());
-            inner.tasks.push(handle);
-        } else {
-            inner.pending.push(Box::new(start));
-        }
+        self.start_or_queue(&mut inner, Box::new(start));
         informer
     }
 
@@ -400,7 +419,7 @@ impl Informers {
         inner.started = true;
         let pending = std::mem::take(&mut inner.pending);
         for start in pending {
-            let handle = start(self.client.clone());
+            let handle = start(self.client.clone(), self.health.clone());
             inner.tasks.push(handle);
         }
     }
@@ -415,5 +434,209 @@ impl Drop for Informers {
         for task in &inner.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::time::Duration;
+
+    fn config_map(name: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([("v".to_owned(), value.to_owned())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    fn seen(changes: &Mutex<Vec<String>>) -> Vec<String> {
+        std::mem::take(&mut *changes.lock().unwrap())
+    }
+
+    fn recorder(informer: &Informer<ConfigMap>) -> Arc<Mutex<Vec<String>>> {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        informer.on_change({
+            let changes = changes.clone();
+            move |change| {
+                let object = change.object();
+                let value = object.data.as_ref().map(|d| d["v"].clone());
+                let text = match change {
+                    Change::Applied { old, .. } => format!(
+                        "applied {} {} (was {})",
+                        object.metadata.name.as_deref().unwrap_or_default(),
+                        value.unwrap_or_default(),
+                        old.is_some()
+                    ),
+                    Change::Deleted(_) => format!(
+                        "deleted {}",
+                        object.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                };
+                changes.lock().unwrap().push(text);
+            }
+        });
+        changes
+    }
+
+    fn stream(
+        events: Vec<Event<ConfigMap>>,
+    ) -> BoxStream<'static, Result<Event<ConfigMap>, watcher::Error>> {
+        futures::stream::iter(events.into_iter().map(Ok)).boxed()
+    }
+
+    #[tokio::test]
+    async fn a_relist_reports_deletions_missed_while_the_watch_was_down() {
+        let informer = Informer::<ConfigMap>::new();
+        let changes = recorder(&informer);
+        informer
+            .run(stream(vec![
+                Event::Init,
+                Event::InitApply(config_map("a", "1")),
+                Event::InitApply(config_map("b", "1")),
+                Event::InitDone,
+                Event::Apply(config_map("a", "2")),
+            ]))
+            .await;
+        informer.wait_synced().await;
+        assert_eq!(
+            seen(&changes),
+            [
+                "applied a 1 (was false)",
+                "applied b 1 (was false)",
+                "applied a 2 (was true)"
+            ]
+        );
+        // The watch broke; meanwhile b was deleted and c created. The relist (a restarted
+        // informer's first list too) reports both, and every listed object again.
+        informer
+            .run(stream(vec![
+                Event::Init,
+                Event::InitApply(config_map("a", "2")),
+                Event::InitApply(config_map("c", "1")),
+                Event::InitDone,
+                Event::Delete(config_map("c", "1")),
+            ]))
+            .await;
+        assert_eq!(
+            seen(&changes),
+            [
+                "deleted b",
+                "applied a 2 (was true)",
+                "applied c 1 (was false)",
+                "deleted c"
+            ]
+        );
+        assert_eq!(informer.cache().keys(), vec![ObjectKey::new("ns", "a")]);
+    }
+
+    #[tokio::test]
+    async fn a_late_handler_gets_the_cache_replayed() {
+        let informer = Informer::<ConfigMap>::new();
+        let early = recorder(&informer);
+        informer
+            .run(stream(vec![
+                Event::Init,
+                Event::InitApply(config_map("a", "1")),
+                Event::InitDone,
+                Event::Apply(config_map("b", "1")),
+            ]))
+            .await;
+        assert_eq!(seen(&early).len(), 2);
+        // Registered after the first list: the whole cache, as Applied, at once.
+        let late = recorder(&informer);
+        assert_eq!(
+            seen(&late),
+            ["applied a 1 (was false)", "applied b 1 (was false)"]
+        );
+        informer
+            .run(stream(vec![Event::Apply(config_map("a", "2"))]))
+            .await;
+        assert_eq!(seen(&late), ["applied a 2 (was true)"]);
+        assert_eq!(seen(&early), ["applied a 2 (was true)"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_informer_whose_handler_panics_is_restarted_and_relists() {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let informer = Arc::new(Informer::<ConfigMap>::new());
+        let panicked = Arc::new(AtomicBool::new(false));
+        informer.on_change({
+            let panicked = panicked.clone();
+            move |change| {
+                if change.object().metadata.name.as_deref() == Some("bad")
+                    && !panicked.swap(true, Ordering::SeqCst)
+                {
+                    panic!("handler broke on bad");
+                }
+            }
+        });
+        let changes = recorder(&informer);
+        let health = Arc::new(Health::default());
+        let runs = Arc::new(AtomicU32::new(0));
+        let _task = crate::supervisor::Supervised(supervise(
+            "informer v1 ConfigMap".into(),
+            health.clone(),
+            {
+                let informer = informer.clone();
+                let runs = runs.clone();
+                move || {
+                    let informer = informer.clone();
+                    // Each run is a fresh list, as a restarted watcher's is.
+                    let events = if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                        stream(vec![
+                            Event::Init,
+                            Event::InitApply(config_map("a", "1")),
+                            Event::InitDone,
+                            Event::Apply(config_map("bad", "1")),
+                        ])
+                    } else {
+                        stream(vec![
+                            Event::Init,
+                            Event::InitApply(config_map("a", "2")),
+                            Event::InitApply(config_map("bad", "1")),
+                            Event::InitDone,
+                        ])
+                        .chain(futures::stream::pending())
+                        .boxed()
+                    };
+                    async move { informer.run(events).await }
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The panic took the informer's task down: reported, not silent.
+        let down = health.check().unwrap_err();
+        assert_eq!(down.down[0].0, "informer v1 ConfigMap");
+        assert_eq!(down.down[0].1, "panicked: handler broke on bad");
+        // Restarted after its back-off: the relist brings every handler up to date.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(health.check().is_ok());
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            seen(&changes),
+            [
+                "applied a 1 (was false)",
+                "applied a 2 (was true)",
+                "applied bad 1 (was true)"
+            ]
+        );
+        assert_eq!(informer.cache().len(), 2);
+    }
+
+    #[test]
+    fn a_handler_registered_before_the_first_list_gets_no_replay() {
+        let informer = Informer::<ConfigMap>::new();
+        informer
+            .cache
+            .write()
+            .insert(ObjectKey::new("ns", "a"), Arc::new(config_map("a", "1")));
+        let changes = recorder(&informer);
+        assert!(seen(&changes).is_empty());
     }
 }

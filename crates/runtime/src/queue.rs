@@ -1,13 +1,15 @@
 //! A controller's work queue (client-go's `workqueue` semantics): a key is queued at most once
 //! however many times it is added, is never handed to two workers at once, and a key added
 //! while a worker holds it comes back once that worker is done. Failed keys come back after an
-//! exponential back-off; delayed keys after their delay.
+//! exponential back-off of their own (`backon`'s, per key, reset by [`WorkQueue::forget`]);
+//! delayed keys after their delay.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff};
 use tokio::sync::Notify;
 
 /// The first retry delay of a failing key.
@@ -22,7 +24,20 @@ struct State<T> {
     /// Keys waiting to be processed (in `queue`, or re-added while processing).
     dirty: HashSet<T>,
     processing: HashSet<T>,
-    failures: HashMap<T, u32>,
+    failures: HashMap<T, Failures>,
+}
+
+/// A failing key's failures in a row and the back-off its next retry waits.
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    backoff: ExponentialBackoff,
+}
+
+/// The back-off of a failing key: [`BASE_DELAY`] doubling up to [`MAX_DELAY`], without jitter
+/// (client-go's `ItemExponentialFailureRateLimiter`).
+fn key_backoff() -> ExponentialBackoff {
+    crate::backoff::exponential(BASE_DELAY, MAX_DELAY).build()
 }
 
 /// A de-duplicating queue of keys shared by a controller's event handlers and workers.
@@ -89,18 +104,25 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
 
     /// Queues `key` again after its back-off, which doubles with each failure in a row.
     pub fn add_rate_limited(self: &Arc<Self>, key: T) {
-        let failures = {
+        let delay = {
             let mut state = self.state();
-            let count = state.failures.entry(key.clone()).or_insert(0);
-            *count = count.saturating_add(1);
-            *count
+            let failures = state
+                .failures
+                .entry(key.clone())
+                .or_insert_with(|| Failures {
+                    count: 0,
+                    backoff: key_backoff(),
+                });
+            failures.count = failures.count.saturating_add(1);
+            // The back-off has no limit on retries, so it always has a next delay.
+            failures.backoff.next().unwrap_or(MAX_DELAY)
         };
-        self.add_after(key, backoff(failures));
+        self.add_after(key, delay);
     }
 
     /// How many times in a row `key` has failed.
     pub fn failures(&self, key: &T) -> u32 {
-        self.state().failures.get(key).copied().unwrap_or(0)
+        self.state().failures.get(key).map_or(0, |f| f.count)
     }
 
     /// Clears `key`'s failure count (it succeeded).
@@ -154,14 +176,6 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
     }
 }
 
-/// The delay before retry number `failures` (1 = the first retry).
-pub fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(31);
-    BASE_DELAY
-        .checked_mul(1u32 << exponent)
-        .map_or(MAX_DELAY, |delay| delay.min(MAX_DELAY))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,12 +201,55 @@ mod tests {
         assert!(queue.is_empty());
     }
 
+    /// Whether `actual` is `expected` up to the rounding of `backon`'s `f32` arithmetic.
+    fn about(actual: Duration, expected: Duration) -> bool {
+        actual.abs_diff(expected) <= expected / 1_000_000 + Duration::from_nanos(1)
+    }
+
+    #[test]
+    fn the_back_off_doubles_from_the_base_to_the_cap() {
+        let delays: Vec<Duration> = key_backoff().take(40).collect();
+        assert!(about(delays[0], Duration::from_millis(5)), "{delays:?}");
+        assert!(about(delays[1], Duration::from_millis(10)), "{delays:?}");
+        assert!(
+            about(delays[10], Duration::from_millis(5 * 1024)),
+            "{delays:?}"
+        );
+        assert_eq!(delays[39], MAX_DELAY);
+        assert!(delays.windows(2).all(|pair| pair[0] <= pair[1]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_exponentially_per_key_and_forget_resets() {
+        let queue = WorkQueue::new();
+        queue.add_rate_limited("k");
+        queue.add_rate_limited("k");
+        queue.add_rate_limited("k");
+        // Another key's failures do not add to k's back-off.
+        queue.add_rate_limited("other");
+        assert_eq!(queue.failures(&"k"), 3);
+        assert_eq!(queue.failures(&"other"), 1);
+        assert!(queue.is_empty());
+        // k's third retry waits 20 ms; the first two (5 ms, 10 ms) come first, as one key.
+        tokio::time::sleep(Duration::from_millis(12)).await;
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.next().await, "k");
+        assert_eq!(queue.next().await, "other");
+        queue.done(&"k");
+        queue.done(&"other");
+        queue.forget(&"k");
+        assert_eq!(queue.failures(&"k"), 0);
+        // After a reset the next failure waits the base delay again, not 40 ms.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(queue.next().await, "k");
+        queue.done(&"k");
+        queue.add_rate_limited("k");
+        tokio::time::sleep(Duration::from_millis(6)).await;
+        assert_eq!(queue.len(), 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_exponentially_and_forget_resets() {
-        assert_eq!(backoff(1), Duration::from_millis(5));
-        assert_eq!(backoff(2), Duration::from_millis(10));
-        assert_eq!(backoff(11), Duration::from_millis(5 * 1024));
-        assert_eq!(backoff(40), MAX_DELAY);
         let queue = WorkQueue::new();
         queue.add_rate_limited("k");
         queue.add_rate_limited("k");

@@ -1,0 +1,124 @@
+//! Supervision of the runtime's long-running tasks: a task that ends or panics is logged with its
+//! component name, marked down in [`Health`], and started again after an exponential back-off
+//! (reset once a run has lasted a while), so a broken informer or worker set never leaves a
+//! silently frozen cache behind.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use tokio::task::JoinHandle;
+
+use crate::health::Health;
+
+/// The first restart delay.
+const FIRST_RESTART: Duration = Duration::from_millis(100);
+/// The longest restart delay.
+const MAX_RESTART: Duration = Duration::from_secs(30);
+/// A run that lasted this long starts the back-off over.
+const STABLE: Duration = Duration::from_secs(60);
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+fn restart_backoff() -> impl Iterator<Item = Duration> {
+    crate::backoff::exponential(FIRST_RESTART, MAX_RESTART).build()
+}
+
+/// Runs `task()` as `component` until the returned handle is aborted (which aborts the run too): each time the task ends
+/// (it should not) or panics, it is logged, reported down, and started again after a back-off.
+pub fn supervise<F, Fut>(component: String, health: Arc<Health>, task: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut backoff = restart_backoff();
+        loop {
+            health.running(&component);
+            let started = tokio::time::Instant::now();
+            // Dropped (so aborted) with this task, should it be aborted itself.
+            let mut run = Supervised(tokio::spawn(task()));
+            let reason = match (&mut run.0).await {
+                Ok(()) => "ended".to_owned(),
+                Err(err) if err.is_panic() => {
+                    format!("panicked: {}", panic_message(err.into_panic().as_ref()))
+                }
+                // Cancelled: only when the runtime shuts down.
+                Err(_) => return,
+            };
+            if started.elapsed() >= STABLE {
+                backoff = restart_backoff();
+            }
+            let delay = backoff.next().unwrap_or(MAX_RESTART);
+            let failures = health.down(&component, reason.clone());
+            tracing::error!(%component, %reason, failures, ?delay, "component stopped; restarting");
+            tokio::time::sleep(delay).await;
+        }
+    })
+}
+
+/// Aborts the supervised task and the run it supervises when dropped.
+#[derive(Debug)]
+pub struct Supervised(pub JoinHandle<()>);
+
+impl Supervised {
+    /// One handle for `tasks`: dropping it stops them all.
+    pub fn all(tasks: Vec<Supervised>) -> Supervised {
+        Supervised(tokio::spawn(async move {
+            let _tasks = tasks;
+            std::future::pending::<()>().await
+        }))
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_or_ends_is_restarted_and_reported() {
+        let health = Arc::new(Health::default());
+        let runs = Arc::new(AtomicU32::new(0));
+        let handle = supervise("test task".into(), health.clone(), {
+            let runs = runs.clone();
+            move || {
+                let run = runs.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match run {
+                        0 => panic!("first run breaks"),
+                        1 => {}
+                        _ => std::future::pending().await,
+                    }
+                }
+            }
+        });
+        // The first run panics at once: down, with the panic's message.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let err = health.check().unwrap_err();
+        assert_eq!(err.down[0].0, "test task");
+        assert_eq!(err.down[0].1, "panicked: first run breaks");
+        // Restarted after the back-off; the second run ends, the third keeps running.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert!(health.check().is_ok());
+        handle.abort();
+    }
+}
