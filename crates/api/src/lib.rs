@@ -31,6 +31,7 @@ pub mod selector;
 pub mod strict;
 pub mod table;
 pub mod validation;
+pub mod well_known;
 pub mod wire;
 
 pub use cron::CronSchedule;
