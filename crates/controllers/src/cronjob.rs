@@ -29,9 +29,10 @@ use crate::ownership::{controller_of, controller_ref, is_controlled_by};
 use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_api::well_known;
 
 /// The annotation with the time a Job was scheduled for (RFC 3339 in the CronJob's zone).
-pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+pub const SCHEDULED_TIMESTAMP: &str = well_known::ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP;
 /// More missed schedule times than this since the last one run is reported as a warning.
 const MISSED_WARNING: i64 = 100;
 /// Slack after a schedule time before looking again, so the clock is surely past it.

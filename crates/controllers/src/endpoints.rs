@@ -27,11 +27,12 @@ use crate::post_params as params;
 use crate::queue::WorkQueue;
 use crate::runner::{spawn_workers, Action};
 use crate::{pods, Context};
+use k3rs_api::well_known;
 
 /// The label naming a slice's Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub const SERVICE_NAME_LABEL: &str = well_known::LABEL_SERVICE_NAME;
 /// The label naming who manages a slice.
-pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub const MANAGED_BY_LABEL: &str = well_known::LABEL_ENDPOINTSLICE_MANAGED_BY;
 /// This controller's value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// The label marking a headless Service's endpoints.

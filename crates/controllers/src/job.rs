@@ -36,9 +36,10 @@ use crate::pods;
 use crate::replicaset::pod_from_template;
 use crate::runner::Action;
 use crate::Context;
+use k3rs_api::well_known;
 
 /// The label and annotation that carry an Indexed Job pod's index.
-pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+pub const COMPLETION_INDEX: &str = well_known::ANNOTATION_JOB_COMPLETION_INDEX;
 /// The first delay before a failed pod is replaced (upstream's `DefaultJobPodFailureBackOff`).
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 /// The longest delay before a failed pod is replaced (`MaxJobPodFailureBackOff`).

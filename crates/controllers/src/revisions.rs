@@ -22,9 +22,10 @@ use crate::error::Error;
 use crate::informer::Informer;
 use crate::ownership::{controller_of, controller_ref};
 use crate::{patch_params, post_params};
+use k3rs_api::well_known;
 
 /// The label holding a revision's template hash (and, on pods, their revision).
-pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub const REVISION_LABEL: &str = well_known::LABEL_CONTROLLER_REVISION_HASH;
 
 /// An owner's revisions after [`sync`].
 #[derive(Debug)]

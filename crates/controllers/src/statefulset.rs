@@ -31,11 +31,12 @@ use crate::queue::WorkQueue;
 use crate::revisions::template_of;
 use crate::runner::{spawn_workers, Action};
 use crate::Context;
+use k3rs_api::well_known;
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
-const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
-const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+const POD_NAME_LABEL: &str = well_known::LABEL_STATEFULSET_POD_NAME;
+const POD_INDEX_LABEL: &str = well_known::LABEL_POD_INDEX;
 
 #[derive(Clone)]
 struct Shared {
