@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cidr;
 pub mod conversion;
 pub mod cron;
 pub mod custom;
