@@ -76,11 +76,8 @@ fn selects(job: &Job, pod: &Pod) -> bool {
     let Some(selector) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    let Ok(selector) = serde_json::to_value(selector) else {
-        return false;
-    };
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    LabelSelector::from_label_selector(&selector)
+    LabelSelector::from_typed(Some(selector))
         .ok()
         .filter(|s| !s.is_everything())
         .is_some_and(|s| s.matches(&labels))

@@ -295,9 +295,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
         .unwrap_or_else(|| update_template.clone());
 
     let uid = set.uid().unwrap_or_default();
-    let selector = serde_json::to_value(&set.spec.selector)
-        .ok()
-        .and_then(|s| LabelSelector::from_label_selector(&s).ok());
+    let selector = LabelSelector::from_typed(Some(&set.spec.selector)).ok();
     let owned: Vec<Arc<Pod>> = shared
         .pods
         .cache()
