@@ -29,6 +29,7 @@ mod error;
 mod health;
 mod metrics;
 mod response;
+mod retry;
 mod routes;
 mod server;
 mod tls;

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -246,41 +247,33 @@ impl Connection {
 /// Creates the system namespaces, then the default RBAC policy, retrying until the store takes
 /// them; `/readyz` reports not ready until then.
 async fn bootstrap(state: Arc<AppState>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let done = async {
-            crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
-            crate::api::bootstrap_kubernetes_service(
-                state.store.as_ref(),
-                &state.registry,
-                state.service_cidr,
-                state.api_port,
-            )
-            .await
-        };
-        match done.await {
-            Ok(()) => {
-                state
-                    .bootstrapped
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                break;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "creating the system namespaces failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
+    let namespaces = || async {
+        crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
+        crate::api::bootstrap_kubernetes_service(
+            state.store.as_ref(),
+            &state.registry,
+            state.service_cidr,
+            state.api_port,
+        )
+        .await
+    };
+    let namespaces = namespaces
+        .retry(crate::retry::store_backoff())
+        .notify(|err, _| {
+            tracing::warn!(error = %err, "creating the system namespaces failed; retrying")
+        })
+        .await;
+    if namespaces.is_err() {
+        return;
     }
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match crate::auth::bootstrap(&state).await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "creating the default RBAC roles failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    state
+        .bootstrapped
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The store backoff never gives up, so this ends only once the roles are in place.
+    let _ = (|| crate::auth::bootstrap(&state))
+        .retry(crate::retry::store_backoff())
+        .notify(|err, _| {
+            tracing::warn!(error = %err, "creating the default RBAC roles failed; retrying")
+        })
+        .await;
 }

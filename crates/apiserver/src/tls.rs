@@ -6,6 +6,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use secrecy::ExposeSecret as _;
 
 use crate::{ApiServerError, TlsMaterial};
 
@@ -15,7 +16,7 @@ use crate::{ApiServerError, TlsMaterial};
 pub(crate) fn server_config(tls: &TlsMaterial) -> Result<Arc<ServerConfig>, ApiServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs("serving certificate", &tls.cert_chain_pem)?;
-    let key = private_key(&tls.private_key_pem)?;
+    let key = private_key(tls.private_key_pem.expose_secret())?;
 
     let mut roots = RootCertStore::empty();
     for ca in certs("client CA", &tls.client_ca_pem)? {

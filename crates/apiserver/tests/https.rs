@@ -103,7 +103,7 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
     let (dir, pki) = make_pki();
     let tls = TlsMaterial {
         cert_chain_pem: pki.serving.cert_pem.clone(),
-        private_key_pem: pki.serving.key_pem.expose().to_string(),
+        private_key_pem: pki.serving.key_pem.secret().clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
     let store: Arc<dyn Store> = if healthy {
@@ -442,7 +442,7 @@ async fn bad_tls_material_is_reported_before_serving() {
     let (_dir, pki) = make_pki();
     let tls = TlsMaterial {
         cert_chain_pem: "garbage".into(),
-        private_key_pem: pki.serving.key_pem.expose().to_string(),
+        private_key_pem: pki.serving.key_pem.secret().clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
     let config = ApiServerConfig::new(

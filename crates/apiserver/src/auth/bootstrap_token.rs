@@ -3,6 +3,7 @@
 //! upstream's `plugin/pkg/auth/authenticator/token/bootstrap` does.
 
 use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::user::{UserInfo, BOOTSTRAPPERS};
@@ -97,8 +98,13 @@ pub(crate) fn authenticate(
         return Err(BootstrapTokenError::Deleting(name));
     }
     let stored_id = field(secret, "token-id").unwrap_or_default();
-    let stored_secret = field(secret, "token-secret").unwrap_or_default();
-    if stored_id != id || !constant_time_eq(stored_secret.as_bytes(), token_secret.as_bytes()) {
+    // Zeroed when dropped, like the other secret material the server holds.
+    let stored_secret = SecretString::from(field(secret, "token-secret").unwrap_or_default());
+    let secret_matches = constant_time_eq(
+        stored_secret.expose_secret().as_bytes(),
+        token_secret.as_bytes(),
+    );
+    if stored_id != id || !secret_matches {
         return Err(BootstrapTokenError::Mismatch(name));
     }
     if field(secret, "usage-bootstrap-authentication").as_deref() != Some("true") {
