@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How long a server may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -356,7 +358,7 @@ pub fn https_get(
     path: &str,
 ) -> Result<(u16, String)> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut fs::read(ca)?.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&fs::read(ca)?) {
         roots.add(cert?)?;
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -366,10 +368,9 @@ pub fn https_get(
     .with_root_certificates(roots);
     let mut config = match client {
         Some((cert, key)) => {
-            let chain = rustls_pemfile::certs(&mut fs::read(cert)?.as_slice())
-                .collect::<Result<Vec<_>, _>>()?;
-            let key = rustls_pemfile::private_key(&mut fs::read(key)?.as_slice())?
-                .context("no private key")?;
+            let chain =
+                CertificateDer::pem_slice_iter(&fs::read(cert)?).collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_slice(&fs::read(key)?).context("no private key")?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cidr;
 pub mod conversion;
 pub mod cron;
 pub mod custom;
@@ -31,6 +32,7 @@ pub mod selector;
 pub mod strict;
 pub mod table;
 pub mod validation;
+pub mod well_known;
 pub mod wire;
 
 pub use cron::CronSchedule;

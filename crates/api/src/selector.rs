@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedLabelSelector;
 use serde_json::Value;
 
 /// Why a label selector was rejected; the message is upstream's, word for word.
@@ -55,6 +56,18 @@ pub enum Operator {
 }
 
 impl Operator {
+    /// The operator of a `LabelSelector`'s `matchExpressions` entry (`In`, `NotIn`, `Exists`,
+    /// `DoesNotExist`).
+    pub fn of_label_selector(operator: &str) -> Result<Operator, SelectorError> {
+        match operator {
+            "In" => Ok(Operator::In),
+            "NotIn" => Ok(Operator::NotIn),
+            "Exists" => Ok(Operator::Exists),
+            "DoesNotExist" => Ok(Operator::DoesNotExist),
+            other => Err(SelectorError::UnknownOperator(other.to_owned())),
+        }
+    }
+
     /// Upstream's name of the operator (`=`, `in`, `exists`, `gt`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -349,13 +362,7 @@ impl Selector {
                         .get("operator")
                         .and_then(Value::as_str)
                         .unwrap_or("");
-                    let operator = match operator {
-                        "In" => Operator::In,
-                        "NotIn" => Operator::NotIn,
-                        "Exists" => Operator::Exists,
-                        "DoesNotExist" => Operator::DoesNotExist,
-                        other => return Err(SelectorError::UnknownOperator(other.to_owned())),
-                    };
+                    let operator = Operator::of_label_selector(operator)?;
                     let values = match expression.get("values") {
                         None | Some(Value::Null) => Vec::new(),
                         Some(Value::Array(values)) => values
@@ -382,6 +389,30 @@ impl Selector {
                     "matchExpressions: expected an array, found {other}"
                 )))
             }
+        }
+        Ok(Selector::from_requirements(requirements))
+    }
+
+    /// [`Selector::from_label_selector`] for a typed `LabelSelector`, without a JSON detour:
+    /// `None` (null) selects nothing, an empty selector everything (`LabelSelectorAsSelector`).
+    pub fn from_typed(selector: Option<&TypedLabelSelector>) -> Result<Selector, SelectorError> {
+        let Some(selector) = selector else {
+            return Ok(Selector::nothing());
+        };
+        let mut requirements = Vec::new();
+        for (key, value) in selector.match_labels.iter().flatten() {
+            requirements.push(Requirement::new(
+                key,
+                Operator::Equals,
+                vec![value.clone()],
+            )?);
+        }
+        for expression in selector.match_expressions.iter().flatten() {
+            requirements.push(Requirement::new(
+                &expression.key,
+                Operator::of_label_selector(&expression.operator)?,
+                expression.values.clone().unwrap_or_default(),
+            )?);
         }
         Ok(Selector::from_requirements(requirements))
     }

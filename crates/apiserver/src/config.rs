@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 /// The serving certificate, its key, and the CA that client certificates must chain to.
 #[derive(Clone)]
 pub struct TlsMaterial {
     /// The serving certificate (leaf first, then intermediates), PEM.
     pub cert_chain_pem: String,
     /// The serving key, PEM (PKCS#8, SEC1 or PKCS#1).
-    pub private_key_pem: String,
+    pub private_key_pem: SecretString,
     /// The CA certificates client certificates are verified against, PEM.
     pub client_ca_pem: String,
 }
@@ -41,7 +43,7 @@ pub const DEFAULT_SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc
 pub struct ServiceAccountConfig {
     /// The private key tokens are signed with: PEM, PKCS#8, ECDSA P-256 (ES256) or RSA (RS256).
     /// `None` makes an ephemeral key at start, so tokens do not outlive the process.
-    pub signing_key_pem: Option<String>,
+    pub signing_key_pem: Option<SecretString>,
     /// `iss` of issued tokens; tokens from any other issuer are refused.
     pub issuer: String,
     /// Tokens must be for one of these audiences; new tokens are for all of them by default.

@@ -30,6 +30,7 @@ mod error;
 mod health;
 mod metrics;
 mod response;
+mod retry;
 mod routes;
 mod server;
 mod tls;

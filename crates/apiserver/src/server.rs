@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -20,8 +21,19 @@ use tokio_rustls::TlsAcceptor;
 use crate::routes::{self, AppState};
 use crate::{tls, ApiServerConfig, ApiServerError};
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an HTTP/1.1 connection may wait for the next request's headers: both the time a
+/// client may take to send them and how long an idle keep-alive connection stays open (hyper
+/// starts this timer as soon as it waits for a request head, so it is also the idle timeout).
+///
+/// It must be longer than the clients' own idle limit, so that the client, which knows whether
+/// it is about to send, is the side that retires an idle connection. hyper-util's pool (kube-rs,
+/// so the in-process controllers and scheduler) and Go's `http.Transport` (kubectl, client-go)
+/// stop reusing a connection after 90 s idle. With 30 s here, the server closed a pooled
+/// connection while a controller's periodic request was being written to it, and the client
+/// logged `failed with error client error (SendRequest)` every minute or two on an idle server.
+/// kube-apiserver keeps idle connections for 90 s and slow headers for 32 s; hyper has one timer
+/// for both, so the longer one wins.
+const KEEP_ALIVE_AND_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Who is on the other end of a connection, as far as TLS tells. Every request carries one in
 /// its extensions; authentication reads the client certificate from it.
@@ -96,7 +108,7 @@ impl ApiServer {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(KEEP_ALIVE_AND_HEADER_TIMEOUT);
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
         let policy_cache = tokio::spawn({
@@ -235,41 +247,33 @@ impl Connection {
 /// Creates the system namespaces, then the default RBAC policy, retrying until the store takes
 /// them; `/readyz` reports not ready until then.
 async fn bootstrap(state: Arc<AppState>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let done = async {
-            crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
-            crate::api::bootstrap_kubernetes_service(
-                state.store.as_ref(),
-                &state.registry,
-                state.service_cidr,
-                state.api_port,
-            )
-            .await
-        };
-        match done.await {
-            Ok(()) => {
-                state
-                    .bootstrapped
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                break;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "creating the system namespaces failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
+    let namespaces = || async {
+        crate::api::bootstrap(state.store.as_ref(), &state.registry).await?;
+        crate::api::bootstrap_kubernetes_service(
+            state.store.as_ref(),
+            &state.registry,
+            state.service_cidr,
+            state.api_port,
+        )
+        .await
+    };
+    let namespaces = namespaces
+        .retry(crate::retry::store_backoff())
+        .notify(|err, _| {
+            tracing::warn!(error = %err, "creating the system namespaces failed; retrying")
+        })
+        .await;
+    if namespaces.is_err() {
+        return;
     }
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match crate::auth::bootstrap(&state).await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "creating the default RBAC roles failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    state
+        .bootstrapped
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The store backoff never gives up, so this ends only once the roles are in place.
+    let _ = (|| crate::auth::bootstrap(&state))
+        .retry(crate::retry::store_backoff())
+        .notify(|err, _| {
+            tracing::warn!(error = %err, "creating the default RBAC roles failed; retrying")
+        })
+        .await;
 }

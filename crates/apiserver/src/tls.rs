@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use secrecy::ExposeSecret as _;
 
 use crate::{ApiServerError, TlsMaterial};
 
@@ -14,7 +16,7 @@ use crate::{ApiServerError, TlsMaterial};
 pub(crate) fn server_config(tls: &TlsMaterial) -> Result<Arc<ServerConfig>, ApiServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs("serving certificate", &tls.cert_chain_pem)?;
-    let key = private_key(&tls.private_key_pem)?;
+    let key = private_key(tls.private_key_pem.expose_secret())?;
 
     let mut roots = RootCertStore::empty();
     for ca in certs("client CA", &tls.client_ca_pem)? {
@@ -39,7 +41,7 @@ pub(crate) fn server_config(tls: &TlsMaterial) -> Result<Arc<ServerConfig>, ApiS
 }
 
 fn certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ApiServerError> {
-    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| ApiServerError::InvalidPem {
             what,
@@ -57,13 +59,14 @@ fn certs(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, 
 fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, ApiServerError> {
     let what = "serving key";
     // The parser's error text names the PEM section, never its contents.
-    rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(|err| ApiServerError::InvalidPem {
-            what,
-            reason: err.to_string(),
-        })?
-        .ok_or_else(|| ApiServerError::InvalidPem {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|err| match err {
+        rustls::pki_types::pem::Error::NoItemsFound => ApiServerError::InvalidPem {
             what,
             reason: "no PRIVATE KEY block found".into(),
-        })
+        },
+        err => ApiServerError::InvalidPem {
+            what,
+            reason: err.to_string(),
+        },
+    })
 }

@@ -18,7 +18,8 @@ use k3rs_pki::{ensure_server_pki, ServerPki, ServerPkiConfig};
 use k3rs_store::{
     Deleted, KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchStream,
 };
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -102,7 +103,7 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
     let (dir, pki) = make_pki();
     let tls = TlsMaterial {
         cert_chain_pem: pki.serving.cert_pem.clone(),
-        private_key_pem: pki.serving.key_pem.expose().to_string(),
+        private_key_pem: pki.serving.key_pem.secret().clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
     let store: Arc<dyn Store> = if healthy {
@@ -151,7 +152,7 @@ async fn tls_connect(
     alpn: &[&[u8]],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -162,12 +163,10 @@ async fn tls_connect(
     .with_root_certificates(roots);
     let mut config = match client {
         Some((cert, key)) => {
-            let chain = rustls_pemfile::certs(&mut cert.as_bytes())
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap();
-            let key = rustls_pemfile::private_key(&mut key.as_bytes())
-                .unwrap()
-                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
             builder.with_client_auth_cert(chain, key).unwrap()
         }
         None => builder.with_no_client_auth(),
@@ -443,7 +442,7 @@ async fn bad_tls_material_is_reported_before_serving() {
     let (_dir, pki) = make_pki();
     let tls = TlsMaterial {
         cert_chain_pem: "garbage".into(),
-        private_key_pem: pki.serving.key_pem.expose().to_string(),
+        private_key_pem: pki.serving.key_pem.secret().clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
     let config = ApiServerConfig::new(

@@ -11,6 +11,8 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -26,12 +28,12 @@ fn tls_config(credentials: &Credentials) -> Result<rustls::ClientConfig> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut read(&credentials.ca)?.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&read(&credentials.ca)?) {
         roots.add(cert?)?;
     }
-    let chain = rustls_pemfile::certs(&mut read(&credentials.cert)?.as_slice())
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut read(&credentials.key)?.as_slice())?
+    let chain =
+        CertificateDer::pem_slice_iter(&read(&credentials.cert)?).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&credentials.key)?)
         .context("no private key in the admin key file")?;
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

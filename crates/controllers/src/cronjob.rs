@@ -24,6 +24,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::error::{gone_ok, Error};
 use crate::ownership::{controller_of, controller_ref, is_controlled_by};
 use crate::Context;
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
@@ -31,7 +32,7 @@ use k3rs_runtime::runner::Action;
 use k3rs_runtime::Controller;
 
 /// The annotation with the time a Job was scheduled for (RFC 3339 in the CronJob's zone).
-pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+pub const SCHEDULED_TIMESTAMP: &str = well_known::ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP;
 /// More missed schedule times than this since the last one run is reported as a warning.
 const MISSED_WARNING: i64 = 100;
 /// Slack after a schedule time before looking again, so the clock is surely past it.

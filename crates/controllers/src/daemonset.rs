@@ -35,6 +35,7 @@ use crate::pods;
 use crate::scheduler::filters::taint_toleration;
 use crate::scheduler::nodeaffinity::{named_nodes, RequiredNodeAffinity};
 use crate::{post_params, Context};
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::expectations::Expectations;
@@ -44,7 +45,7 @@ use k3rs_runtime::Controller;
 
 /// The label holding a pod's template hash (for DaemonSets, the hash alone).
 pub use crate::revisions::REVISION_LABEL;
-const GENERATION_LABEL: &str = "pod-template-generation";
+const GENERATION_LABEL: &str = well_known::LABEL_POD_TEMPLATE_GENERATION;
 
 #[derive(Clone)]
 struct Shared {
@@ -140,14 +141,14 @@ fn daemon_tolerations(template: &PodTemplateSpec) -> Vec<Toleration> {
             });
         }
     };
-    add("node.kubernetes.io/not-ready", "NoExecute");
-    add("node.kubernetes.io/unreachable", "NoExecute");
-    add("node.kubernetes.io/disk-pressure", "NoSchedule");
-    add("node.kubernetes.io/memory-pressure", "NoSchedule");
-    add("node.kubernetes.io/pid-pressure", "NoSchedule");
-    add("node.kubernetes.io/unschedulable", "NoSchedule");
+    add(well_known::TAINT_NODE_NOT_READY, "NoExecute");
+    add(well_known::TAINT_NODE_UNREACHABLE, "NoExecute");
+    add(well_known::TAINT_NODE_DISK_PRESSURE, "NoSchedule");
+    add(well_known::TAINT_NODE_MEMORY_PRESSURE, "NoSchedule");
+    add(well_known::TAINT_NODE_PID_PRESSURE, "NoSchedule");
+    add(well_known::TAINT_NODE_UNSCHEDULABLE, "NoSchedule");
     if host_network {
-        add("node.kubernetes.io/network-unavailable", "NoSchedule");
+        add(well_known::TAINT_NODE_NETWORK_UNAVAILABLE, "NoSchedule");
     }
     tolerations
 }

@@ -105,8 +105,7 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
 /// The budget's pod selector: `null` selects nothing, `{}` every pod of the namespace (policy/v1).
 fn selector(budget: &PodDisruptionBudget) -> Option<LabelSelector> {
     let selector = budget.spec.as_ref()?.selector.as_ref()?;
-    let selector = serde_json::to_value(selector).ok()?;
-    LabelSelector::from_label_selector(&selector).ok()
+    LabelSelector::from_typed(Some(selector)).ok()
 }
 
 fn selects(budget: &PodDisruptionBudget, pod: &Pod) -> bool {

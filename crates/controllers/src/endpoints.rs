@@ -23,15 +23,16 @@ use crate::error::{gone_ok, Error};
 use crate::ownership::{controller_of, controller_ref};
 use crate::post_params as params;
 use crate::{pods, Context};
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::informer::{Change, Informer};
 use k3rs_runtime::runner::Action;
 use k3rs_runtime::Controller;
 
 /// The label naming a slice's Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub const SERVICE_NAME_LABEL: &str = well_known::LABEL_SERVICE_NAME;
 /// The label naming who manages a slice.
-pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub const MANAGED_BY_LABEL: &str = well_known::LABEL_ENDPOINTSLICE_MANAGED_BY;
 /// This controller's value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// The label marking a headless Service's endpoints.

@@ -6,7 +6,7 @@
 pub enum Error {
     /// `--cluster-cidr` is not an IPv4 CIDR.
     #[error("--cluster-cidr")]
-    ClusterCidr(#[from] crate::node_ipam::CidrError),
+    ClusterCidr(#[from] k3rs_api::cidr::CidrError),
     /// The client of a component could not be built.
     #[error(transparent)]
     Client(#[from] k3rs_runtime::client::ClientError),

@@ -34,11 +34,12 @@ use crate::pod_owner::PodOwners;
 use crate::pods;
 use crate::replicaset::pod_from_template;
 use crate::Context;
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::runner::Action;
 
 /// The label and annotation that carry an Indexed Job pod's index.
-pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+pub const COMPLETION_INDEX: &str = well_known::ANNOTATION_JOB_COMPLETION_INDEX;
 /// The first delay before a failed pod is replaced (upstream's `DefaultJobPodFailureBackOff`).
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 /// The longest delay before a failed pod is replaced (`MaxJobPodFailureBackOff`).
@@ -75,11 +76,8 @@ fn selects(job: &Job, pod: &Pod) -> bool {
     let Some(selector) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
         return false;
     };
-    let Ok(selector) = serde_json::to_value(selector) else {
-        return false;
-    };
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    LabelSelector::from_label_selector(&selector)
+    LabelSelector::from_typed(Some(selector))
         .ok()
         .filter(|s| !s.is_everything())
         .is_some_and(|s| s.matches(&labels))

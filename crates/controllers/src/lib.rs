@@ -106,7 +106,7 @@ impl Controllers {
     /// Starts every controller. They wait (retrying with back-off) until the API server
     /// answers, so this may be called before it serves.
     pub async fn start(config: ControllersConfig) -> Result<Self, Error> {
-        let cluster_cidr = node_ipam::Cidr::parse(&config.cluster_cidr)?;
+        let cluster_cidr = k3rs_api::cidr::parse_ipv4(&config.cluster_cidr)?;
         let client = client::connect(&config.identity).await?;
         let scheduler_client = client::connect(&config.scheduler_identity).await?;
         let health = Arc::new(Health::default());

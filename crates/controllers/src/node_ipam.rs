@@ -4,9 +4,9 @@
 //! and has not yet seen come back through its cache.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use k3rs_api::cidr::{parse_ipv4, Ipv4Net};
 use k3rs_runtime::supervisor::Supervised;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Patch;
@@ -23,98 +23,15 @@ use k3rs_runtime::Controller;
 /// The prefix length of every node's range.
 pub const NODE_PREFIX: u8 = 24;
 
-/// An IPv4 range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cidr {
-    /// The first address.
-    pub network: Ipv4Addr,
-    /// The prefix length.
-    pub prefix: u8,
-}
-
-/// Why a text is not an IPv4 CIDR.
-#[derive(Debug, thiserror::Error)]
-pub enum CidrError {
-    /// There is no `/`.
-    #[error("{0:?} is not a CIDR (a.b.c.d/n)")]
-    NotCidr(String),
-    /// The address part is not an IPv4 address.
-    #[error("{text:?}: {address:?} is not an IPv4 address")]
-    Address {
-        /// The whole text.
-        text: String,
-        /// Its address part.
-        address: String,
-        /// The parser's error.
-        #[source]
-        source: std::net::AddrParseError,
-    },
-    /// The prefix length is not 0 to 32.
-    #[error("{0:?}: bad prefix length")]
-    Prefix(String),
-}
-
-impl Cidr {
-    /// Parses `a.b.c.d/n`; the address is masked to the network.
-    pub fn parse(text: &str) -> Result<Self, CidrError> {
-        let (address, prefix) = text
-            .trim()
-            .split_once('/')
-            .ok_or_else(|| CidrError::NotCidr(text.to_owned()))?;
-        let address: Ipv4Addr = address.parse().map_err(|source| CidrError::Address {
-            text: text.to_owned(),
-            address: address.to_owned(),
-            source,
-        })?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| CidrError::Prefix(text.to_owned()))?;
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        };
-        Ok(Self {
-            network: Ipv4Addr::from(u32::from(address) & mask),
-            prefix,
-        })
-    }
-
-    /// The `index`-th subrange of prefix length `prefix`, if there is one.
-    fn subrange(self, prefix: u8, index: u32) -> Option<Cidr> {
-        if prefix < self.prefix || prefix > 32 {
-            return None;
-        }
-        let bits = u32::from(prefix - self.prefix);
-        if bits < 32 && index >= (1u32 << bits) {
-            return None;
-        }
-        let step = if prefix == 32 {
-            1
-        } else {
-            1u32 << (32 - prefix)
-        };
-        let start = u32::from(self.network).checked_add(index.checked_mul(step)?)?;
-        Some(Cidr {
-            network: Ipv4Addr::from(start),
-            prefix,
-        })
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
+/// An IPv4 range: the cluster CIDR and each node's pod range.
+pub type Cidr = Ipv4Net;
 
 /// The lowest /24 of `cluster` not in `used`.
 pub fn first_free(cluster: Cidr, used: &BTreeSet<Cidr>) -> Option<Cidr> {
-    (0u32..)
-        .map_while(|i| cluster.subrange(NODE_PREFIX, i))
-        .find(|c| !used.contains(c))
+    cluster
+        .subnets(NODE_PREFIX)
+        .ok()?
+        .find(|range| !used.contains(range))
 }
 
 #[derive(Clone)]
@@ -162,7 +79,7 @@ fn pod_cidr(node: &Node) -> Option<Cidr> {
     spec.pod_cidr
         .as_deref()
         .or_else(|| spec.pod_cidrs.as_ref()?.first().map(String::as_str))
-        .and_then(|c| Cidr::parse(c).ok())
+        .and_then(|c| parse_ipv4(c).ok())
 }
 
 async fn allocate(shared: &Shared, name: &str) -> Result<Action, Error> {
@@ -238,27 +155,27 @@ mod tests {
 
     #[test]
     fn hands_out_the_lowest_free_slash_24() {
-        let cluster = Cidr::parse("10.42.0.0/16").unwrap();
+        let cluster = parse_ipv4("10.42.0.0/16").unwrap();
         let mut used = BTreeSet::new();
         assert_eq!(
             first_free(cluster, &used).unwrap().to_string(),
             "10.42.0.0/24"
         );
-        used.insert(Cidr::parse("10.42.0.0/24").unwrap());
-        used.insert(Cidr::parse("10.42.2.0/24").unwrap());
+        used.insert(parse_ipv4("10.42.0.0/24").unwrap());
+        used.insert(parse_ipv4("10.42.2.0/24").unwrap());
         assert_eq!(
             first_free(cluster, &used).unwrap().to_string(),
             "10.42.1.0/24"
         );
-        let small = Cidr::parse("10.42.0.0/23").unwrap();
-        used.insert(Cidr::parse("10.42.1.0/24").unwrap());
+        let small = parse_ipv4("10.42.0.0/23").unwrap();
+        used.insert(parse_ipv4("10.42.1.0/24").unwrap());
         assert_eq!(first_free(small, &used), None, "exhausted");
         assert_eq!(
-            Cidr::parse("10.42.7.9/16").unwrap().to_string(),
+            parse_ipv4("10.42.7.9/16").unwrap().to_string(),
             "10.42.0.0/16"
         );
-        assert!(Cidr::parse("10.42.0.0").is_err());
-        assert!(Cidr::parse("10.42.0.0/33").is_err());
-        assert!(Cidr::parse("fd00::/8").is_err());
+        assert!(parse_ipv4("10.42.0.0").is_err());
+        assert!(parse_ipv4("10.42.0.0/33").is_err());
+        assert!(parse_ipv4("fd00::/8").is_err());
     }
 }

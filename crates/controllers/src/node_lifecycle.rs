@@ -23,6 +23,7 @@ use crate::error::{gone_ok, Error};
 use crate::patch_params as params;
 use crate::taints::tolerated;
 use crate::Context;
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
@@ -33,16 +34,16 @@ use k3rs_runtime::Controller;
 /// Where kubelets keep their Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Taint keys this controller manages (others are left alone).
-const NOT_READY: &str = "node.kubernetes.io/not-ready";
-const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+const NOT_READY: &str = well_known::TAINT_NODE_NOT_READY;
+const UNREACHABLE: &str = well_known::TAINT_NODE_UNREACHABLE;
 const MANAGED: &[&str] = &[
     NOT_READY,
     UNREACHABLE,
-    "node.kubernetes.io/memory-pressure",
-    "node.kubernetes.io/disk-pressure",
-    "node.kubernetes.io/pid-pressure",
-    "node.kubernetes.io/network-unavailable",
-    "node.kubernetes.io/unschedulable",
+    well_known::TAINT_NODE_MEMORY_PRESSURE,
+    well_known::TAINT_NODE_DISK_PRESSURE,
+    well_known::TAINT_NODE_PID_PRESSURE,
+    well_known::TAINT_NODE_NETWORK_UNAVAILABLE,
+    well_known::TAINT_NODE_UNSCHEDULABLE,
 ];
 /// The conditions a kubelet posts, set to Unknown when it goes silent.
 const KUBELET_CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
@@ -316,12 +317,12 @@ fn wanted_taints(node: &Node) -> Vec<(&'static str, &'static str)> {
         _ => {}
     }
     for (type_, key) in [
-        ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
-        ("DiskPressure", "node.kubernetes.io/disk-pressure"),
-        ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+        ("MemoryPressure", well_known::TAINT_NODE_MEMORY_PRESSURE),
+        ("DiskPressure", well_known::TAINT_NODE_DISK_PRESSURE),
+        ("PIDPressure", well_known::TAINT_NODE_PID_PRESSURE),
         (
             "NetworkUnavailable",
-            "node.kubernetes.io/network-unavailable",
+            well_known::TAINT_NODE_NETWORK_UNAVAILABLE,
         ),
     ] {
         if status(type_) == Some("True") {
@@ -329,7 +330,7 @@ fn wanted_taints(node: &Node) -> Vec<(&'static str, &'static str)> {
         }
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
-        wanted.push(("node.kubernetes.io/unschedulable", "NoSchedule"));
+        wanted.push((well_known::TAINT_NODE_UNSCHEDULABLE, "NoSchedule"));
     }
     wanted
 }

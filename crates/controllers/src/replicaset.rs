@@ -150,8 +150,7 @@ pub(crate) fn start<K: Replicated>(ctx: &Context) -> Supervised {
 }
 
 fn selector(set: &ReplicaSet) -> Option<LabelSelector> {
-    let selector = serde_json::to_value(&set.spec.selector).ok()?;
-    LabelSelector::from_label_selector(&selector)
+    LabelSelector::from_typed(Some(&set.spec.selector))
         .ok()
         .filter(|s| !s.is_everything())
 }

@@ -21,10 +21,11 @@ use crate::deployment::util::{same_template, template_hash};
 use crate::error::Error;
 use crate::ownership::{controller_of, controller_ref};
 use crate::{patch_params, post_params};
+use k3rs_api::well_known;
 use k3rs_runtime::informer::Informer;
 
 /// The label holding a revision's template hash (and, on pods, their revision).
-pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub const REVISION_LABEL: &str = well_known::LABEL_CONTROLLER_REVISION_HASH;
 
 /// An owner's revisions after [`sync`].
 #[derive(Debug)]

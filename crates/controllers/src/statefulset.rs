@@ -26,6 +26,7 @@ use crate::pods;
 use crate::post_params as post;
 use crate::revisions::template_of;
 use crate::Context;
+use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::Informer;
@@ -34,8 +35,8 @@ use k3rs_runtime::Controller;
 
 /// The label holding the revision a pod was made from (for StatefulSets, its name).
 pub use crate::revisions::REVISION_LABEL;
-const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
-const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+const POD_NAME_LABEL: &str = well_known::LABEL_STATEFULSET_POD_NAME;
+const POD_INDEX_LABEL: &str = well_known::LABEL_POD_INDEX;
 
 #[derive(Clone)]
 struct Shared {
@@ -267,9 +268,7 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
         .unwrap_or_else(|| update_template.clone());
 
     let uid = set.uid().unwrap_or_default();
-    let selector = serde_json::to_value(&set.spec.selector)
-        .ok()
-        .and_then(|s| LabelSelector::from_label_selector(&s).ok());
+    let selector = LabelSelector::from_typed(Some(&set.spec.selector)).ok();
     let owned: Vec<Arc<Pod>> = shared
         .pods
         .cache()

@@ -166,9 +166,8 @@ fn fits(volume: &PersistentVolume, claim: &PersistentVolumeClaim) -> bool {
     }
     match &cspec.selector {
         None => true,
-        Some(selector) => serde_json::to_value(selector)
+        Some(selector) => LabelSelector::from_typed(Some(selector))
             .ok()
-            .and_then(|s| LabelSelector::from_label_selector(&s).ok())
             .is_some_and(|s| s.matches(&volume.metadata.labels.clone().unwrap_or_default())),
     }
 }

@@ -50,7 +50,9 @@ fn addresses_for_slot(slot: u32) -> FakeAddresses {
     let range_base = Ipv4Addr::from(POD_RANGES + (slot % POD_RANGE_COUNT) * 256);
     FakeAddresses {
         internal_ip,
-        fallback_pod_range: Ipv4Cidr::new(range_base, 24).expect("24 is a valid prefix"),
+        fallback_pod_range: Ipv4Cidr::new(range_base, 24)
+            .expect("24 is a valid prefix")
+            .trunc(),
     }
 }
 

@@ -3,68 +3,21 @@
 //! network address, the bridge's `.1` and the broadcast address).
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 
-/// An IPv4 range in CIDR notation (`10.42.3.0/24`). Host bits of the address are ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Ipv4Cidr {
-    network: u32,
-    prefix: u8,
-}
+use k3rs_api::cidr::Ipv4Net;
 
-impl Ipv4Cidr {
-    /// The range `address/prefix` (host bits cleared); `None` when the prefix is over 32.
-    pub(crate) fn new(address: Ipv4Addr, prefix: u8) -> Option<Ipv4Cidr> {
-        if prefix > 32 {
-            return None;
-        }
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        Some(Ipv4Cidr {
-            network: u32::from(address) & mask,
-            prefix,
-        })
+/// An IPv4 range in CIDR notation (`10.42.3.0/24`), host bits cleared: see [`k3rs_api::cidr`].
+pub(crate) type Ipv4Cidr = Ipv4Net;
+
+/// The addresses pods may get in `range`, in order: from network + 2 to broadcast − 1. Empty
+/// for ranges smaller than /30.
+fn pod_addresses(range: Ipv4Cidr) -> std::ops::RangeInclusive<u32> {
+    if range.prefix_len() > 30 {
+        #[allow(clippy::reversed_empty_ranges)] // deliberately empty
+        return 1..=0;
     }
-
-    /// The addresses pods may get, in order: from network + 2 to broadcast − 1. Empty for
-    /// ranges smaller than /30.
-    fn pod_addresses(&self) -> std::ops::RangeInclusive<u32> {
-        let size = 1u64 << (32 - u32::from(self.prefix));
-        if size < 4 {
-            #[allow(clippy::reversed_empty_ranges)] // deliberately empty
-            return 1..=0;
-        }
-        let last = u64::from(self.network) + size - 2;
-        self.network + 2..=u32::try_from(last).unwrap_or(u32::MAX)
-    }
-
-    fn contains(&self, address: u32) -> bool {
-        self.pod_addresses().contains(&address)
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.network), self.prefix)
-    }
-}
-
-/// Why a CIDR string is not an IPv4 range.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an IPv4 CIDR range")]
-pub(crate) struct NotIpv4Cidr(String);
-
-impl FromStr for Ipv4Cidr {
-    type Err = NotIpv4Cidr;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || NotIpv4Cidr(text.to_owned());
-        let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
-        let address: Ipv4Addr = address.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        Ipv4Cidr::new(address, prefix).ok_or_else(bad)
-    }
+    u32::from(range.network()) + 2..=u32::from(range.broadcast()) - 1
 }
 
 /// The pod IPs in use on one node.
@@ -81,13 +34,13 @@ impl IpPool {
     /// The next free address of `range` after the last one handed out (wrapping around), now
     /// held; `None` when every address of the range is held.
     pub(crate) fn allocate(&mut self, range: Ipv4Cidr) -> Option<Ipv4Addr> {
-        let addresses = range.pod_addresses();
+        let addresses = pod_addresses(range);
         let (first, last) = (*addresses.start(), *addresses.end());
         if first > last {
             return None;
         }
         let start = match self.last {
-            Some(previous) if range.contains(previous) && previous < last => previous + 1,
+            Some(previous) if addresses.contains(&previous) && previous < last => previous + 1,
             _ => first,
         };
         let candidate = (start..=last)
@@ -120,7 +73,7 @@ mod tests {
     use super::*;
 
     fn cidr(text: &str) -> Ipv4Cidr {
-        text.parse().unwrap()
+        k3rs_api::cidr::parse_ipv4(text).unwrap()
     }
 
     fn ip(text: &str) -> Ipv4Addr {
@@ -139,7 +92,7 @@ mod tests {
             "10.42.3/24",
             "x/8",
         ] {
-            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
+            assert!(k3rs_api::cidr::parse_ipv4(bad).is_err(), "{bad}");
         }
     }
 

@@ -16,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::clock;
 use crate::HollowNodeConfig;
+use k3rs_api::well_known;
 
 /// The `kubeletVersion` reported: the Kubernetes version k3rs serves (k8s-openapi's `v1_37`)
 /// with k3rs's version as build metadata, as the server's `/version` has it.
@@ -48,12 +49,12 @@ impl NodeIdentity {
 /// The labels the kubelet puts on its Node, then the configured ones.
 pub(crate) fn labels(config: &HollowNodeConfig) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = [
-        ("kubernetes.io/hostname", config.name.as_str()),
-        ("kubernetes.io/os", "linux"),
-        ("kubernetes.io/arch", "amd64"),
+        (well_known::LABEL_HOSTNAME, config.name.as_str()),
+        (well_known::LABEL_OS, "linux"),
+        (well_known::LABEL_ARCH, "amd64"),
         ("beta.kubernetes.io/os", "linux"),
         ("beta.kubernetes.io/arch", "amd64"),
-        ("node.kubernetes.io/instance-type", "hollow"),
+        (well_known::LABEL_INSTANCE_TYPE, "hollow"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -139,7 +139,7 @@ fn node_pod_range(node: &Node) -> Option<Ipv4Cidr> {
         .iter()
         .flatten()
         .chain(spec.pod_cidr.iter())
-        .find_map(|cidr| cidr.parse().ok())
+        .find_map(|cidr| k3rs_api::cidr::parse_ipv4(cidr).ok())
 }
 
 /// The pod loop of one node.

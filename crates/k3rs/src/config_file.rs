@@ -66,7 +66,7 @@ impl ConfigFile {
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         // An empty file (or one with only comments) is an empty config.
         let parsed: Option<Self> =
-            serde_yaml::from_str(text).map_err(|err| one_line(&err.to_string()))?;
+            serde_yaml_ng::from_str(text).map_err(|err| one_line(&err.to_string()))?;
         let config = parsed.unwrap_or_default();
         if let Some(ips) = &config.node_ip {
             for ip in &ips.0 {

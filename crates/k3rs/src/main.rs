@@ -12,7 +12,10 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::FilterExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::cli::{Cli, Command};
 use crate::config_file::ConfigError;
@@ -74,12 +77,25 @@ fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: journald and log files get plain text.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    // kube-rs opens a debug-level `HTTP{http.method http.url otel.name}` span around every
+    // request of the in-process clients (controllers, scheduler) and logs a failed one at ERROR
+    // inside it. Those spans are kept whatever the level, so such a line names the request that
+    // failed instead of only "client error (SendRequest)"; kube's own debug events stay off.
+    let kube_request_spans = tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.is_span() && metadata.target() == KUBE_CLIENT_TRACE_TARGET
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_filter(filter.or(kube_request_spans)),
+        )
         .init();
 }
+
+/// The target of kube-rs's per-request span (`kube_client::client::builder`'s `TraceLayer`).
+const KUBE_CLIENT_TRACE_TARGET: &str = "kube_client::client::builder";
 
 fn report_config(err: &ConfigError) -> ExitCode {
     eprintln!("error: {err}");

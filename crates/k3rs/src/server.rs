@@ -116,14 +116,14 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let bind = SocketAddr::new(settings.bind_address, settings.https_listen_port);
     let tls = TlsMaterial {
         cert_chain_pem: pki.serving.cert_pem.clone(),
-        private_key_pem: pki.serving.key_pem.expose().to_string(),
+        private_key_pem: pki.serving.key_pem.secret().clone(),
         client_ca_pem: pki.ca_cert_pem.clone(),
     };
     // Bind before writing kubeconfigs: if the port is taken (another k3rs?), its kubeconfig
     // stays untouched.
     let mut api_config = ApiServerConfig::new(bind, tls, store.clone());
     api_config.service_accounts = ServiceAccountConfig {
-        signing_key_pem: Some(pki.service_account_key.expose().to_string()),
+        signing_key_pem: Some(pki.service_account_key.secret().clone()),
         ..ServiceAccountConfig::default()
     };
     api_config.service_cidr = settings.service_cidr.clone();

@@ -89,7 +89,7 @@ fn upstream_cases() {
         STRATEGIES,
     )));
     let schema: PatchSchema = catalog.schema("mergeItem").unwrap();
-    let cases: Vec<Case> = serde_yaml::from_str(CASES).unwrap();
+    let cases: Vec<Case> = serde_yaml_ng::from_str(CASES).unwrap();
     assert!(cases.len() > 200, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
@@ -101,7 +101,7 @@ fn upstream_cases() {
         };
         if !ok {
             let got = match &result {
-                Ok(value) => serde_yaml::to_string(value).unwrap(),
+                Ok(value) => serde_yaml_ng::to_string(value).unwrap(),
                 Err(error) => format!("error: {error}\n"),
             };
             failures.push(format!("case {:?}: got\n{got}", case.name));

@@ -65,7 +65,7 @@ fn run(case: &Case) -> Result<Value, String> {
 #[test]
 fn patch_cases() {
     let text = std::fs::read_to_string(CASES).unwrap();
-    let mut cases: Vec<Case> = serde_yaml::from_str(&text).unwrap();
+    let mut cases: Vec<Case> = serde_yaml_ng::from_str(&text).unwrap();
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
     let mut failures = Vec::new();
     for case in &mut cases {
@@ -90,14 +90,14 @@ fn patch_cases() {
             };
         } else {
             let actual = match actual {
-                Ok(value) => serde_yaml::to_string(&value).unwrap(),
+                Ok(value) => serde_yaml_ng::to_string(&value).unwrap(),
                 Err(message) => format!("error: {message}\n"),
             };
             failures.push(format!("case {:?}: got\n{actual}", case.name));
         }
     }
     if update {
-        let text = format!("{HEADER}{}", serde_yaml::to_string(&cases).unwrap());
+        let text = format!("{HEADER}{}", serde_yaml_ng::to_string(&cases).unwrap());
         std::fs::write(CASES, text).unwrap();
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

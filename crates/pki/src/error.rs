@@ -86,6 +86,6 @@ pub enum PkiError {
         path: PathBuf,
         /// The serializer's error.
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
 }

@@ -113,7 +113,7 @@ pub fn render_admin_kubeconfig(
             },
         }],
     };
-    serde_yaml::to_string(&doc).map_err(|source| PkiError::Kubeconfig {
+    serde_yaml_ng::to_string(&doc).map_err(|source| PkiError::Kubeconfig {
         path: path_for_errors.to_path_buf(),
         source,
     })

@@ -1,7 +1,9 @@
 //! Subject alternative names: parsing, normalising, and the first IP of a service CIDR.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use k3rs_api::cidr::IpNet;
 
 use crate::PkiError;
 
@@ -103,48 +105,24 @@ pub fn first_service_ip(cidr: &str) -> Result<IpAddr, PkiError> {
         cidr: cidr.to_string(),
         reason,
     };
-    let (addr, prefix) = cidr
-        .trim()
-        .split_once('/')
-        .ok_or_else(|| invalid("expected ADDRESS/PREFIX"))?;
-    let prefix: u32 = prefix
-        .parse()
-        .map_err(|_| invalid("prefix length is not a number"))?;
-    match addr
-        .parse::<IpAddr>()
-        .map_err(|_| invalid("address is not an IP address"))?
-    {
-        IpAddr::V4(v4) => {
-            if prefix > 30 {
-                return Err(invalid(
-                    "an IPv4 service CIDR needs a prefix of at most /30",
-                ));
-            }
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            Ok(IpAddr::V4(Ipv4Addr::from((u32::from(v4) & mask) + 1)))
-        }
-        IpAddr::V6(v6) => {
-            if prefix > 126 {
-                return Err(invalid(
-                    "an IPv6 service CIDR needs a prefix of at most /126",
-                ));
-            }
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            Ok(IpAddr::V6(Ipv6Addr::from((u128::from(v6) & mask) + 1)))
-        }
+    let range = k3rs_api::cidr::parse(cidr)
+        .map_err(|_| invalid("expected ADDRESS/PREFIX with an IP address"))?;
+    match range {
+        IpNet::V4(v4) if v4.prefix_len() > 30 => Err(invalid(
+            "an IPv4 service CIDR needs a prefix of at most /30",
+        )),
+        IpNet::V6(v6) if v6.prefix_len() > 126 => Err(invalid(
+            "an IPv6 service CIDR needs a prefix of at most /126",
+        )),
+        range => k3rs_api::cidr::first_host(range)
+            .ok_or_else(|| invalid("the range has no host address")),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::KeyPair;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::certs::{self, Issued, LeafKind, ParsedCert};
 use crate::files::{create_dir_all, read_if_exists, write_atomic};
@@ -161,16 +162,34 @@ impl ServerPkiConfig {
     }
 }
 
-/// A PEM private key. Its `Debug` never shows the key, so it can sit in structs that get logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PrivateKeyPem(String);
+/// A PEM private key, held as a [`SecretString`]: its `Debug` never shows the key, so it can sit
+/// in structs that get logged, and the memory is zeroed when it is dropped.
+#[derive(Clone)]
+pub struct PrivateKeyPem(SecretString);
 
 impl PrivateKeyPem {
+    fn new(pem: String) -> Self {
+        Self(SecretString::from(pem))
+    }
+
     /// The PEM text. Handle with care: it is the secret.
     pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The key as a secret, for a consumer that keeps it (the API server's TLS material).
+    pub fn secret(&self) -> &SecretString {
         &self.0
     }
 }
+
+impl PartialEq for PrivateKeyPem {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for PrivateKeyPem {}
 
 impl fmt::Debug for PrivateKeyPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -308,12 +327,12 @@ fn ensure_service_account_key(path: &Path) -> Result<PrivateKeyPem, PkiError> {
     if let Some(pem) = read_if_exists(path)? {
         certs::parse_key(&pem, path)?;
         tracing::debug!(key = %path.display(), "reusing service-account key");
-        return Ok(PrivateKeyPem(pem));
+        return Ok(PrivateKeyPem::new(pem));
     }
     let pem = certs::new_key("service-account")?.serialize_pem();
     write_atomic(path, pem.as_bytes(), 0o600)?;
     tracing::info!(key = %path.display(), "created service-account signing key");
-    Ok(PrivateKeyPem(pem))
+    Ok(PrivateKeyPem::new(pem))
 }
 
 struct LoadedCa {
@@ -409,7 +428,7 @@ fn ensure_leaf(
         return Ok((
             CertifiedKeyPem {
                 cert_pem,
-                key_pem: PrivateKeyPem(key_pem),
+                key_pem: PrivateKeyPem::new(key_pem),
             },
             action,
         ));
@@ -431,7 +450,7 @@ fn ensure_leaf(
     Ok((
         CertifiedKeyPem {
             cert_pem: issued.cert_pem,
-            key_pem: PrivateKeyPem(issued.key_pem),
+            key_pem: PrivateKeyPem::new(issued.key_pem),
         },
         action,
     ))

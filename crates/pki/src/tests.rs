@@ -330,8 +330,9 @@ fn kubeconfig_is_yaml_with_the_admin_credentials() {
         0o600
     );
 
-    let doc: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    let decode = |v: &serde_yaml::Value| {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let decode = |v: &serde_yaml_ng::Value| {
         String::from_utf8(
             base64::engine::general_purpose::STANDARD
                 .decode(v.as_str().unwrap())

@@ -15,6 +15,7 @@ pub mod service;
 
 use serde_json::{json, Value};
 
+use crate::well_known;
 use crate::ResourceInfo;
 use json::{existing_obj, items_mut, set_default, set_default_str, str_at};
 
@@ -126,7 +127,7 @@ fn namespace(obj: &mut Value) {
         if let Some(labels) =
             json::child_obj(obj, "metadata").and_then(|m| json::child_obj(m, "labels"))
         {
-            labels["kubernetes.io/metadata.name"] = json!(name);
+            labels[well_known::LABEL_METADATA_NAME] = json!(name);
         }
     }
     if let Some(spec) = json::child_obj(obj, "spec") {

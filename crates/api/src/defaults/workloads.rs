@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::json::{child_obj, existing_obj, items_mut, set_default, set_default_str, str_at};
 use super::pod;
+use crate::well_known;
 
 pub(crate) fn replication_controller(obj: &mut Value) {
     pod::template_at(obj, &["spec", "template"]);
@@ -180,7 +181,7 @@ pub fn job_selector(obj: &mut Value) {
     };
     if spec.get("selector").is_none_or(Value::is_null) {
         let mut match_labels = Map::new();
-        match_labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
+        match_labels.insert(well_known::LABEL_JOB_CONTROLLER_UID.into(), json!(uid));
         spec["selector"] = json!({ "matchLabels": match_labels });
     }
     let Some(labels) = child_obj(spec, "template")
@@ -191,10 +192,10 @@ pub fn job_selector(obj: &mut Value) {
         return;
     };
     for (key, value) in [
-        ("batch.kubernetes.io/controller-uid", &uid),
-        ("batch.kubernetes.io/job-name", &name),
-        ("controller-uid", &uid),
-        ("job-name", &name),
+        (well_known::LABEL_JOB_CONTROLLER_UID, &uid),
+        (well_known::LABEL_JOB_NAME, &name),
+        (well_known::LABEL_LEGACY_CONTROLLER_UID, &uid),
+        (well_known::LABEL_LEGACY_JOB_NAME, &name),
     ] {
         labels.entry(key).or_insert_with(|| json!(value));
     }

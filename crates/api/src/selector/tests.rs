@@ -240,6 +240,37 @@ fn from_label_selector_objects() {
 }
 
 #[test]
+fn typed_label_selectors_read_like_their_json() {
+    for input in [
+        json!({}),
+        json!({"matchLabels": {"app": "web"}}),
+        json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["b", "a"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "env", "operator": "NotIn", "values": ["prod"]},
+                {"key": "zone", "operator": "Exists"}
+            ]
+        }),
+        json!({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}),
+        json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
+        json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+        json!({"matchLabels": {"a b": "c"}}),
+    ] {
+        let typed: TypedLabelSelector = serde_json::from_value(input.clone()).unwrap();
+        assert_eq!(
+            Selector::from_typed(Some(&typed)).map_err(|err| err.to_string()),
+            Selector::from_label_selector(&input).map_err(|err| err.to_string()),
+            "input {input}"
+        );
+    }
+    assert!(Selector::from_typed(None).unwrap().is_nothing());
+    let empty = TypedLabelSelector::default();
+    assert!(Selector::from_typed(Some(&empty)).unwrap().is_everything());
+}
+
+#[test]
 fn formats_like_kubectl() {
     assert_eq!(format_label_selector(&json!(null)), "<none>");
     assert_eq!(format_label_selector(&json!({})), "<none>");

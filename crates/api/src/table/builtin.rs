@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::time::{human_duration, since, timestamp, Nanos};
 use super::{Column, Row, RowCondition, CREATION_TIMESTAMP_DESCRIPTION, NAME_DESCRIPTION};
 use crate::selector::{format_label_selector, format_labels, Selector};
+use crate::well_known;
 
 /// How one kind is printed.
 pub(super) struct Printer {
@@ -1308,7 +1309,7 @@ fn node_row(v: &Value, now: Nanos) -> Row {
     if let Some(labels) = get(v, "/metadata/labels").and_then(Value::as_object) {
         for (key, value) in labels {
             let value = value.as_str().unwrap_or("");
-            if let Some(role) = key.strip_prefix("node-role.kubernetes.io/") {
+            if let Some(role) = key.strip_prefix(well_known::LABEL_NODE_ROLE_PREFIX) {
                 if !role.is_empty() {
                     roles.insert(role.to_owned());
                 }

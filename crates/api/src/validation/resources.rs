@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::{forbidden, immutable, invalid, names, not_supported, one_of, required, string};
 use crate::defaults::json::items;
+use crate::well_known;
 use crate::{FieldError, FieldErrorKind, FieldPath};
 
 /// Upstream's cap on ConfigMap and Secret data (`core.MaxSecretSize`).
@@ -104,7 +105,7 @@ pub(crate) fn secret(obj: &Value, errs: &mut Vec<FieldError>) {
         }
     };
     match string(obj, "type") {
-        "kubernetes.io/service-account-token" => {
+        well_known::SECRET_TYPE_SERVICE_ACCOUNT_TOKEN => {
             let name = obj
                 .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
                 .and_then(Value::as_str)
@@ -113,7 +114,7 @@ pub(crate) fn secret(obj: &Value, errs: &mut Vec<FieldError>) {
                 errs.push(required(
                     FieldPath::new("metadata")
                         .child("annotations")
-                        .key("kubernetes.io/service-account.name"),
+                        .key(well_known::ANNOTATION_SERVICE_ACCOUNT_NAME),
                     "",
                 ));
             }

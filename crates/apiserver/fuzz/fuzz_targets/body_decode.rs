@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         assert_reads_back("JSON body", &value);
         typed(resource, &value);
     }
-    if let Ok(value) = serde_yaml::from_slice::<Value>(body) {
+    if let Ok(value) = serde_yaml_ng::from_slice::<Value>(body) {
         assert_reads_back("YAML body", &value);
         typed(resource, &value);
     }

@@ -6,12 +6,13 @@ use serde_json::{json, Value};
 use super::error::{ApiError, Subject};
 use super::objects::{decode, meta_str, name_suffix, object_key};
 use super::Call;
+use k3rs_api::well_known;
 
 /// The taints a node gets when its kubelet stops reporting (`unreachable`) or reports not
 /// ready (`not-ready`).
 const NODE_TAINTS: [&str; 2] = [
-    "node.kubernetes.io/not-ready",
-    "node.kubernetes.io/unreachable",
+    well_known::TAINT_NODE_NOT_READY,
+    well_known::TAINT_NODE_UNREACHABLE,
 ];
 /// How long a pod stays on such a node before it is evicted, unless it says otherwise.
 const DEFAULT_TOLERATION_SECONDS: i64 = 300;
@@ -60,7 +61,7 @@ const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The projected volume's name prefix (upstream's `ServiceAccountVolumeName`).
 const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
 /// A static pod's mirror carries this annotation; the kubelet, not admission, owns it.
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+const MIRROR_ANNOTATION: &str = well_known::ANNOTATION_CONFIG_MIRROR;
 
 /// Upstream's `ServiceAccount` admission plugin, on pod creation: the pod runs as `default`
 /// unless it names an account; the account must exist (403 otherwise, as upstream — the

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use k3rs_api::cidr::Ipv4Net;
 use k3rs_store::{Store, StoreError};
 use serde_json::{json, Value};
 
@@ -30,45 +31,35 @@ const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 /// An IPv4 service range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ServiceCidr {
-    base: u32,
+    range: Ipv4Net,
+    /// How many addresses it spans (at most 2^24: the prefix is 8 or longer).
     size: u32,
 }
 
 impl std::fmt::Display for ServiceCidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            Ipv4Addr::from(self.base),
-            32 - self.size.trailing_zeros()
-        )
+        self.range.fmt(f)
     }
 }
 
 impl ServiceCidr {
     /// Parses `a.b.c.d/n` (IPv4; `n` between 8 and 30).
     pub(crate) fn parse(cidr: &str) -> Result<ServiceCidr, String> {
-        let (ip, bits) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("service CIDR {cidr:?} has no prefix length"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("service CIDR {cidr:?} is not an IPv4 range"))?;
-        let bits: u32 = bits
-            .parse()
-            .ok()
-            .filter(|b| (8..=30).contains(b))
-            .ok_or_else(|| format!("service CIDR {cidr:?} needs a prefix length from 8 to 30"))?;
-        let size = 1u32 << (32 - bits);
-        Ok(ServiceCidr {
-            base: u32::from(ip) & !(size - 1),
-            size,
-        })
+        let range = k3rs_api::cidr::parse_ipv4(cidr)
+            .map_err(|err| format!("service CIDR {cidr:?}: {err}"))?;
+        if !(8..=30).contains(&range.prefix_len()) {
+            return Err(format!(
+                "service CIDR {cidr:?} needs a prefix length from 8 to 30"
+            ));
+        }
+        let size = u32::try_from(k3rs_api::cidr::size(range))
+            .map_err(|_| format!("service CIDR {cidr:?} is too large"))?;
+        Ok(ServiceCidr { range, size })
     }
 
-    /// The address at `offset` in the range.
+    /// The address at `offset` in the range (`offset` below `size`).
     fn at(&self, offset: u32) -> Ipv4Addr {
-        Ipv4Addr::from(self.base + offset)
+        k3rs_api::cidr::nth_address(self.range, offset).unwrap_or(self.range.broadcast())
     }
 
     /// The first usable address: the `default/kubernetes` Service's.
@@ -76,9 +67,9 @@ impl ServiceCidr {
         self.at(1)
     }
 
+    /// Whether `ip` is a usable address of the range (neither network nor broadcast address).
     fn contains(&self, ip: Ipv4Addr) -> bool {
-        let ip = u32::from(ip);
-        ip > self.base && ip < self.base + self.size - 1
+        self.range.contains(&ip) && ip != self.range.network() && ip != self.range.broadcast()
     }
 }
 

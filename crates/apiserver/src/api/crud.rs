@@ -82,7 +82,7 @@ pub(crate) fn parse_body(call: &Call<'_>, body: &[u8]) -> Result<Value, ApiError
             });
             unrecognized(call, body, &reason)
         })?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(body)
             .map_err(|err| {
                 ApiError::bad_request(format!("couldn't decode the request body as YAML: {err}"))
             })?,

@@ -103,7 +103,7 @@ impl Patch {
                 })
             }
             "application/apply-patch+yaml" => {
-                let config: Value = serde_yaml::from_slice(body)
+                let config: Value = serde_yaml_ng::from_slice(body)
                     .map_err(|err| ApiError::bad_request(format!("error decoding YAML: {err}")))?;
                 if !config.is_object() {
                     // sigs.k8s.io/yaml converts to JSON, then decodes that into a map.

@@ -3,6 +3,7 @@
 //! upstream's `plugin/pkg/auth/authenticator/token/bootstrap` does.
 
 use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::user::{UserInfo, BOOTSTRAPPERS};
@@ -50,45 +51,15 @@ fn field(secret: &Value, key: &str) -> Option<String> {
 
 /// Compares without an early exit, so timing tells nothing about the secret.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
 }
 
 /// Parses an RFC 3339 timestamp (`2026-01-02T03:04:05Z`, optional fraction and offset) into
-/// seconds since the epoch.
+/// whole seconds since the epoch.
 fn parse_rfc3339(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &fraction[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let (h, m) = rest.get(1..)?.split_once(':')?;
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    let nanos = k3rs_api::table::parse_rfc3339(text)?;
+    i64::try_from(nanos.div_euclid(1_000_000_000)).ok()
 }
 
 /// Why a bootstrap token was refused (logged at debug level, never shown to the client).
@@ -127,8 +98,13 @@ pub(crate) fn authenticate(
         return Err(BootstrapTokenError::Deleting(name));
     }
     let stored_id = field(secret, "token-id").unwrap_or_default();
-    let stored_secret = field(secret, "token-secret").unwrap_or_default();
-    if stored_id != id || !constant_time_eq(stored_secret.as_bytes(), token_secret.as_bytes()) {
+    // Zeroed when dropped, like the other secret material the server holds.
+    let stored_secret = SecretString::from(field(secret, "token-secret").unwrap_or_default());
+    let secret_matches = constant_time_eq(
+        stored_secret.expose_secret().as_bytes(),
+        token_secret.as_bytes(),
+    );
+    if stored_id != id || !secret_matches {
         return Err(BootstrapTokenError::Mismatch(name));
     }
     if field(secret, "usage-bootstrap-authentication").as_deref() != Some("true") {

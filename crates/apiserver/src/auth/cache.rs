@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
+use backon::Retryable as _;
 use futures::{FutureExt as _, StreamExt as _};
 use k3rs_api::LabelSelector;
 use k3rs_store::{EventKind, ListOptions, Revision, Store, StoreError};
@@ -75,16 +75,14 @@ impl PolicyCache {
 
     /// Keeps the snapshot up to date (and ClusterRoles aggregated) until the task is dropped.
     pub(crate) async fn run(&self, store: Arc<dyn Store>) {
-        let mut delay = Duration::from_millis(100);
         loop {
-            match self.sync(store.as_ref()).await {
-                Ok(()) => delay = Duration::from_millis(100),
-                Err(err) => {
-                    tracing::warn!(error = %err, "RBAC cache lost its watch; relisting");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
+            // A watch that ends cleanly starts a new pass, with the back-off from the start.
+            let _ = (|| self.sync(store.as_ref()))
+                .retry(crate::retry::store_backoff())
+                .notify(
+                    |err, _| tracing::warn!(error = %err, "RBAC cache lost its watch; relisting"),
+                )
+                .await;
         }
     }
 

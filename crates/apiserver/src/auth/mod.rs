@@ -32,6 +32,7 @@ use std::sync::atomic::AtomicBool;
 use http::StatusCode;
 use k3rs_store::{Revision, Store, StoreError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails;
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
 pub(crate) use attributes::Attributes;
@@ -59,7 +60,9 @@ impl Auth {
         let issuer = config.issuer.clone();
         let audiences = config.api_audiences.clone();
         let tokens = match &config.signing_key_pem {
-            Some(pem) => service_account::TokenKeys::from_pem(pem, issuer, audiences),
+            Some(pem) => {
+                service_account::TokenKeys::from_pem(pem.expose_secret(), issuer, audiences)
+            }
             None => service_account::TokenKeys::ephemeral(issuer, audiences),
         }
         .map_err(|err| err.to_string())?;

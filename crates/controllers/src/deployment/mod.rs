@@ -118,10 +118,7 @@ fn set_changed(shared: &Shared, change: &Change<ReplicaSet>) {
 }
 
 fn selects(d: &Deployment, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Ok(selector) = serde_json::to_value(&d.spec.selector) else {
-        return false;
-    };
-    LabelSelector::from_label_selector(&selector)
+    LabelSelector::from_typed(Some(&d.spec.selector))
         .ok()
         .filter(|s| !s.is_everything())
         .is_some_and(|s| s.matches(&labels.cloned().unwrap_or_default()))

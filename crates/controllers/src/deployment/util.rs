@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k3rs_api::well_known;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -12,18 +13,18 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 /// The label that ties a ReplicaSet and its pods to one template of a deployment.
-pub(crate) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+pub(crate) const TEMPLATE_HASH_LABEL: &str = well_known::LABEL_POD_TEMPLATE_HASH;
 /// The revision of a deployment (and of each of its ReplicaSets).
-pub(crate) const REVISION: &str = "deployment.kubernetes.io/revision";
+pub(crate) const REVISION: &str = well_known::ANNOTATION_DEPLOYMENT_REVISION;
 /// Earlier revisions a ReplicaSet served (when a rollback reused it).
-pub(crate) const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+pub(crate) const REVISION_HISTORY: &str = well_known::ANNOTATION_DEPLOYMENT_REVISION_HISTORY;
 /// The deployment's replicas when the ReplicaSet was last scaled.
-pub(crate) const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub(crate) const DESIRED_REPLICAS: &str = well_known::ANNOTATION_DEPLOYMENT_DESIRED_REPLICAS;
 /// The deployment's replicas plus surge when the ReplicaSet was last scaled.
-pub(crate) const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub(crate) const MAX_REPLICAS: &str = well_known::ANNOTATION_DEPLOYMENT_MAX_REPLICAS;
 /// Annotations of a deployment that are not copied to its ReplicaSets.
 const NOT_COPIED: &[&str] = &[
-    "kubectl.kubernetes.io/last-applied-configuration",
+    well_known::ANNOTATION_LAST_APPLIED_CONFIGURATION,
     REVISION,
     REVISION_HISTORY,
     DESIRED_REPLICAS,

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 use super::nodeaffinity::{node_labels, RequiredNodeAffinity};
 use super::resources::Resources;
 use super::state::{HostPort, NodeInfo};
+use k3rs_api::well_known;
 
 /// `NodeUnschedulable`: the node is cordoned.
 pub const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -101,7 +102,7 @@ pub fn node_unschedulable(pod: &Pod, node: &Node) -> Verdict {
         return Ok(());
     }
     let taint = Taint {
-        key: "node.kubernetes.io/unschedulable".to_owned(),
+        key: well_known::TAINT_NODE_UNSCHEDULABLE.to_owned(),
         effect: "NoSchedule".to_owned(),
         ..Taint::default()
     };

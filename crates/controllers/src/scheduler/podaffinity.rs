@@ -14,13 +14,7 @@ pub type NamespaceLabels<'a> = &'a dyn Fn(&str) -> Option<BTreeMap<String, Strin
 /// A `LabelSelector` object as a selector: absent matches nothing, `{}` everything, and one that
 /// does not parse matches nothing.
 pub fn selector_of(selector: Option<&LabelSelector>) -> Selector {
-    let Some(selector) = selector else {
-        return Selector::nothing();
-    };
-    serde_json::to_value(selector)
-        .ok()
-        .and_then(|value| Selector::from_label_selector(&value).ok())
-        .unwrap_or_else(Selector::nothing)
+    Selector::from_typed(selector).unwrap_or_else(|_| Selector::nothing())
 }
 
 /// One parsed pod affinity or anti-affinity term.

@@ -19,11 +19,12 @@ use super::filters::{self, Rejection, Verdict};
 use super::nodeaffinity::{node_labels, RequiredNodeAffinity};
 use super::podaffinity::{pod_labels, selector_of};
 use super::state::{controller_uid, ClusterState, GroupKey};
+use k3rs_api::well_known;
 
 /// The node label of upstream's per-node spreading.
-pub const HOSTNAME: &str = "kubernetes.io/hostname";
+pub const HOSTNAME: &str = well_known::LABEL_HOSTNAME;
 /// The node label of upstream's per-zone spreading.
-pub const ZONE: &str = "topology.kubernetes.io/zone";
+pub const ZONE: &str = well_known::LABEL_TOPOLOGY_ZONE;
 /// A hard constraint would be broken.
 pub const REASON_CONSTRAINTS: &str = "node(s) didn't match pod topology spread constraints";
 /// The node lacks a hard constraint's topology label.

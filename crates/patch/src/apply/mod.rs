@@ -27,6 +27,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 pub use fieldpath::{Path, PathElement, Set};
+use k3rs_api::well_known;
 use managed::{Entry, ManagedFields, Operation};
 use typed::TypeRef;
 
@@ -243,7 +244,7 @@ pub fn track_update(
 }
 
 /// The annotation client-side `kubectl apply` keeps its last configuration in.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const LAST_APPLIED: &str = well_known::ANNOTATION_LAST_APPLIED_CONFIGURATION;
 
 /// The manager of `kubectl apply --server-side`: only it takes over from client-side apply.
 const KUBECTL: &str = "kubectl";

@@ -456,7 +456,7 @@ fn extension(extensions: &[pb::NamedAny], name: &str) -> Option<Value> {
         .value
         .as_ref()?
         .yaml;
-    Some(serde_yaml::from_str(yaml).expect("extension YAML parses"))
+    Some(serde_yaml_ng::from_str(yaml).expect("extension YAML parses"))
 }
 
 fn schema_of<'a>(properties: &'a Option<pb::Properties>, name: &str) -> &'a pb::Schema {

@@ -213,7 +213,7 @@ mod tests {
         ];
         for value in values {
             let yaml = to_yaml(&value);
-            let back: Value = serde_yaml::from_str(&yaml)
+            let back: Value = serde_yaml_ng::from_str(&yaml)
                 .unwrap_or_else(|e| panic!("{yaml:?} does not parse: {e}"));
             assert_eq!(back, value, "{yaml}");
         }

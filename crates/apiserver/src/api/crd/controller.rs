@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use futures::{FutureExt, StreamExt};
 use k3rs_api::custom::status::{desired_status, set_condition, TakenNames};
 use k3rs_api::custom::{served_resources, CLEANUP_FINALIZER};
@@ -32,8 +33,6 @@ use crate::routes::AppState;
 
 /// How often a pass repeats while a CRD's deletion waits on objects with finalizers.
 const RESYNC: Duration = Duration::from_secs(2);
-/// The longest wait before retrying after the store failed.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Runs the controller until the task is aborted.
 pub(crate) async fn run(state: Arc<AppState>) {
@@ -44,16 +43,12 @@ pub(crate) async fn run(state: Arc<AppState>) {
         tracing::error!("the customresourcedefinitions resource is not registered");
         return;
     };
-    let mut backoff = Duration::from_millis(100);
     loop {
-        match watch_and_converge(&state, &crds).await {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(err) => {
-                tracing::warn!(error = %err, "CRD controller: store failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
+        // A watch that ends cleanly starts a new pass, with the back-off from the start.
+        let _ = (|| watch_and_converge(&state, &crds))
+            .retry(crate::retry::store_backoff())
+            .notify(|err, _| tracing::warn!(error = %err, "CRD controller: store failed; retrying"))
+            .await;
     }
 }
 
