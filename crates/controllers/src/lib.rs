@@ -13,6 +13,8 @@
 //! - A failing object is retried with back-off and never stalls the others
 //!   ([`queue::WorkQueue`], [`runner::spawn_workers`]).
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod client;
 pub mod cronjob;

@@ -22,6 +22,7 @@
 //! type appears in it.
 
 #![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod codec;
 mod durability;
