@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::routes::{self, AppState};
+use crate::supervise::{supervise, Lifetime, Readiness};
 use crate::{tls, ApiServerConfig, ApiServerError};
 
 /// How long a client may take to send a request's headers.
@@ -72,6 +73,12 @@ impl ApiServer {
         })
     }
 
+    /// The readiness checks `/readyz` runs besides its own: a component that runs beside the
+    /// API server (the controllers) registers its check here.
+    pub fn readiness(&self) -> Readiness {
+        self.state.readiness.clone()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -99,10 +106,18 @@ impl ApiServer {
             .header_read_timeout(HEADER_READ_TIMEOUT);
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
-        let policy_cache = tokio::spawn({
-            let state = Arc::clone(&state);
-            async move { state.auth.policy.run(state.store.clone()).await }
-        });
+        let policy_cache = supervise(
+            "rbac-policy-cache",
+            Lifetime::UntilShutdown,
+            &state.readiness,
+            {
+                let state = Arc::clone(&state);
+                move || {
+                    let state = Arc::clone(&state);
+                    async move { state.auth.policy.run(state.store.clone()).await }
+                }
+            },
+        );
         // Before the first request and before the bootstrap claims the `kubernetes` Service's
         // address: with no claim in flight, the repair can tell a leaked record from a new one.
         match crate::api::repair_allocations(state.store.as_ref(), &state.registry).await {
@@ -114,8 +129,19 @@ impl ApiServer {
                 tracing::warn!(error = %err.message, "repairing the ClusterIP and NodePort records failed")
             }
         }
-        let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
-        let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
+        let bootstrap = supervise("bootstrap", Lifetime::UntilDone, &state.readiness, {
+            let state = Arc::clone(&state);
+            move || bootstrap(Arc::clone(&state))
+        });
+        let crd_controller = supervise(
+            "crd-controller",
+            Lifetime::UntilShutdown,
+            &state.readiness,
+            {
+                let state = Arc::clone(&state);
+                move || crate::api::crd::run(Arc::clone(&state))
+            },
+        );
 
         tokio::pin!(shutdown);
         loop {
