@@ -30,6 +30,7 @@ mod auth;
 mod config;
 mod error;
 mod health;
+mod internal_error;
 mod metrics;
 mod recovery;
 mod response;

@@ -8,6 +8,7 @@
 //! written, a deleted Service whose records were not yet removed) is put right by [`repair`]
 //! at start, upstream's repair loops done once before any request is served.
 
+use crate::internal_error::InternalError;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -548,10 +549,12 @@ pub(crate) async fn bootstrap_kubernetes_service(
     registry: &Registry,
     cidr: ServiceCidr,
     api_port: u16,
-) -> Result<(), StoreError> {
+) -> Result<(), InternalError> {
     let resource = registry
         .find("", "v1", "services")
-        .ok_or_else(|| StoreError::Backend("the services resource is not registered".into()))?;
+        .ok_or(InternalError::NotRegistered {
+            resource: "services",
+        })?;
     let key = object_key(&resource, Some("default"), "kubernetes");
     if store.get(&key).await?.is_some() {
         return Ok(());
@@ -559,7 +562,10 @@ pub(crate) async fn bootstrap_kubernetes_service(
     let ip = cidr.first().to_string();
     claim_ip(store, registry, &ip, "default", "kubernetes")
         .await
-        .map_err(|err| StoreError::Backend(err.message))?;
+        .map_err(|source| InternalError::Refused {
+            operation: format!("claiming {ip} for default/kubernetes"),
+            source,
+        })?;
     let service = json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -585,7 +591,7 @@ pub(crate) async fn bootstrap_kubernetes_service(
     let bytes = k3rs_api::wire::to_vec(&service);
     match store.create(&key, bytes).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -27,6 +27,7 @@ pub(crate) mod service_account;
 pub(crate) mod token_request;
 pub(crate) mod user;
 
+use crate::internal_error::InternalError;
 use std::sync::atomic::AtomicBool;
 
 use http::StatusCode;
@@ -194,7 +195,7 @@ pub(crate) async fn rules_for(
 
 /// Creates the default roles and bindings that are missing, repairs those that may be repaired,
 /// aggregates `admin`/`edit`/`view`, and waits until the policy cache has all of it.
-pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
+pub(crate) async fn bootstrap(state: &AppState) -> Result<(), InternalError> {
     let store = state.store.as_ref();
     let mut last: Revision = 0;
     for (plural, objects) in [
@@ -204,7 +205,7 @@ pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
         let resource = state
             .registry
             .find("rbac.authorization.k8s.io", "v1", plural)
-            .ok_or_else(|| StoreError::Backend(format!("{plural} are not served")))?;
+            .ok_or(InternalError::NotRegistered { resource: plural })?;
         for default in objects {
             let name = default["metadata"]["name"]
                 .as_str()
@@ -233,7 +234,7 @@ pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
 
 /// Creates `default` at `key`, or reconciles what is there. Returns the revision written (0 when
 /// nothing was).
-async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revision, StoreError> {
+async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revision, InternalError> {
     match store.get(key).await? {
         None => {
             let mut object = default.clone();
@@ -247,12 +248,15 @@ async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revisio
                 }
                 // Another server was faster.
                 Err(StoreError::AlreadyExists { .. }) => Ok(0),
-                Err(err) => Err(err),
+                Err(err) => Err(err.into()),
             }
         }
         Some(kv) => {
-            let existing: Value = serde_json::from_slice(&kv.value)
-                .map_err(|err| StoreError::Backend(format!("stored {key} is unreadable: {err}")))?;
+            let existing: Value =
+                serde_json::from_slice(&kv.value).map_err(|source| InternalError::Unreadable {
+                    key: key.to_owned(),
+                    source,
+                })?;
             let Some(updated) = defaults::reconcile(&existing, default) else {
                 return Ok(0);
             };
