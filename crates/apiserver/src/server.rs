@@ -59,7 +59,7 @@ impl ApiServer {
             })?;
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
         let auth = crate::auth::Auth::new(&config.service_accounts)
-            .map_err(|reason| ApiServerError::ServiceAccountKey { reason })?;
+            .map_err(|err| ApiServerError::ServiceAccountKey(Box::new(err)))?;
         let service_cidr = crate::api::ServiceCidr::parse(&config.service_cidr)
             .map_err(ApiServerError::ServiceCidr)?;
         let state = AppState::new(config.store, service_cidr, local_addr.port(), auth);

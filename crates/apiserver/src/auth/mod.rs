@@ -56,14 +56,15 @@ pub(crate) struct Auth {
 
 impl Auth {
     /// Auth state from the server's configuration. Fails when the signing key is unusable.
-    pub(crate) fn new(config: &ServiceAccountConfig) -> Result<Auth, String> {
+    pub(crate) fn new(
+        config: &ServiceAccountConfig,
+    ) -> Result<Auth, service_account::SigningKeyError> {
         let issuer = config.issuer.clone();
         let audiences = config.api_audiences.clone();
         let tokens = match &config.signing_key_pem {
             Some(pem) => service_account::TokenKeys::from_pem(pem, issuer, audiences),
             None => service_account::TokenKeys::ephemeral(issuer, audiences),
-        }
-        .map_err(|err| err.to_string())?;
+        }?;
         Ok(Auth {
             tokens,
             policy: cache::PolicyCache::default(),
