@@ -99,6 +99,8 @@ pub struct K3rsServer {
     /// Where the server's stderr (its log) goes.
     pub log: PathBuf,
     extra_args: Vec<String>,
+    /// Environment variables set for the server process (besides `RUST_LOG`).
+    extra_env: Vec<(String, String)>,
 }
 
 impl K3rsServer {
@@ -109,6 +111,16 @@ impl K3rsServer {
 
     /// Like [`K3rsServer::start`], with extra `k3rs server` arguments.
     pub fn start_with(root: &Path, extra_args: &[&str]) -> Result<Self> {
+        Self::start_with_env(root, extra_args, &[])
+    }
+
+    /// Like [`K3rsServer::start_with`], with environment variables for the server process
+    /// (the debug build's test hooks, `K3RS_TEST_PANIC_*`).
+    pub fn start_with_env(
+        root: &Path,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut server = Self {
             child: None,
             root: root.to_path_buf(),
@@ -117,6 +129,10 @@ impl K3rsServer {
             port: 0,
             log: root.join("k3rs.log"),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.restart()?;
         Ok(server)
@@ -182,6 +198,7 @@ impl K3rsServer {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

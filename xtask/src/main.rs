@@ -3,6 +3,8 @@
 //! Run as `cargo xtask <command>` (aliased in `.cargo/config.toml`). Each subcommand lives in its
 //! own module; they share the helpers in [`util`].
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod ci;
 mod deps;

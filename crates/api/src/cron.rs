@@ -57,11 +57,11 @@ struct Fields {
 }
 
 impl CronSchedule {
-    /// Parses a schedule; the error is the cron library's message.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    /// Parses a schedule; the error says what upstream's cron library says.
+    pub fn parse(spec: &str) -> Result<Self, CronError> {
         let spec = spec.trim();
         if spec.is_empty() {
-            return Err("empty spec string".to_owned());
+            return Err(CronError::Empty);
         }
         if let Some(rest) = spec.strip_prefix('@') {
             if let Some((_, fields)) = DESCRIPTORS.iter().find(|(name, _)| *name == spec) {
@@ -75,20 +75,22 @@ impl CronSchedule {
                             i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX),
                         )),
                     }),
-                    None => Err(format!(
-                        "failed to parse duration {spec}: time: invalid duration \"{duration}\""
-                    )),
+                    None => Err(CronError::Duration {
+                        spec: spec.to_owned(),
+                        duration: duration.to_owned(),
+                    }),
                 };
             }
-            return Err(format!("unrecognized descriptor: {spec}"));
+            return Err(CronError::Descriptor {
+                spec: spec.to_owned(),
+            });
         }
         let fields: Vec<&str> = spec.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(format!(
-                "expected exactly 5 fields, found {}: [{}]",
-                fields.len(),
-                fields.join(" ")
-            ));
+            return Err(CronError::FieldCount {
+                found: fields.len(),
+                fields: fields.join(" "),
+            });
         }
         let bounds: [(u32, u32, &[&str], u32); 5] = [
             (0, 59, &[], 0),
@@ -223,16 +225,20 @@ fn range(
     names: &[&str],
     first: u32,
     optional: bool,
-) -> Result<(u64, bool), String> {
+) -> Result<(u64, bool), CronError> {
     let steps: Vec<&str> = expr.split('/').collect();
     if steps.len() > 2 {
-        return Err(format!("too many slashes: {expr}"));
+        return Err(CronError::TooManySlashes {
+            expr: expr.to_owned(),
+        });
     }
     let bounds: Vec<&str> = steps[0].split('-').collect();
     let star = bounds[0] == "*" || (optional && bounds[0] == "?");
     let (start, end) = if star {
         if bounds.len() > 1 {
-            return Err(format!("too many hyphens: {expr}"));
+            return Err(CronError::TooManyHyphens {
+                expr: expr.to_owned(),
+            });
         }
         (min, max)
     } else {
@@ -240,7 +246,11 @@ fn range(
         let end = match bounds.len() {
             1 => start,
             2 => value(bounds[1], names, first)?,
-            _ => return Err(format!("too many hyphens: {expr}")),
+            _ => {
+                return Err(CronError::TooManyHyphens {
+                    expr: expr.to_owned(),
+                })
+            }
         };
         (start, end)
     };
@@ -248,7 +258,9 @@ fn range(
         Some(step) => {
             let step = number(step)?;
             if step == 0 {
-                return Err(format!("step of range should be a positive number: {expr}"));
+                return Err(CronError::ZeroStep {
+                    expr: expr.to_owned(),
+                });
             }
             // `N/step` means N through the maximum.
             if bounds.len() == 1 && !star {
@@ -260,19 +272,25 @@ fn range(
         None => (end, 1),
     };
     if start < min {
-        return Err(format!(
-            "beginning of range ({start}) below minimum ({min}): {expr}"
-        ));
+        return Err(CronError::BelowMinimum {
+            start,
+            min,
+            expr: expr.to_owned(),
+        });
     }
     if end > max {
-        return Err(format!(
-            "end of range ({end}) above maximum ({max}): {expr}"
-        ));
+        return Err(CronError::AboveMaximum {
+            end,
+            max,
+            expr: expr.to_owned(),
+        });
     }
     if start > end {
-        return Err(format!(
-            "beginning of range ({start}) beyond end of range ({end}): {expr}"
-        ));
+        return Err(CronError::Inverted {
+            start,
+            end,
+            expr: expr.to_owned(),
+        });
     }
     let bits = (start..=end)
         .step_by(usize::try_from(step).unwrap_or(usize::MAX))
@@ -280,7 +298,7 @@ fn range(
     Ok((bits, star && step == 1))
 }
 
-fn value(text: &str, names: &[&str], first: u32) -> Result<u32, String> {
+fn value(text: &str, names: &[&str], first: u32) -> Result<u32, CronError> {
     let lower = text.to_ascii_lowercase();
     if let Some(index) = names.iter().position(|n| *n == lower) {
         return Ok(first + u32::try_from(index).unwrap_or(0));
@@ -288,16 +306,19 @@ fn value(text: &str, names: &[&str], first: u32) -> Result<u32, String> {
     number(text)
 }
 
-fn number(text: &str) -> Result<u32, String> {
+fn number(text: &str) -> Result<u32, CronError> {
     let parsed: Result<i64, _> = text.parse();
     match parsed {
-        Ok(n) if n < 0 => Err(format!("negative number ({n}) not allowed: {text}")),
-        Ok(n) => u32::try_from(n).map_err(|_| {
-            format!("failed to parse int from {text}: strconv.Atoi: parsing \"{text}\": value out of range")
+        Ok(n) if n < 0 => Err(CronError::Negative {
+            number: n,
+            text: text.to_owned(),
         }),
-        Err(_) => Err(format!(
-            "failed to parse int from {text}: strconv.Atoi: parsing \"{text}\": invalid syntax"
-        )),
+        Ok(n) => u32::try_from(n).map_err(|_| CronError::OutOfRange {
+            text: text.to_owned(),
+        }),
+        Err(_) => Err(CronError::NotANumber {
+            text: text.to_owned(),
+        }),
     }
 }
 
@@ -335,13 +356,129 @@ fn go_duration(text: &str) -> Option<std::time::Duration> {
 }
 
 /// Looks up an IANA time zone (`spec.timeZone`) in the database compiled into the binary.
-pub fn time_zone(name: &str) -> Result<TimeZone, String> {
+pub fn time_zone(name: &str) -> Result<TimeZone, UnknownTimeZone> {
     if name.eq_ignore_ascii_case("local") {
-        return Err("unknown time zone Local".to_owned());
+        return Err(UnknownTimeZone {
+            name: "Local".to_owned(),
+            source: None,
+        });
     }
-    jiff::tz::db()
-        .get(name)
-        .map_err(|_| format!("unknown time zone {name}"))
+    jiff::tz::db().get(name).map_err(|source| UnknownTimeZone {
+        name: name.to_owned(),
+        source: Some(source),
+    })
+}
+
+/// A schedule that does not parse, worded as upstream's cron library (robfig/cron) words it:
+/// the words are what `kubectl` shows for an invalid CronJob.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Nothing but blanks.
+    #[error("empty spec string")]
+    Empty,
+    /// `@every <duration>` whose duration Go's `time.ParseDuration` refuses.
+    #[error("failed to parse duration {spec}: time: invalid duration \"{duration}\"")]
+    Duration {
+        /// The whole schedule.
+        spec: String,
+        /// The duration part.
+        duration: String,
+    },
+    /// An `@name` that is not one of the descriptors.
+    #[error("unrecognized descriptor: {spec}")]
+    Descriptor {
+        /// The whole schedule.
+        spec: String,
+    },
+    /// Not five fields.
+    #[error("expected exactly 5 fields, found {found}: [{fields}]")]
+    FieldCount {
+        /// How many there are.
+        found: usize,
+        /// The fields, joined by single spaces.
+        fields: String,
+    },
+    /// A field with more than one `/`.
+    #[error("too many slashes: {expr}")]
+    TooManySlashes {
+        /// The field.
+        expr: String,
+    },
+    /// A range with more than one `-`, or a `*` with one.
+    #[error("too many hyphens: {expr}")]
+    TooManyHyphens {
+        /// The field.
+        expr: String,
+    },
+    /// A step of 0.
+    #[error("step of range should be a positive number: {expr}")]
+    ZeroStep {
+        /// The field.
+        expr: String,
+    },
+    /// A range that starts below the field's minimum.
+    #[error("beginning of range ({start}) below minimum ({min}): {expr}")]
+    BelowMinimum {
+        /// Where the range starts.
+        start: u32,
+        /// The field's minimum.
+        min: u32,
+        /// The field.
+        expr: String,
+    },
+    /// A range that ends above the field's maximum.
+    #[error("end of range ({end}) above maximum ({max}): {expr}")]
+    AboveMaximum {
+        /// Where the range ends.
+        end: u32,
+        /// The field's maximum.
+        max: u32,
+        /// The field.
+        expr: String,
+    },
+    /// A range that ends before it starts.
+    #[error("beginning of range ({start}) beyond end of range ({end}): {expr}")]
+    Inverted {
+        /// Where the range starts.
+        start: u32,
+        /// Where it ends.
+        end: u32,
+        /// The field.
+        expr: String,
+    },
+    /// A negative number.
+    #[error("negative number ({number}) not allowed: {text}")]
+    Negative {
+        /// The number.
+        number: i64,
+        /// As written.
+        text: String,
+    },
+    /// A number too big for a field.
+    #[error(
+        "failed to parse int from {text}: strconv.Atoi: parsing \"{text}\": value out of range"
+    )]
+    OutOfRange {
+        /// As written.
+        text: String,
+    },
+    /// Not a number (nor a month or weekday name where those are allowed).
+    #[error("failed to parse int from {text}: strconv.Atoi: parsing \"{text}\": invalid syntax")]
+    NotANumber {
+        /// As written.
+        text: String,
+    },
+}
+
+/// A `spec.timeZone` that is not in the time zone database compiled into the binary.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone {name}")]
+pub struct UnknownTimeZone {
+    /// The name asked for.
+    pub name: String,
+    /// The database's answer (none for `Local`, which is refused before asking).
+    #[source]
+    source: Option<jiff::Error>,
 }
 
 #[cfg(test)]
@@ -349,7 +486,9 @@ mod tests {
     use super::*;
 
     fn parse(spec: &str) -> Result<(), String> {
-        CronSchedule::parse(spec).map(drop)
+        CronSchedule::parse(spec)
+            .map(drop)
+            .map_err(|err| err.to_string())
     }
 
     fn next(spec: &str, after: &str, zone: &str) -> String {
@@ -489,10 +628,15 @@ mod tests {
             next("*/20 * * * *", "2026-11-01T05:40:00Z", "America/New_York"),
             "2026-11-01T01:00:00-05:00[America/New_York]"
         );
-        assert_eq!(time_zone("Local").unwrap_err(), "unknown time zone Local");
         assert_eq!(
-            time_zone("Mars/Olympus").unwrap_err(),
-            "unknown time zone Mars/Olympus"
+            time_zone("Local").unwrap_err().to_string(),
+            "unknown time zone Local"
+        );
+        let mars = time_zone("Mars/Olympus").unwrap_err();
+        assert_eq!(mars.to_string(), "unknown time zone Mars/Olympus");
+        assert!(
+            std::error::Error::source(&mars).is_some(),
+            "the database's error is kept"
         );
     }
 }

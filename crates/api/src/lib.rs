@@ -35,7 +35,7 @@ pub mod validation;
 pub mod well_known;
 pub mod wire;
 
-pub use cron::CronSchedule;
+pub use cron::{CronError, CronSchedule, UnknownTimeZone};
 pub use custom::{CustomResource, ScaleSubresource};
 pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};

@@ -91,7 +91,7 @@ pub struct ResourceInfo {
     /// Decodes a JSON object into the kind's typed form and encodes it again, as upstream
     /// decodes every request: wrong types fail (with serde's message) and unknown fields are
     /// dropped. See [`crate::strict`] for naming what was dropped.
-    pub typed: fn(&serde_json::Value) -> Result<serde_json::Value, String>,
+    pub typed: fn(&serde_json::Value) -> Result<serde_json::Value, serde_json::Error>,
     /// What a CRD serves beyond these facts (schema, printer columns, selectable fields, scale
     /// paths); `None` for built-in resources. Custom resources have no Rust type: their
     /// `typed` is the identity and their decoding is the schema's pruning ([`Self::decode`]).
@@ -113,7 +113,10 @@ impl ResourceInfo {
     /// their typed round trip (`typed`), custom resources by pruning what their schema does
     /// not specify. Comparing input and output with [`crate::strict::unknown_fields`] names
     /// the dropped fields for `fieldValidation=Strict`.
-    pub fn decode(&self, value: &serde_json::Value) -> Result<serde_json::Value, String> {
+    pub fn decode(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Error> {
         match &self.custom {
             Some(custom) => {
                 let mut pruned = value.clone();
@@ -200,8 +203,8 @@ where
         schema: |generator| generator.subschema_for::<T>(),
         schema_name: || T::schema_name().into_owned(),
         typed: |value| {
-            let typed: T = serde_json::from_value(value.clone()).map_err(|err| err.to_string())?;
-            serde_json::to_value(&typed).map_err(|err| err.to_string())
+            let typed: T = serde_json::from_value(value.clone())?;
+            serde_json::to_value(&typed)
         },
         custom: None,
     }

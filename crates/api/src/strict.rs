@@ -59,6 +59,6 @@ mod tests {
             ["metadata.nonsense", "spec.containers[0].imagePullPolicyy"]
         );
         let err = (pods.typed)(&json!({"spec": {"containers": "no"}})).unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
+        assert!(err.to_string().contains("invalid type"), "{err}");
     }
 }

@@ -29,14 +29,15 @@ pub enum ApiServerError {
     #[error("building the client certificate verifier")]
     ClientVerifier(#[source] rustls::server::VerifierBuilderError),
     /// The service-account signing key cannot be used.
-    #[error("service-account signing key: {reason}")]
-    ServiceAccountKey {
+    #[error("service-account signing key")]
+    ServiceAccountKey(
         /// What is wrong with it (never contains key material).
-        reason: String,
-    },
+        #[source]
+        Box<dyn std::error::Error + Send + Sync>,
+    ),
     /// The service CIDR cannot be used.
-    #[error("--service-cidr: {0}")]
-    ServiceCidr(String),
+    #[error("--service-cidr")]
+    ServiceCidr(#[source] crate::api::ServiceCidrError),
     /// Reading the bound socket's address failed.
     #[error("reading the listening address")]
     LocalAddr(#[source] std::io::Error),

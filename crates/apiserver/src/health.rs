@@ -1,4 +1,5 @@
-//! `/healthz`, `/livez`, `/readyz` in kube-apiserver's format, with `?verbose` and `?exclude=`.
+//! `/healthz`, `/livez`, `/readyz` in kube-apiserver's format, with `?verbose` and `?exclude=`;
+//! `/readyz` also runs the checks registered with [`crate::Readiness`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -108,6 +109,15 @@ impl Check {
     }
 }
 
+/// The results of the checks registered with [`crate::Readiness`]; only `/readyz` runs them.
+fn registered(state: &AppState, endpoint: Endpoint) -> Vec<(String, bool)> {
+    if endpoint == Endpoint::Readyz {
+        state.readiness.run()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Answers `/<endpoint>` (all checks) or `/<endpoint>/<check>` (one check).
 pub(crate) async fn handle(
     state: &AppState,
@@ -129,10 +139,17 @@ pub(crate) async fn handle(
         .collect();
 
     if let Some(name) = sub_check {
-        let Some(check) = endpoint.checks().iter().find(|c| c.name() == name) else {
+        let passed = if let Some(check) = endpoint.checks().iter().find(|c| c.name() == name) {
+            check.run(state).await
+        } else if let Some((_, ready)) = registered(state, endpoint)
+            .into_iter()
+            .find(|(registered, _)| registered == name)
+        {
+            ready
+        } else {
             return not_found();
         };
-        return if check.run(state).await {
+        return if passed {
             text(StatusCode::OK, "ok")
         } else {
             text(
@@ -144,17 +161,40 @@ pub(crate) async fn handle(
 
     let mut report = String::new();
     let mut failed = false;
-    for check in endpoint.checks() {
-        if excluded.contains(&check.name()) {
-            let _ = writeln!(report, "[+]{} excluded: ok", check.name());
-            continue;
+    let mut line = |name: &str, passed: Option<bool>| match passed {
+        None => {
+            let _ = writeln!(report, "[+]{name} excluded: ok");
         }
-        if check.run(state).await {
-            let _ = writeln!(report, "[+]{} ok", check.name());
-        } else {
+        Some(true) => {
+            let _ = writeln!(report, "[+]{name} ok");
+        }
+        Some(false) => {
             failed = true;
             // kube-apiserver withholds the reason from clients; it is in the server log.
-            let _ = writeln!(report, "[-]{} failed: reason withheld", check.name());
+            let _ = writeln!(report, "[-]{name} failed: reason withheld");
+        }
+    };
+    // The registered checks (supervised tasks, components outside this crate) go after the
+    // built-in ones and before `shutdown`, which stays last as upstream's does.
+    let (built_in, last) = match endpoint.checks().split_last() {
+        Some((last, rest)) if *last == Check::Shutdown => (rest, Some(*last)),
+        _ => (endpoint.checks(), None),
+    };
+    for check in built_in {
+        if excluded.contains(&check.name()) {
+            line(check.name(), None);
+        } else {
+            line(check.name(), Some(check.run(state).await));
+        }
+    }
+    for (name, ready) in registered(state, endpoint) {
+        line(&name, (!excluded.contains(&name.as_str())).then_some(ready));
+    }
+    if let Some(check) = last {
+        if excluded.contains(&check.name()) {
+            line(check.name(), None);
+        } else {
+            line(check.name(), Some(check.run(state).await));
         }
     }
     if failed {

@@ -13,6 +13,9 @@
 //! **Invariants**
 //! - A client never sees a Rust error or panic text: every error is a `Status` object with the
 //!   right HTTP code.
+//! - A panic is contained: a panicking request handler answers upstream's 500 and the
+//!   connection goes on; a background task that panics or ends is logged and restarted, and
+//!   fails `/readyz` until it runs again ([`supervise`], [`Readiness`]).
 //! - Shutdown is graceful: on the shutdown signal the listener closes, `/readyz` fails, open
 //!   connections get a grace period, and only then are they cut.
 //! - Private keys are never logged; [`TlsMaterial`]'s and [`ServiceAccountConfig`]'s `Debug`
@@ -28,18 +31,23 @@ mod auth;
 mod config;
 mod error;
 mod health;
+mod internal_error;
 mod metrics;
+mod recovery;
 mod response;
 mod retry;
 mod routes;
 mod server;
+mod supervise;
 mod tls;
 mod version;
 
+pub use api::ServiceCidrError;
 pub use config::{
     ApiServerConfig, ServiceAccountConfig, TlsMaterial, DEFAULT_SERVICE_ACCOUNT_ISSUER,
 };
 pub use error::ApiServerError;
 pub use response::{BoxError, ResponseBody};
 pub use server::{ApiServer, ConnectionInfo};
+pub use supervise::{supervise, Lifetime, Readiness};
 pub use version::{git_version, info as version_info, KUBERNETES_MAJOR, KUBERNETES_MINOR};

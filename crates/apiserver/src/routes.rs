@@ -3,12 +3,13 @@
 //! `Status`.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::{Method, Request, Response};
 
 use crate::health::{self, Endpoint};
+use crate::recovery::RequestLabel;
 use crate::response::{method_not_allowed, not_found, ResponseBody};
 use crate::version;
 
@@ -32,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) bootstrapped: AtomicBool,
     /// Set once the CRD controller has served the CRDs in the store (its first pass).
     pub(crate) crds_synced: AtomicBool,
+    /// The readiness checks of supervised tasks and of components outside this crate.
+    pub(crate) readiness: crate::supervise::Readiness,
     /// Set once shutdown starts, so that `/readyz` tells load balancers to go elsewhere.
     pub(crate) shutting_down: AtomicBool,
     /// Turns `true` once shutdown starts: watches end and TLS handshakes in progress are
@@ -56,14 +59,16 @@ impl AppState {
             metrics: crate::metrics::Metrics::default(),
             bootstrapped: AtomicBool::new(false),
             crds_synced: AtomicBool::new(false),
+            readiness: crate::supervise::Readiness::default(),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::Sender::new(false),
         }
     }
 }
 
-/// Answers one request. Never fails: every error is a `Status` response. Nothing is served
-/// before [`crate::auth::admit`] has authenticated and authorized the request.
+/// Answers one request. Never fails: every error is a `Status` response, and a panic anywhere
+/// in serving it is upstream's 500 (`recovery.rs`). Nothing is served before
+/// [`crate::auth::admit`] has authenticated and authorized the request.
 pub(crate) async fn handle<B>(state: &AppState, mut request: Request<B>) -> Response<ResponseBody>
 where
     B: hyper::body::Body + Send,
@@ -74,13 +79,27 @@ where
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_owned);
-    let response = if let Err(err) = crate::auth::admit(state, &mut request).await {
-        err.into_response()
-    } else if crate::api::is_api_path(&path) {
-        crate::api::handle(state, request).await
-    } else {
-        route(state, &method, &path, query.as_deref()).await
+    let user = OnceLock::new();
+    let serve = async {
+        if let Err(err) = crate::auth::admit(state, &mut request).await {
+            return err.into_response();
+        }
+        if let Some(admitted) = request.extensions().get::<crate::auth::UserInfo>() {
+            let _ = user.set(admitted.name.clone());
+        }
+        crate::recovery::test_hook(&path);
+        if crate::api::is_api_path(&path) {
+            crate::api::handle(state, request).await
+        } else {
+            route(state, &method, &path, query.as_deref()).await
+        }
     };
+    let label = RequestLabel {
+        method: &method,
+        path: &path,
+        user: &user,
+    };
+    let response = crate::recovery::contain(serve, label).await;
     state.metrics.observe(
         &method,
         &path,

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::routes::{self, AppState};
+use crate::supervise::{supervise, Lifetime, Readiness};
 use crate::{tls, ApiServerConfig, ApiServerError};
 
 /// How long an HTTP/1.1 connection may wait for the next request's headers: both the time a
@@ -70,7 +71,7 @@ impl ApiServer {
             })?;
         let local_addr = listener.local_addr().map_err(ApiServerError::LocalAddr)?;
         let auth = crate::auth::Auth::new(&config.service_accounts)
-            .map_err(|reason| ApiServerError::ServiceAccountKey { reason })?;
+            .map_err(|err| ApiServerError::ServiceAccountKey(Box::new(err)))?;
         let service_cidr = crate::api::ServiceCidr::parse(&config.service_cidr)
             .map_err(ApiServerError::ServiceCidr)?;
         let state = AppState::new(config.store, service_cidr, local_addr.port(), auth);
@@ -82,6 +83,12 @@ impl ApiServer {
             shutdown_grace: config.shutdown_grace,
             tls_handshake_timeout: config.tls_handshake_timeout,
         })
+    }
+
+    /// The readiness checks `/readyz` runs besides its own: a component that runs beside the
+    /// API server (the controllers) registers its check here.
+    pub fn readiness(&self) -> Readiness {
+        self.state.readiness.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -111,10 +118,18 @@ impl ApiServer {
             .header_read_timeout(KEEP_ALIVE_AND_HEADER_TIMEOUT);
         let builder = Arc::new(builder);
         tracing::info!(address = %local_addr, "API server listening");
-        let policy_cache = tokio::spawn({
-            let state = Arc::clone(&state);
-            async move { state.auth.policy.run(state.store.clone()).await }
-        });
+        let policy_cache = supervise(
+            "rbac-policy-cache",
+            Lifetime::UntilShutdown,
+            &state.readiness,
+            {
+                let state = Arc::clone(&state);
+                move || {
+                    let state = Arc::clone(&state);
+                    async move { state.auth.policy.run(state.store.clone()).await }
+                }
+            },
+        );
         // Before the first request and before the bootstrap claims the `kubernetes` Service's
         // address: with no claim in flight, the repair can tell a leaked record from a new one.
         match crate::api::repair_allocations(state.store.as_ref(), &state.registry).await {
@@ -126,8 +141,19 @@ impl ApiServer {
                 tracing::warn!(error = %err.message, "repairing the ClusterIP and NodePort records failed")
             }
         }
-        let bootstrap = tokio::spawn(bootstrap(Arc::clone(&state)));
-        let crd_controller = tokio::spawn(crate::api::crd::run(Arc::clone(&state)));
+        let bootstrap = supervise("bootstrap", Lifetime::UntilDone, &state.readiness, {
+            let state = Arc::clone(&state);
+            move || bootstrap(Arc::clone(&state))
+        });
+        let crd_controller = supervise(
+            "crd-controller",
+            Lifetime::UntilShutdown,
+            &state.readiness,
+            {
+                let state = Arc::clone(&state);
+                move || crate::api::crd::run(Arc::clone(&state))
+            },
+        );
 
         tokio::pin!(shutdown);
         loop {

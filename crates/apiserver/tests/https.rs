@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use k3rs_apiserver::{ApiServer, ApiServerConfig, TlsMaterial};
+use k3rs_apiserver::{ApiServer, ApiServerConfig, Readiness, TlsMaterial};
 use k3rs_pki::{ensure_server_pki, ServerPki, ServerPkiConfig};
 use k3rs_store::{
     Deleted, KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchStream,
@@ -91,6 +91,8 @@ struct TestServer {
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), k3rs_apiserver::ApiServerError>>,
+    /// Where components outside the API server register readiness checks.
+    readiness: Readiness,
 }
 
 fn make_pki() -> (tempfile::TempDir, ServerPki) {
@@ -119,6 +121,7 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
     config.shutdown_grace = grace;
     let server = ApiServer::bind(config).await.unwrap();
     let addr = server.local_addr();
+    let readiness = server.readiness();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = stopped.await;
@@ -129,6 +132,7 @@ async fn start(healthy: bool, grace: Duration) -> TestServer {
         _dir: dir,
         stop: Some(stop),
         task,
+        readiness,
     };
     if healthy {
         // The system namespaces are created right after the server starts serving.
@@ -275,7 +279,7 @@ async fn health_endpoints_answer_ok_in_plain_text() {
     assert_eq!(verbose.status, StatusCode::OK);
     assert_eq!(
         verbose.body,
-        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]poststarthook/bootstrap-system-namespaces ok\n[+]poststarthook/rbac/bootstrap-roles ok\n[+]poststarthook/crd-informer-synced ok\n[+]shutdown ok\nreadyz check passed\n"
+        "[+]ping ok\n[+]log ok\n[+]store ok\n[+]poststarthook/bootstrap-system-namespaces ok\n[+]poststarthook/rbac/bootstrap-roles ok\n[+]poststarthook/crd-informer-synced ok\n[+]rbac-policy-cache ok\n[+]bootstrap ok\n[+]crd-controller ok\n[+]shutdown ok\nreadyz check passed\n"
     );
     let livez = server.get("/livez?verbose=1").await;
     assert_eq!(livez.body, "[+]ping ok\n[+]log ok\nlivez check passed\n");
@@ -308,6 +312,42 @@ async fn readyz_fails_when_the_store_does() {
         .await;
     assert_eq!(excluded.status, StatusCode::OK, "{}", excluded.body);
     assert!(excluded.body.contains("[+]store excluded: ok"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readyz_runs_the_checks_registered_from_outside() {
+    let server = start(true, Duration::from_secs(5)).await;
+    let controllers_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    server.readiness.register("controllers", {
+        let ready = Arc::clone(&controllers_ready);
+        move || ready.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let reply = server.get("/readyz?verbose").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        reply.body.ends_with(
+            "[-]controllers failed: reason withheld\n[+]shutdown ok\nreadyz check failed\n"
+        ),
+        "{}",
+        reply.body
+    );
+    let one = server.get("/readyz/controllers").await;
+    assert_eq!(
+        one.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        one.body
+    );
+    assert_eq!(
+        server.get("/readyz?exclude=controllers").await.status,
+        StatusCode::OK
+    );
+    // Liveness never depends on a component's readiness.
+    assert_eq!(server.get("/livez").await.status, StatusCode::OK);
+    controllers_ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(server.get("/readyz").await.body, "ok");
+    assert_eq!(server.get("/readyz/controllers").await.body, "ok");
     server.stop().await.unwrap();
 }
 

@@ -17,6 +17,8 @@
 //!   (`k3rs_runtime::queue::WorkQueue`); a reconcile that panics is retried the same way, and a
 //!   controller task that stops is restarted and shown in [`Controllers::health`].
 
+#![forbid(unsafe_code)]
+
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

@@ -110,16 +110,47 @@ pub(crate) enum ControllerManagerArg {
     NodeMonitorGracePeriod(Duration),
 }
 
+/// A flag value (or the same value in the config file) that does not parse. clap takes any
+/// error type for a value parser; these name the value and, where there is one, keep the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FlagValueError {
+    #[error("{value:?} is not KEY=VALUE")]
+    NotKeyValue { value: String },
+    #[error("{key} must be more than 0")]
+    NotPositive { key: String },
+    #[error(
+        "{key:?} is not a kube-controller-manager setting k3rs supports \
+         (node-monitor-period, node-monitor-grace-period)"
+    )]
+    UnknownSetting { key: String },
+    #[error("{value:?} is not a duration (e.g. 5m, 90s, 1h30m, 0)")]
+    Duration { value: String },
+    #[error("{value:?} is not an octal file mode")]
+    NotOctal {
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("{value:?} is not a file mode between 0000 and 0777")]
+    ModeOutOfRange { value: String },
+}
+
 /// Parses `KEY=VALUE` with kube-controller-manager's flag name (with or without `--`).
-pub(crate) fn parse_controller_manager_arg(value: &str) -> Result<ControllerManagerArg, String> {
+pub(crate) fn parse_controller_manager_arg(
+    value: &str,
+) -> Result<ControllerManagerArg, FlagValueError> {
     let (key, setting) = value
         .split_once('=')
-        .ok_or_else(|| format!("{value:?} is not KEY=VALUE"))?;
+        .ok_or_else(|| FlagValueError::NotKeyValue {
+            value: value.to_owned(),
+        })?;
     let key = key.trim().trim_start_matches("--");
-    let duration = || -> Result<Duration, String> {
+    let duration = || -> Result<Duration, FlagValueError> {
         let duration = parse_duration(setting)?;
         if duration.is_zero() {
-            return Err(format!("{key} must be more than 0"));
+            return Err(FlagValueError::NotPositive {
+                key: key.to_owned(),
+            });
         }
         Ok(duration)
     };
@@ -128,18 +159,19 @@ pub(crate) fn parse_controller_manager_arg(value: &str) -> Result<ControllerMana
         "node-monitor-grace-period" => {
             Ok(ControllerManagerArg::NodeMonitorGracePeriod(duration()?))
         }
-        other => Err(format!(
-            "{other:?} is not a kube-controller-manager setting k3rs supports \
-             (node-monitor-period, node-monitor-grace-period)"
-        )),
+        other => Err(FlagValueError::UnknownSetting {
+            key: other.to_owned(),
+        }),
     }
 }
 
 /// Parses a duration as Go's `time.ParseDuration` does (the format of kube-apiserver's and
 /// k3s's duration flags): `0`, or decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`, `m`,
 /// `h`, such as `5m`, `1.5h`, `1h30m`, `250ms`. Negative durations are refused.
-pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
-    let invalid = || format!("{value:?} is not a duration (e.g. 5m, 90s, 1h30m, 0)");
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, FlagValueError> {
+    let invalid = || FlagValueError::Duration {
+        value: value.to_owned(),
+    };
     let text = value.trim();
     let text = text.strip_prefix('+').unwrap_or(text);
     if text == "0" {
@@ -179,15 +211,17 @@ pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 /// Parses an octal file mode such as `0600`, `600` or `0o644`.
-pub(crate) fn parse_mode(value: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(value: &str) -> Result<u32, FlagValueError> {
     let digits = value.trim();
     let digits = digits.strip_prefix("0o").unwrap_or(digits);
-    let mode = u32::from_str_radix(digits, 8)
-        .map_err(|_| format!("{value:?} is not an octal file mode"))?;
+    let mode = u32::from_str_radix(digits, 8).map_err(|source| FlagValueError::NotOctal {
+        value: value.to_owned(),
+        source,
+    })?;
     if digits.is_empty() || mode > 0o777 {
-        return Err(format!(
-            "{value:?} is not a file mode between 0000 and 0777"
-        ));
+        return Err(FlagValueError::ModeOutOfRange {
+            value: value.to_owned(),
+        });
     }
     Ok(mode)
 }
@@ -214,7 +248,10 @@ mod tests {
         assert!(parse_controller_manager_arg("node-monitor-period=0").is_err());
         assert!(parse_controller_manager_arg("node-monitor-period").is_err());
         let unknown = parse_controller_manager_arg("terminated-pod-gc-threshold=5").unwrap_err();
-        assert!(unknown.contains("terminated-pod-gc-threshold"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("terminated-pod-gc-threshold"),
+            "{unknown}"
+        );
     }
 
     #[test]

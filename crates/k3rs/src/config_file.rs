@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::cli::{parse_duration, parse_mode};
+use crate::cli::{parse_duration, parse_mode, FlagValueError};
 
 /// A config file error: the file, and a one-line message that names the offending key.
 #[derive(Debug)]
@@ -179,7 +179,7 @@ impl<'de> Deserialize<'de> for GoDuration {
 fn parsed<'de, D: Deserializer<'de>, T>(
     deserializer: D,
     expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, FlagValueError>,
 ) -> Result<T, D::Error> {
     deserializer.deserialize_any(ParsedVisitor { expecting, parse })
 }
@@ -188,7 +188,7 @@ fn parsed<'de, D: Deserializer<'de>, T>(
 /// as the same text (YAML reads `644` and `0` as numbers).
 struct ParsedVisitor<T> {
     expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, FlagValueError>,
 }
 
 impl<T> Visitor<'_> for ParsedVisitor<T> {

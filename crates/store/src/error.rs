@@ -1,5 +1,7 @@
 //! Errors the store reports.
 
+use std::sync::Arc;
+
 use crate::Revision;
 
 /// Everything a [`crate::Store`] operation can fail with.
@@ -101,5 +103,101 @@ pub enum StoreError {
     },
     /// An error from the embedded database engine.
     #[error("store backend error: {0}")]
-    Backend(String),
+    Backend(#[source] BackendError),
+    /// A blocking task of the store (a read, a watch's catch-up) panicked or was cancelled.
+    #[error("store {operation} task failed")]
+    Task {
+        /// What the task was doing.
+        operation: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A continue token could not be written.
+    #[error("encoding a continue token")]
+    EncodeContinue(#[source] serde_json::Error),
+    /// A failure that several callers share (every write of a group whose flush failed, every
+    /// caller waiting for one compaction): each gets this, with the one failure as its source.
+    #[error("{operation}: {source}")]
+    Failed {
+        /// What failed, from the caller's point of view.
+        operation: &'static str,
+        /// The failure.
+        #[source]
+        source: Arc<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// Whether this is, or was caused by, a failure of the database itself (I/O, the engine,
+    /// damaged data) rather than a refused request.
+    pub fn is_backend_failure(&self) -> bool {
+        match self {
+            StoreError::Backend(_) | StoreError::Io { .. } | StoreError::Corrupt { .. } => true,
+            StoreError::Failed { source, .. } => source.is_backend_failure(),
+            _ => false,
+        }
+    }
+}
+
+/// An error of the embedded database engine, kept whole as a source without naming the engine's
+/// type in the store's API. Cloning shares it.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BackendError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl BackendError {
+    pub(crate) fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(err))
+    }
+
+    /// The engine's error itself, for a caller that needs to tell its kind.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_backend_error_keeps_its_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let err = StoreError::Backend(BackendError::new(cause));
+        assert_eq!(err.to_string(), "store backend error: disk full");
+        let source = err.source().expect("a source");
+        let io = source
+            .downcast_ref::<BackendError>()
+            .and_then(|backend| backend.get_ref().downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::StorageFull)
+        );
+        assert!(err.is_backend_failure());
+    }
+
+    #[test]
+    fn a_shared_failure_names_the_operation_and_keeps_the_failure() {
+        let shared = Arc::new(StoreError::Io {
+            path: "/data".into(),
+            source: std::io::Error::other("EIO"),
+        });
+        let err = StoreError::Failed {
+            operation: "flush failed",
+            source: Arc::clone(&shared),
+        };
+        assert_eq!(
+            err.to_string(),
+            "flush failed: store I/O error at /data: EIO"
+        );
+        assert!(err.is_backend_failure(), "fatal because its source is");
+        let refused = StoreError::Failed {
+            operation: "compaction failed",
+            source: Arc::new(StoreError::Closed),
+        };
+        assert!(!refused.is_backend_failure());
+    }
 }

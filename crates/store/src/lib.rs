@@ -22,6 +22,7 @@
 //! type appears in it.
 
 #![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod codec;
 mod durability;
@@ -31,7 +32,7 @@ mod sled_store;
 mod watch;
 mod writer;
 
-pub use error::StoreError;
+pub use error::{BackendError, StoreError};
 pub use sled_store::{
     SledStore, SledStoreConfig, DEFAULT_COMPACTION_INTERVAL, DEFAULT_COMPACTION_RETENTION,
     FORMAT_FILE, FORMAT_VERSION,

@@ -11,7 +11,7 @@ use crate::{EventKind, KeyValue, Revision, StoreError, WatchEvent};
 
 /// Converts a sled error into a store error.
 pub(crate) fn backend(err: sled::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
+    StoreError::Backend(crate::error::BackendError::new(err))
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {

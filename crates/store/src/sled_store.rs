@@ -245,7 +245,10 @@ impl SledStore {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || f(&shared))
             .await
-            .map_err(|err| StoreError::Backend(format!("read task failed: {err}")))?
+            .map_err(|source| StoreError::Task {
+                operation: "read",
+                source,
+            })?
     }
 }
 
@@ -399,7 +402,7 @@ fn list_page(shared: &Shared, prefix: &str, options: &ListOptions) -> Result<Lis
 }
 
 fn encode_continue(token: &ContinueToken) -> Result<String, StoreError> {
-    let json = serde_json::to_vec(token).map_err(|err| StoreError::Backend(err.to_string()))?;
+    let json = serde_json::to_vec(token).map_err(StoreError::EncodeContinue)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 

@@ -131,7 +131,12 @@ async fn catch_up(
             Ok(events)
         })
         .await
-        .unwrap_or_else(|err| Err(StoreError::Backend(format!("watch catch-up: {err}"))));
+        .unwrap_or_else(|source| {
+            Err(StoreError::Task {
+                operation: "watch catch-up",
+                source,
+            })
+        });
         // The store is not held while waiting for the receiver.
         match read {
             Ok(events) => {

@@ -57,7 +57,7 @@ enum Held {
 }
 
 impl Held {
-    fn send(self, flush_error: Option<&str>) {
+    fn send(self, flush_error: Option<&Arc<StoreError>>) {
         // A caller that stopped waiting has nobody to tell; dropping the reply is right.
         match self {
             Held::Put(reply, result) => {
@@ -70,9 +70,15 @@ impl Held {
     }
 }
 
-fn poisoned<T>(result: Result<T, StoreError>, flush_error: Option<&str>) -> Result<T, StoreError> {
+fn poisoned<T>(
+    result: Result<T, StoreError>,
+    flush_error: Option<&Arc<StoreError>>,
+) -> Result<T, StoreError> {
     match flush_error {
-        Some(err) => Err(StoreError::Backend(format!("flush failed: {err}"))),
+        Some(err) => Err(StoreError::Failed {
+            operation: "flush failed",
+            source: Arc::clone(err),
+        }),
         None => result,
     }
 }
@@ -226,10 +232,13 @@ impl Writer {
         for request in group {
             if apply_error.is_some() {
                 // Nothing after a failed apply is attempted; those callers learn the store failed.
-                fail(
-                    request,
-                    "store failed during an earlier write in the same group",
-                );
+                if let Some(cause) = &apply_error {
+                    fail(
+                        request,
+                        "store failed during an earlier write in the same group",
+                        cause,
+                    );
+                }
                 continue;
             }
             match request {
@@ -266,7 +275,7 @@ impl Writer {
                 Request::Compact { revision, reply } => {
                     if let Err(err) = self.start_compaction(revision, Some(reply)) {
                         if is_fatal(&err) {
-                            apply_error = Some(err.to_string());
+                            apply_error = Some(Arc::new(err));
                         }
                     }
                 }
@@ -276,7 +285,7 @@ impl Writer {
         let flush_error = if events.is_empty() && apply_error.is_none() {
             None
         } else {
-            self.flush().err().map(|err| err.to_string())
+            self.flush().err().map(Arc::new)
         };
         let failure = flush_error.or(apply_error);
         if failure.is_none() {
@@ -287,7 +296,7 @@ impl Writer {
             }
         }
         for reply in held {
-            reply.send(failure.as_deref());
+            reply.send(failure.as_ref());
         }
         failure.is_none()
     }
@@ -426,10 +435,11 @@ impl Writer {
                 Ok(())
             }
             Err(err) => {
+                let err = Arc::new(err);
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(clone_error(&err)));
                 }
-                Err(err)
+                Err(clone_error(&err))
             }
         }
     }
@@ -454,7 +464,8 @@ impl Writer {
                     .tree
                     .apply_batch(batch)
                     .map_err(backend)
-                    .and_then(|()| self.flush());
+                    .and_then(|()| self.flush())
+                    .map_err(Arc::new);
                 let healthy = result.is_ok();
                 if let Some(job) = self.compaction.take() {
                     for reply in job.replies {
@@ -465,6 +476,7 @@ impl Writer {
             }
             Err(err) => {
                 tracing::error!(%err, "store compaction failed");
+                let err = Arc::new(err);
                 if let Some(job) = self.compaction.take() {
                     for reply in job.replies {
                         let _ = reply.send(Err(clone_error(&err)));
@@ -519,7 +531,7 @@ fn compact_chunk(shared: &Shared, job: &mut CompactionJob) -> Result<bool, Store
 fn note<T>(
     result: Result<(T, WatchEvent), StoreError>,
     events: &mut Vec<WatchEvent>,
-    apply_error: &mut Option<String>,
+    apply_error: &mut Option<Arc<StoreError>>,
 ) -> Result<T, StoreError> {
     match result {
         Ok((done, event)) => {
@@ -528,7 +540,12 @@ fn note<T>(
         }
         Err(err) => {
             if is_fatal(&err) {
-                *apply_error = Some(err.to_string());
+                let shared = Arc::new(err);
+                *apply_error = Some(Arc::clone(&shared));
+                return Err(StoreError::Failed {
+                    operation: "write failed",
+                    source: shared,
+                });
             }
             Err(err)
         }
@@ -554,14 +571,14 @@ pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
 
 /// Errors after which the writer cannot trust the state of the database.
 fn is_fatal(err: &StoreError) -> bool {
-    matches!(
-        err,
-        StoreError::Backend(_) | StoreError::Io { .. } | StoreError::Corrupt { .. }
-    )
+    err.is_backend_failure()
 }
 
-fn fail(request: Request, why: &str) {
-    let err = || StoreError::Backend(why.to_owned());
+fn fail(request: Request, why: &'static str, cause: &Arc<StoreError>) {
+    let err = || StoreError::Failed {
+        operation: why,
+        source: Arc::clone(cause),
+    };
     match request {
         Request::Create { reply, .. } | Request::Update { reply, .. } => {
             let _ = reply.send(Err(err()));
@@ -575,13 +592,17 @@ fn fail(request: Request, why: &str) {
     }
 }
 
-/// Errors are not `Clone` (they carry `io::Error`); replies to several waiters get a copy.
-fn clone_error(err: &StoreError) -> StoreError {
-    match err {
+/// Errors are not `Clone` (they carry `io::Error`); replies to several waiters each get one
+/// with the shared failure as its source (a refused revision is answered as itself).
+fn clone_error(err: &Arc<StoreError>) -> StoreError {
+    match err.as_ref() {
         StoreError::FutureRevision { requested, current } => StoreError::FutureRevision {
             requested: *requested,
             current: *current,
         },
-        other => StoreError::Backend(other.to_string()),
+        _ => StoreError::Failed {
+            operation: "compaction failed",
+            source: Arc::clone(err),
+        },
     }
 }

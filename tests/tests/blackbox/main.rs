@@ -26,6 +26,7 @@ mod metadata;
 mod namespaces;
 mod nodes;
 mod openapi_protobuf;
+mod panics;
 mod python_client;
 mod replication;
 mod scheduler;

@@ -583,7 +583,11 @@ pub(crate) fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
                 "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
             ));
         } else if let Err(msg) = crate::cron::CronSchedule::parse(schedule) {
-            errs.push(invalid(path.child("schedule"), &json!(schedule), msg));
+            errs.push(invalid(
+                path.child("schedule"),
+                &json!(schedule),
+                msg.to_string(),
+            ));
         }
     }
     // `ValidateCronJobSpec`'s time zone: an explicit IANA name the controller can load.
@@ -596,7 +600,9 @@ pub(crate) fn cron_job(obj: &Value, errs: &mut Vec<FieldError>) {
                     .to_owned(),
             )
         } else {
-            crate::cron::time_zone(zone).err()
+            crate::cron::time_zone(zone)
+                .err()
+                .map(|err| err.to_string())
         };
         if let Some(problem) = problem {
             errs.push(invalid(path.child("timeZone"), &json!(zone), problem));

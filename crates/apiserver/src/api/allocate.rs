@@ -8,6 +8,7 @@
 //! written, a deleted Service whose records were not yet removed) is put right by [`repair`]
 //! at start, upstream's repair loops done once before any request is served.
 
+use crate::internal_error::InternalError;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -28,6 +29,17 @@ const PORT_PREFIX: &str = "/k3rs/nodeports/";
 /// The NodePort range, as upstream's default.
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 
+/// Why a `--service-cidr` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceCidrError {
+    /// It is not an IPv4 range.
+    #[error(transparent)]
+    Parse(#[from] k3rs_api::cidr::CidrError),
+    /// Its prefix is shorter than 8 or longer than 30 bits.
+    #[error("{0} needs a prefix length from 8 to 30")]
+    PrefixLength(Ipv4Net),
+}
+
 /// An IPv4 service range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ServiceCidr {
@@ -44,16 +56,13 @@ impl std::fmt::Display for ServiceCidr {
 
 impl ServiceCidr {
     /// Parses `a.b.c.d/n` (IPv4; `n` between 8 and 30).
-    pub(crate) fn parse(cidr: &str) -> Result<ServiceCidr, String> {
-        let range = k3rs_api::cidr::parse_ipv4(cidr)
-            .map_err(|err| format!("service CIDR {cidr:?}: {err}"))?;
+    pub(crate) fn parse(cidr: &str) -> Result<ServiceCidr, ServiceCidrError> {
+        let range = k3rs_api::cidr::parse_ipv4(cidr)?;
         if !(8..=30).contains(&range.prefix_len()) {
-            return Err(format!(
-                "service CIDR {cidr:?} needs a prefix length from 8 to 30"
-            ));
+            return Err(ServiceCidrError::PrefixLength(range));
         }
         let size = u32::try_from(k3rs_api::cidr::size(range))
-            .map_err(|_| format!("service CIDR {cidr:?} is too large"))?;
+            .map_err(|_| ServiceCidrError::PrefixLength(range))?;
         Ok(ServiceCidr { range, size })
     }
 
@@ -539,10 +548,12 @@ pub(crate) async fn bootstrap_kubernetes_service(
     registry: &Registry,
     cidr: ServiceCidr,
     api_port: u16,
-) -> Result<(), StoreError> {
+) -> Result<(), InternalError> {
     let resource = registry
         .find("", "v1", "services")
-        .ok_or_else(|| StoreError::Backend("the services resource is not registered".into()))?;
+        .ok_or(InternalError::NotRegistered {
+            resource: "services",
+        })?;
     let key = object_key(&resource, Some("default"), "kubernetes");
     if store.get(&key).await?.is_some() {
         return Ok(());
@@ -550,7 +561,10 @@ pub(crate) async fn bootstrap_kubernetes_service(
     let ip = cidr.first().to_string();
     claim_ip(store, registry, &ip, "default", "kubernetes")
         .await
-        .map_err(|err| StoreError::Backend(err.message))?;
+        .map_err(|source| InternalError::Refused {
+            operation: format!("claiming {ip} for default/kubernetes"),
+            source,
+        })?;
     let service = json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -576,7 +590,7 @@ pub(crate) async fn bootstrap_kubernetes_service(
     let bytes = k3rs_api::wire::to_vec(&service);
     match store.create(&key, bytes).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -160,7 +160,7 @@ async fn assign(
             }
         }
         bind_pod(&mut pod, node, annotations, &objects::now_rfc3339())
-            .map_err(|why| ApiError::conflict(binding_subject, &why))?;
+            .map_err(|why| ApiError::conflict(binding_subject, &why.to_string()))?;
         if dry_run {
             return Ok(());
         }
@@ -185,6 +185,20 @@ async fn assign(
     ))
 }
 
+/// Why a pod may not be bound, in upstream's words (the message of its 409).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum BindRefused {
+    #[error("pod {pod} is being deleted, cannot be assigned to a host")]
+    Deleting { pod: String },
+    /// Upstream quotes the node name as Go's `%q` does.
+    #[error("pod {pod} is already assigned to node {}", Value::from(node.as_str()))]
+    Assigned { pod: String, node: String },
+    #[error("pod {pod} has non-empty .spec.schedulingGates")]
+    Gated { pod: String },
+    #[error("pod {pod} is not an object")]
+    NotAnObject { pod: String },
+}
+
 /// The change a binding makes to the stored pod (upstream's `setPodNodeAndMetadata`), or why
 /// it may not.
 fn bind_pod(
@@ -192,32 +206,30 @@ fn bind_pod(
     node: &str,
     annotations: Option<&Map<String, Value>>,
     now: &str,
-) -> Result<(), String> {
+) -> Result<(), BindRefused> {
     let name = meta_str(pod, "name").unwrap_or("").to_owned();
     if meta_str(pod, "deletionTimestamp").is_some() {
-        return Err(format!(
-            "pod {name} is being deleted, cannot be assigned to a host"
-        ));
+        return Err(BindRefused::Deleting { pod: name });
     }
     let assigned = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .unwrap_or("");
     if !assigned.is_empty() {
-        return Err(format!(
-            "pod {name} is already assigned to node {}",
-            Value::from(assigned)
-        ));
+        return Err(BindRefused::Assigned {
+            pod: name,
+            node: assigned.to_owned(),
+        });
     }
     if pod
         .pointer("/spec/schedulingGates")
         .and_then(Value::as_array)
         .is_some_and(|gates| !gates.is_empty())
     {
-        return Err(format!("pod {name} has non-empty .spec.schedulingGates"));
+        return Err(BindRefused::Gated { pod: name });
     }
     let Some(object) = pod.as_object_mut() else {
-        return Err(format!("pod {name} is not an object"));
+        return Err(BindRefused::NotAnObject { pod: name });
     };
     let spec = object.entry("spec").or_insert_with(|| json!({}));
     if let Some(spec) = spec.as_object_mut() {
@@ -326,7 +338,10 @@ mod tests {
             ),
         ];
         for (mut pod, why) in cases {
-            assert_eq!(bind_pod(&mut pod, "n1", None, NOW), Err(why.to_owned()));
+            assert_eq!(
+                bind_pod(&mut pod, "n1", None, NOW).map_err(|err| err.to_string()),
+                Err(why.to_owned())
+            );
         }
     }
 

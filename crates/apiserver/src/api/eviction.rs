@@ -545,7 +545,7 @@ impl Eviction<'_, '_> {
                 Ownership::Applied,
                 |pod| {
                     check_preconditions(pod, uid, version.as_deref())
-                        .map_err(|why| ApiError::conflict(subject, &why))?;
+                        .map_err(|why| ApiError::conflict(subject, &why.to_string()))?;
                     let mut pod = pod.clone();
                     update_pod_condition(&mut pod, disruption_target(), &now);
                     Ok(pod)
@@ -622,20 +622,35 @@ fn check_preconditions(
     pod: &Value,
     uid: Option<&str>,
     version: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), PreconditionFailed> {
     if let Some(uid) = uid {
         let actual = meta_str(pod, "uid").unwrap_or("");
         if uid != actual {
-            return Err(format!("the UID in the precondition ({uid}) does not match the UID in record ({actual}). The object might have been deleted and then recreated"));
+            return Err(PreconditionFailed::Uid {
+                expected: uid.to_owned(),
+                actual: actual.to_owned(),
+            });
         }
     }
     if let Some(version) = version.filter(|v| !v.is_empty()) {
         let actual = meta_str(pod, "resourceVersion").unwrap_or("");
         if version != actual {
-            return Err(format!("the ResourceVersion in the precondition ({version}) does not match the ResourceVersion in record ({actual}). The object might have been modified"));
+            return Err(PreconditionFailed::ResourceVersion {
+                expected: version.to_owned(),
+                actual: actual.to_owned(),
+            });
         }
     }
     Ok(())
+}
+
+/// A delete precondition the stored pod does not meet, in upstream's words (its 409).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum PreconditionFailed {
+    #[error("the UID in the precondition ({expected}) does not match the UID in record ({actual}). The object might have been deleted and then recreated")]
+    Uid { expected: String, actual: String },
+    #[error("the ResourceVersion in the precondition ({expected}) does not match the ResourceVersion in record ({actual}). The object might have been modified")]
+    ResourceVersion { expected: String, actual: String },
 }
 
 fn is_conflict(err: &ApiError) -> bool {
@@ -957,11 +972,15 @@ mod tests {
         assert!(check_preconditions(&pod, Some("u1"), Some("7")).is_ok());
         assert!(check_preconditions(&pod, None, Some("")).is_ok());
         assert_eq!(
-            check_preconditions(&pod, Some("u2"), None).unwrap_err(),
+            check_preconditions(&pod, Some("u2"), None)
+                .unwrap_err()
+                .to_string(),
             "the UID in the precondition (u2) does not match the UID in record (u1). The object might have been deleted and then recreated"
         );
         assert_eq!(
-            check_preconditions(&pod, None, Some("6")).unwrap_err(),
+            check_preconditions(&pod, None, Some("6"))
+                .unwrap_err()
+                .to_string(),
             "the ResourceVersion in the precondition (6) does not match the ResourceVersion in record (7). The object might have been modified"
         );
         let mut options = json!({"gracePeriodSeconds": 0});

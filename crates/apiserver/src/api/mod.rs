@@ -37,6 +37,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use k3rs_api::{ResourceInfo, Verb};
 
+pub use allocate::ServiceCidrError;
 pub(crate) use allocate::{
     bootstrap_kubernetes_service, repair as repair_allocations, ServiceCidr,
 };

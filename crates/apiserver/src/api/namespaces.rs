@@ -1,6 +1,7 @@
 //! Namespace rules of the API: the namespaces every cluster has, creates only into namespaces
 //! that exist and are not terminating, and namespace deletion held by `spec.finalizers`.
 
+use crate::internal_error::InternalError;
 use std::sync::Arc;
 
 use k3rs_api::ResourceInfo;
@@ -17,10 +18,12 @@ use super::Call;
 pub(crate) const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn namespaces(registry: &Registry) -> Result<Arc<ResourceInfo>, StoreError> {
+fn namespaces(registry: &Registry) -> Result<Arc<ResourceInfo>, InternalError> {
     registry
         .find("", "v1", "namespaces")
-        .ok_or_else(|| StoreError::Backend("the namespaces resource is not registered".into()))
+        .ok_or(InternalError::NotRegistered {
+            resource: "namespaces",
+        })
 }
 
 /// The namespaces upstream's NamespaceLifecycle admission never lets be deleted
@@ -47,7 +50,7 @@ pub(crate) fn check_deletable(resource: &ResourceInfo, name: &str) -> Result<(),
 }
 
 /// Creates the system namespaces that are missing.
-pub(crate) async fn bootstrap(store: &dyn Store, registry: &Registry) -> Result<(), StoreError> {
+pub(crate) async fn bootstrap(store: &dyn Store, registry: &Registry) -> Result<(), InternalError> {
     let resource = namespaces(registry)?;
     for name in SYSTEM_NAMESPACES {
         let object = json!({
@@ -62,14 +65,17 @@ pub(crate) async fn bootstrap(store: &dyn Store, registry: &Registry) -> Result<
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        let bytes = encode(&object).map_err(|err| StoreError::Backend(err.message))?;
+        let bytes = encode(&object).map_err(|source| InternalError::Refused {
+            operation: format!("encoding namespace {name}"),
+            source,
+        })?;
         match store
             .create(&object_key(&resource, None, name), bytes)
             .await
         {
             Ok(_) => tracing::info!(namespace = name, "created system namespace"),
             Err(StoreError::AlreadyExists { .. }) => {}
-            Err(err) => return Err(err),
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(())

@@ -43,19 +43,19 @@ impl Patch {
             .to_owned();
         // Go's decoder words text that is not JSON; where serde's error does not tell which of
         // Go's messages applies, serde's is kept.
-        let json = || -> Result<Value, String> {
+        let json = || -> Result<Value, ApiError> {
             serde_json::from_slice(body).map_err(|err| {
-                go_json::syntax_error(body, &err).unwrap_or_else(|| {
+                ApiError::bad_request(go_json::syntax_error(body, &err).unwrap_or_else(|| {
                     tracing::debug!(error = %err, "a JSON syntax error Go's words were not found for");
                     err.to_string()
-                })
+                }))
             })
         };
         let text = || String::from_utf8_lossy(body).into_owned();
         match content_type.as_str() {
             // `jsonpatch.DecodePatch`: a list of operations, each an object; `null` is none.
             "application/json-patch+json" => {
-                let ops = json().map_err(ApiError::bad_request)?;
+                let ops = json()?;
                 let shape = match &ops {
                     Value::Null => None,
                     Value::Array(items) => items
@@ -87,7 +87,7 @@ impl Patch {
             }
             // Decoded into a `map[string]interface{}`: `null` leaves it empty.
             "application/strategic-merge-patch+json" => {
-                let patch = match json().map_err(ApiError::bad_request)? {
+                let patch = match json()? {
                     Value::Null => Value::Object(serde_json::Map::new()),
                     patch @ Value::Object(_) => patch,
                     other => {

@@ -74,7 +74,7 @@ pub(crate) fn decode_typed_or(
     // Built-in kinds: the typed round trip; custom resources: their schema's pruning.
     let typed = match call.resource.decode(object) {
         Ok(typed) => typed,
-        Err(err) => return Err(failed(object, DecodeFailure::Type(&err))),
+        Err(err) => return Err(failed(object, DecodeFailure::Type(&err.to_string()))),
     };
     let unknown = k3rs_api::strict::unknown_fields(object, &typed);
     if !unknown.is_empty() {

@@ -27,6 +27,7 @@ pub(crate) mod service_account;
 pub(crate) mod token_request;
 pub(crate) mod user;
 
+use crate::internal_error::InternalError;
 use std::sync::atomic::AtomicBool;
 
 use http::StatusCode;
@@ -56,7 +57,9 @@ pub(crate) struct Auth {
 
 impl Auth {
     /// Auth state from the server's configuration. Fails when the signing key is unusable.
-    pub(crate) fn new(config: &ServiceAccountConfig) -> Result<Auth, String> {
+    pub(crate) fn new(
+        config: &ServiceAccountConfig,
+    ) -> Result<Auth, service_account::SigningKeyError> {
         let issuer = config.issuer.clone();
         let audiences = config.api_audiences.clone();
         let tokens = match &config.signing_key_pem {
@@ -64,8 +67,7 @@ impl Auth {
                 service_account::TokenKeys::from_pem(pem.expose_secret(), issuer, audiences)
             }
             None => service_account::TokenKeys::ephemeral(issuer, audiences),
-        }
-        .map_err(|err| err.to_string())?;
+        }?;
         Ok(Auth {
             tokens,
             policy: cache::PolicyCache::default(),
@@ -197,7 +199,7 @@ pub(crate) async fn rules_for(
 
 /// Creates the default roles and bindings that are missing, repairs those that may be repaired,
 /// aggregates `admin`/`edit`/`view`, and waits until the policy cache has all of it.
-pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
+pub(crate) async fn bootstrap(state: &AppState) -> Result<(), InternalError> {
     let store = state.store.as_ref();
     let mut last: Revision = 0;
     for (plural, objects) in [
@@ -207,7 +209,7 @@ pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
         let resource = state
             .registry
             .find("rbac.authorization.k8s.io", "v1", plural)
-            .ok_or_else(|| StoreError::Backend(format!("{plural} are not served")))?;
+            .ok_or(InternalError::NotRegistered { resource: plural })?;
         for default in objects {
             let name = default["metadata"]["name"]
                 .as_str()
@@ -236,7 +238,7 @@ pub(crate) async fn bootstrap(state: &AppState) -> Result<(), StoreError> {
 
 /// Creates `default` at `key`, or reconciles what is there. Returns the revision written (0 when
 /// nothing was).
-async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revision, StoreError> {
+async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revision, InternalError> {
     match store.get(key).await? {
         None => {
             let mut object = default.clone();
@@ -250,12 +252,15 @@ async fn ensure(store: &dyn Store, key: &str, default: &Value) -> Result<Revisio
                 }
                 // Another server was faster.
                 Err(StoreError::AlreadyExists { .. }) => Ok(0),
-                Err(err) => Err(err),
+                Err(err) => Err(err.into()),
             }
         }
         Some(kv) => {
-            let existing: Value = serde_json::from_slice(&kv.value)
-                .map_err(|err| StoreError::Backend(format!("stored {key} is unreadable: {err}")))?;
+            let existing: Value =
+                serde_json::from_slice(&kv.value).map_err(|source| InternalError::Unreadable {
+                    key: key.to_owned(),
+                    source,
+                })?;
             let Some(updated) = defaults::reconcile(&existing, default) else {
                 return Ok(0);
             };

@@ -48,7 +48,7 @@ pub(crate) enum PageCursor {
 /// Events of a live watch, each stamped with the moment it reached the watcher.
 #[derive(Debug)]
 pub(crate) struct WatchFeed {
-    pub(crate) events: mpsc::UnboundedReceiver<Result<(String, Instant), String>>,
+    pub(crate) events: mpsc::UnboundedReceiver<Result<(String, Instant)>>,
     task: JoinHandle<()>,
 }
 
@@ -219,7 +219,7 @@ impl Backend {
                         let now = Instant::now();
                         let item = event
                             .map(|event| (event.kv.key, now))
-                            .map_err(|err| format!("k3rs watch: {err}"));
+                            .map_err(|err| anyhow::Error::new(err).context("k3rs watch"));
                         if sender.send(item).is_err() {
                             return;
                         }
@@ -257,8 +257,8 @@ impl Backend {
                                 }
                                 continue;
                             }
-                            Ok(None) => Err("etcd watch: stream ended".to_owned()),
-                            Err(err) => Err(format!("etcd watch: {err}")),
+                            Ok(None) => Err(anyhow::anyhow!("etcd watch: stream ended")),
+                            Err(err) => Err(anyhow::Error::new(err).context("etcd watch")),
                         };
                         let _ = sender.send(item);
                         return;

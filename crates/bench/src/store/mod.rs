@@ -305,7 +305,7 @@ async fn watch_delivery(
         while received.len() < events {
             match feed.events.recv().await {
                 Some(Ok(event)) => received.push(event),
-                Some(Err(err)) => bail!(err),
+                Some(Err(err)) => return Err(err),
                 None => bail!("the watch ended after {} events", received.len()),
             }
         }

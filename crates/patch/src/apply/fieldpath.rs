@@ -58,30 +58,83 @@ impl PathElement {
         }
     }
 
-    fn decode(text: &str) -> Result<PathElement, String> {
-        let (prefix, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("{text:?} is not a field path element"))?;
+    fn decode(text: &str) -> Result<PathElement, FieldsV1Error> {
+        let bad = |problem| FieldsV1Error::Element {
+            text: text.to_owned(),
+            problem,
+        };
+        let Some((prefix, rest)) = text.split_once(':') else {
+            return Err(FieldsV1Error::NotAnElement {
+                text: text.to_owned(),
+            });
+        };
         match prefix {
             "f" => Ok(PathElement::Field(rest.to_owned())),
             "k" => match serde_json::from_str::<Value>(rest) {
                 Ok(Value::Object(fields)) if !fields.is_empty() => Ok(PathElement::key(fields)),
-                _ => Err(format!(
-                    "{text:?}: the key of a list item must be a JSON object"
-                )),
+                _ => Err(bad(ElementProblem::KeyNotAnObject)),
             },
             "v" => serde_json::from_str::<Value>(rest)
                 .map(|value| PathElement::value(&value))
-                .map_err(|err| format!("{text:?}: {err}")),
+                .map_err(|source| bad(ElementProblem::Value(source))),
             "i" => rest
                 .parse()
                 .map(PathElement::Index)
-                .map_err(|err| format!("{text:?}: {err}")),
-            _ => Err(format!(
-                "{text:?}: unknown field path element kind {prefix:?}"
-            )),
+                .map_err(|source| bad(ElementProblem::Index(source))),
+            _ => Err(bad(ElementProblem::UnknownKind {
+                prefix: prefix.to_owned(),
+            })),
         }
     }
+}
+
+/// A `fieldsV1` value (`metadata.managedFields[].fieldsV1`) that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FieldsV1Error {
+    /// `fieldsV1`, or an entry of it, is not a JSON object.
+    #[error("fieldsV1 must be a JSON object")]
+    NotAnObject,
+    /// An entry's value is not a JSON object.
+    #[error("fieldsV1 entry {key:?} must be a JSON object")]
+    EntryNotAnObject {
+        /// The entry's key.
+        key: String,
+    },
+    /// A key without the `<kind>:` prefix.
+    #[error("{text:?} is not a field path element")]
+    NotAnElement {
+        /// The key.
+        text: String,
+    },
+    /// A path element that does not decode.
+    #[error("{text:?}: {problem}")]
+    Element {
+        /// The key.
+        text: String,
+        /// What is wrong with it.
+        #[source]
+        problem: ElementProblem,
+    },
+}
+
+/// What is wrong with one path element of a `fieldsV1` key.
+#[derive(Debug, thiserror::Error)]
+pub enum ElementProblem {
+    /// A `k:` element whose key is not a non-empty JSON object.
+    #[error("the key of a list item must be a JSON object")]
+    KeyNotAnObject,
+    /// A `v:` element whose value is not JSON.
+    #[error("{0}")]
+    Value(#[source] serde_json::Error),
+    /// An `i:` element whose index is not a number.
+    #[error("{0}")]
+    Index(#[source] std::num::ParseIntError),
+    /// A prefix other than `f`, `k`, `v` and `i`.
+    #[error("unknown field path element kind {prefix:?}")]
+    UnknownKind {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 impl fmt::Display for PathElement {
@@ -351,9 +404,9 @@ impl Set {
     }
 
     /// Reads a `fieldsV1` value.
-    pub fn from_fields_v1(value: &Value) -> Result<Set, String> {
+    pub fn from_fields_v1(value: &Value) -> Result<Set, FieldsV1Error> {
         let Value::Object(map) = value else {
-            return Err("fieldsV1 must be a JSON object".to_owned());
+            return Err(FieldsV1Error::NotAnObject);
         };
         let mut set = Set::new();
         for (key, inner) in map {
@@ -362,7 +415,7 @@ impl Set {
             }
             let element = PathElement::decode(key)?;
             let Value::Object(inner_map) = inner else {
-                return Err(format!("fieldsV1 entry {key:?} must be a JSON object"));
+                return Err(FieldsV1Error::EntryNotAnObject { key: key.clone() });
             };
             let child = Set::from_fields_v1(inner)?;
             if inner_map.is_empty() || inner_map.contains_key(".") {
@@ -465,5 +518,12 @@ mod tests {
         assert!(Set::from_fields_v1(&json!({"f:a": 1})).is_err());
         assert!(Set::from_fields_v1(&json!({"k:[1]": {}})).is_err());
         assert!(Set::from_fields_v1(&json!({"i:x": {}})).is_err());
+        let err = Set::from_fields_v1(&json!({"i:x": {}})).unwrap_err();
+        assert_eq!(err.to_string(), "\"i:x\": invalid digit found in string");
+        let cause = std::error::Error::source(&err).and_then(std::error::Error::source);
+        assert!(
+            cause.is_some_and(|cause| cause.is::<std::num::ParseIntError>()),
+            "the parse error is kept: {cause:?}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fieldpath::Set;
+use super::fieldpath::{FieldsV1Error, Set};
 
 /// Upstream keeps at most this many `Update` entries; older ones merge into one.
 const MAX_UPDATE_MANAGERS: usize = 10;
@@ -61,6 +61,28 @@ impl Entry {
     }
 }
 
+/// `metadata.managedFields` that cannot be read (the list is then dropped, as upstream drops
+/// a stored list it cannot decode).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ManagedFieldsError {
+    #[error("metadata.managedFields must be a list")]
+    NotAList,
+    #[error("managed fields entry {index}: operation must be `Apply` or `Update`")]
+    Operation { index: usize },
+    #[error("managed fields entry {index}: apiVersion must not be empty")]
+    NoApiVersion { index: usize },
+    #[error("missing fieldsType in managed fields entry {index}")]
+    NoFieldsType { index: usize },
+    #[error("invalid fieldsType {found:?} in managed fields entry {index}")]
+    FieldsType { index: usize, found: String },
+    #[error("managed fields entry {index}: {source}")]
+    Fields {
+        index: usize,
+        #[source]
+        source: FieldsV1Error,
+    },
+}
+
 /// Every manager of an object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ManagedFields {
@@ -69,14 +91,14 @@ pub(crate) struct ManagedFields {
 
 impl ManagedFields {
     /// Reads `metadata.managedFields`; absent, null or empty is an empty list.
-    pub(crate) fn decode(object: &Value) -> Result<ManagedFields, String> {
+    pub(crate) fn decode(object: &Value) -> Result<ManagedFields, ManagedFieldsError> {
         let Some(list) = object.pointer("/metadata/managedFields") else {
             return Ok(ManagedFields::default());
         };
         let list = match list {
             Value::Null => return Ok(ManagedFields::default()),
             Value::Array(list) => list,
-            _ => return Err("metadata.managedFields must be a list".to_owned()),
+            _ => return Err(ManagedFieldsError::NotAList),
         };
         let mut out = ManagedFields::default();
         for (index, raw) in list.iter().enumerate() {
@@ -84,34 +106,25 @@ impl ManagedFields {
             let operation = match text("operation") {
                 "Apply" => Operation::Apply,
                 "Update" => Operation::Update,
-                _ => {
-                    return Err(format!(
-                        "managed fields entry {index}: operation must be `Apply` or `Update`"
-                    ))
-                }
+                _ => return Err(ManagedFieldsError::Operation { index }),
             };
             if text("apiVersion").is_empty() {
-                return Err(format!(
-                    "managed fields entry {index}: apiVersion must not be empty"
-                ));
+                return Err(ManagedFieldsError::NoApiVersion { index });
             }
             match text("fieldsType") {
                 "FieldsV1" => {}
-                "" => {
-                    return Err(format!(
-                        "missing fieldsType in managed fields entry {index}"
-                    ))
-                }
+                "" => return Err(ManagedFieldsError::NoFieldsType { index }),
                 other => {
-                    return Err(format!(
-                        "invalid fieldsType {other:?} in managed fields entry {index}"
-                    ))
+                    return Err(ManagedFieldsError::FieldsType {
+                        index,
+                        found: other.to_owned(),
+                    })
                 }
             }
             let set = match raw.get("fieldsV1") {
                 None | Some(Value::Null) => Set::new(),
                 Some(fields) => Set::from_fields_v1(fields)
-                    .map_err(|err| format!("managed fields entry {index}: {err}"))?,
+                    .map_err(|source| ManagedFieldsError::Fields { index, source })?,
             };
             let entry = Entry {
                 manager: text("manager").to_owned(),

@@ -256,18 +256,16 @@ impl<'a> TypeRef<'a> {
         kind: &ListKind,
         item: &Value,
         index: usize,
-    ) -> Result<PathElement, String> {
+    ) -> Result<PathElement, ItemError> {
         match kind {
             ListKind::Atomic => Ok(PathElement::Index(index)),
             ListKind::Set => match item {
-                Value::Object(_) | Value::Array(_) => {
-                    Err("a set (list-type set) may only hold scalars".to_owned())
-                }
+                Value::Object(_) | Value::Array(_) => Err(ItemError::SetOfNonScalars),
                 scalar => Ok(PathElement::value(scalar)),
             },
             ListKind::Map(keys) => {
                 let Value::Object(fields) = item else {
-                    return Err("the items of an associative list must be objects".to_owned());
+                    return Err(ItemError::MapItemNotAnObject);
                 };
                 let mut key = Vec::new();
                 for name in keys {
@@ -277,12 +275,21 @@ impl<'a> TypeRef<'a> {
                     }
                 }
                 if key.is_empty() && !keys.is_empty() {
-                    return Err(format!(
-                        "an item of an associative list omits all key fields {keys:?}"
-                    ));
+                    return Err(ItemError::NoKeyFields { keys: keys.clone() });
                 }
                 Ok(PathElement::key(key))
             }
         }
     }
+}
+
+/// A list item that has no path element under its list's type.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ItemError {
+    #[error("a set (list-type set) may only hold scalars")]
+    SetOfNonScalars,
+    #[error("the items of an associative list must be objects")]
+    MapItemNotAnObject,
+    #[error("an item of an associative list omits all key fields {keys:?}")]
+    NoKeyFields { keys: Vec<String> },
 }

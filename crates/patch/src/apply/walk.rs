@@ -26,7 +26,7 @@ fn index_items<'v>(
     for (index, item) in list.iter().enumerate() {
         let element = items
             .item_element(kind, item, index)
-            .map_err(|reason| (path.clone(), reason))?;
+            .map_err(|reason| (path.clone(), reason.to_string()))?;
         if !seen.insert(element.clone()) {
             return Err((path.clone(), format!("duplicate entries for key {element}")));
         }

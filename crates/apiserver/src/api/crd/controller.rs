@@ -17,6 +17,7 @@
 //! - cleaned: the finalizer is removed and, when no other finalizer holds it, the CRD deleted;
 //!   it is no longer served.
 
+use crate::internal_error::InternalError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub(crate) async fn run(state: Arc<AppState>) {
 
 /// Converges, then waits for a change (or the resync tick) and converges again, until the
 /// watch ends.
-async fn watch_and_converge(state: &AppState, crds: &ResourceInfo) -> Result<(), StoreError> {
+async fn watch_and_converge(state: &AppState, crds: &ResourceInfo) -> Result<(), InternalError> {
     let prefix = collection_prefix(crds, None);
     loop {
         let pass = converge(state, &prefix).await?;
@@ -69,7 +70,7 @@ async fn watch_and_converge(state: &AppState, crds: &ResourceInfo) -> Result<(),
         };
         match next {
             None => return Ok(()),
-            Some(Err(err)) => return Err(err),
+            Some(Err(err)) => return Err(err.into()),
             Some(Ok(_)) => {
                 // Take whatever else already arrived: one pass answers them all.
                 while let Some(Some(event)) = events.next().now_or_never() {
@@ -114,7 +115,7 @@ async fn list_all(
     }
 }
 
-async fn converge(state: &AppState, prefix: &str) -> Result<Pass, StoreError> {
+async fn converge(state: &AppState, prefix: &str) -> Result<Pass, InternalError> {
     let store = state.store.as_ref();
     let (items, revision) = list_all(store, prefix).await?;
     let mut crds: Vec<(KeyValue, Value)> = items
@@ -156,7 +157,7 @@ async fn converge(state: &AppState, prefix: &str) -> Result<Pass, StoreError> {
                 // Changed meanwhile: the watch brings it back for another pass; until then it
                 // is served as judged now.
                 Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => waiting = true,
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.into()),
             }
         }
         let resources = served_resources(&crd);
@@ -195,8 +196,16 @@ fn served_names(state: &AppState) -> String {
     }
 }
 
-fn to_bytes(object: &Value) -> Result<Vec<u8>, StoreError> {
-    encode(object).map_err(|err| StoreError::Backend(err.message))
+fn to_bytes(object: &Value) -> Result<Vec<u8>, InternalError> {
+    encode(object).map_err(|source| InternalError::Refused {
+        operation: format!(
+            "encoding {}",
+            object["metadata"]["name"]
+                .as_str()
+                .unwrap_or("a CRD's object")
+        ),
+        source,
+    })
 }
 
 /// Deletes the objects of a CRD being deleted; once none is left, drops the cleanup finalizer
@@ -207,7 +216,7 @@ async fn clean_up(
     key: &str,
     mod_revision: Revision,
     crd: &mut Value,
-) -> Result<bool, StoreError> {
+) -> Result<bool, InternalError> {
     let group = crd
         .pointer("/spec/group")
         .and_then(Value::as_str)
@@ -232,7 +241,7 @@ async fn clean_up(
             match store.delete(&kv.key, Some(kv.mod_revision)).await {
                 Ok(_) | Err(StoreError::NotFound { .. }) => remaining -= 1,
                 Err(StoreError::Conflict { .. }) => {}
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.into()),
             }
         } else if meta_str(&object, "deletionTimestamp").is_none() {
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -244,7 +253,7 @@ async fn clean_up(
                 .await
             {
                 Ok(_) | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.into()),
             }
         }
     }
@@ -288,6 +297,6 @@ async fn clean_up(
             Ok(false)
         }
         Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(true),
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
 }
