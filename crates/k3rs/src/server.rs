@@ -165,6 +165,11 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     })
     .await
     .context("starting the controllers")?;
+    // A controller, informer or scheduler task that stopped is restarted by the runtime; until
+    // it runs again, `/readyz` says so (`[-]controllers failed`).
+    let health = controllers.health().clone();
+    api.readiness()
+        .register("controllers", move || health.check().is_ok());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(api.serve(async move {

@@ -138,6 +138,8 @@ fn a_panicking_background_task_is_restarted() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("[+]crd-controller ok\n"), "{body}");
     assert!(body.contains("[+]rbac-policy-cache ok\n"), "{body}");
+    // The controllers' supervised tasks report through the check `k3rs server` registers.
+    assert!(body.contains("[+]controllers ok\n"), "{body}");
     assert!(
         body.ends_with("[+]shutdown ok\nreadyz check passed\n"),
         "{body}"
