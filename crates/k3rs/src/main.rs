@@ -8,12 +8,6 @@ mod host;
 mod server;
 mod settings;
 
-/// mimalloc instead of glibc's malloc: glibc keeps what a burst freed in per-thread arenas (an
-/// OpenAPI build, a write burst or 500 watch streams left the server at their peak RSS for good),
-/// mimalloc returns freed pages to the OS shortly after (`docs/benchmarks.md` has the numbers).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 

@@ -15,6 +15,8 @@
 //!    (`first_commands.rs`);
 //! 6. the churn soak (`soak.rs`): minutes of mixed load then idle on a fresh server, memory and
 //!    database size sampled all along.
+//!
+//! Parts 5 and 6 run first (each on fresh servers), so that a long run fails early.
 
 mod first_commands;
 mod report;
@@ -365,12 +367,6 @@ async fn run_async(args: Args) -> Result<()> {
             .collect()
     };
 
-    let (k3rs, etcd) = if args.runs(Part::Requests) {
-        let (k3rs, etcd) = requests(&args, scratch.path(), &filler).await?;
-        (Some(k3rs), Some(etcd))
-    } else {
-        (None, None)
-    };
     let first = if args.runs(Part::FirstCommands) {
         Some(
             first_commands::measure(
@@ -391,6 +387,12 @@ async fn run_async(args: Args) -> Result<()> {
         (None, None)
     };
 
+    let (k3rs, etcd) = if args.runs(Part::Requests) {
+        let (k3rs, etcd) = requests(&args, scratch.path(), &filler).await?;
+        (Some(k3rs), Some(etcd))
+    } else {
+        (None, None)
+    };
     let report = report::Report {
         args: &args,
         machine: crate::machine::Machine::detect(),
@@ -411,22 +413,9 @@ async fn run_async(args: Args) -> Result<()> {
     args.common.output.write("api", &markdown)
 }
 
-/// The soak on a fresh etcd, then on a fresh k3rs.
+/// The soak on a fresh k3rs, then on a fresh etcd.
 async fn soaks(args: &Args, scratch: &Path, filler: &str) -> Result<(soak::Soak, soak::Soak)> {
     let settings = args.soak_settings();
-    let etcd = {
-        let dir = scratch.join("etcd-soak");
-        std::fs::create_dir_all(&dir)?;
-        let (server, client) = crate::etcd::EtcdServer::start(&args.common.etcd, &dir).await?;
-        let watched = soak::Watched {
-            pid: server.pid(),
-            database: soak::etcd_database(&dir.join("data")),
-        };
-        let target = soak::Target::Etcd(Box::new(client.kv_client()));
-        let results = soak::run(target, Some(client), &watched, settings, filler).await;
-        drop(server);
-        results?
-    };
     let k3rs = {
         let dir = scratch.join("k3rs-soak");
         std::fs::create_dir_all(&dir)?;
@@ -450,6 +439,19 @@ async fn soaks(args: &Args, scratch: &Path, filler: &str) -> Result<(soak::Soak,
             database: server.store_dir.clone(),
         };
         let results = soak::run(soak::Target::K3rs(client), None, &watched, settings, filler).await;
+        drop(server);
+        results?
+    };
+    let etcd = {
+        let dir = scratch.join("etcd-soak");
+        std::fs::create_dir_all(&dir)?;
+        let (server, client) = crate::etcd::EtcdServer::start(&args.common.etcd, &dir).await?;
+        let watched = soak::Watched {
+            pid: server.pid(),
+            database: soak::etcd_database(&dir.join("data")),
+        };
+        let target = soak::Target::Etcd(Box::new(client.kv_client()));
+        let results = soak::run(target, Some(client), &watched, settings, filler).await;
         drop(server);
         results?
     };
