@@ -80,15 +80,16 @@ impl Report<'_> {
             let Some(sample) = self.k3rs_soak.or(self.etcd_soak).and_then(&at) else {
                 continue;
             };
-            let minute = sample.at.as_secs_f64() / 60.0;
+            let secs = sample.at.as_secs();
+            let at_time = format!("{}:{:02}", secs / 60, secs % 60);
             let phase = if sample.loaded { "load" } else { "idle" };
             rows.push(Row::new(
-                format!("RSS at {minute:.0} min, {phase} (MiB)"),
+                format!("RSS at {at_time}, {phase} (MiB)"),
                 Better::Lower,
                 move |s: &Soak| at(s).map(|x| x.rss_mib),
             ));
             rows.push(Row::new(
-                format!("database at {minute:.0} min, {phase} (MiB)"),
+                format!("database at {at_time}, {phase} (MiB)"),
                 Better::Lower,
                 move |s: &Soak| at(s).map(|x| x.database_mib),
             ));
