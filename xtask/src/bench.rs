@@ -21,8 +21,10 @@ enum Bench {
     /// Extra arguments go to `k3rs-bench store` (see `cargo xtask bench store --help-bench`).
     Store(BenchArgs),
     /// The k3rs API server (release build) against etcd 3.4 alone: creates/s, get and list
-    /// latency at 10k objects, watch fan-out to 500 watchers, server memory; writes its section
-    /// of docs/benchmarks.md.
+    /// latency at 10k objects, watch fan-out to 500 watchers, server memory, the memory of a
+    /// user's first commands, and a churn soak (RSS and database size every minute during 10
+    /// minutes of mixed load and 2 after; `--soak-load 120` shortens it while developing);
+    /// writes its section of docs/benchmarks.md.
     ///
     /// Extra arguments go to `k3rs-bench api` (see `cargo xtask bench api --help-bench`).
     Api(BenchArgs),

@@ -41,8 +41,8 @@ pub use defaults::apply_defaults;
 pub use field_error::{FieldError, FieldErrorKind, FieldPath};
 pub use fields::{fields_of, FieldSelector, FieldSelectorError};
 pub use openapi::{
-    openapi_v2, openapi_v3_documents, openapi_v3_group_version, openapi_v3_index,
-    CustomResourceSchema,
+    openapi_v2, openapi_v3_documents, openapi_v3_group_version, openapi_v3_group_versions,
+    openapi_v3_index, CustomResourceSchema,
 };
 pub use resources::{builtin_resources, ResourceInfo, Verb};
 pub use selector::{Selector as LabelSelector, SelectorError};

@@ -25,6 +25,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: crate::metrics::Metrics,
     /// The OpenAPI documents of what the API serves.
     pub(crate) openapi: crate::api::OpenApi,
+    /// Watch events decoded and written once for all their watchers.
+    pub(crate) watch_events: Arc<crate::api::SharedEvents>,
     /// Where Service ClusterIPs come from.
     pub(crate) service_cidr: crate::api::ServiceCidr,
     /// The API's port (the `default/kubernetes` Service's target port).
@@ -56,6 +58,7 @@ impl AppState {
             registry: crate::api::Registry::builtin(),
             auth,
             openapi: crate::api::OpenApi::default(),
+            watch_events: Arc::default(),
             metrics: crate::metrics::Metrics::default(),
             bootstrapped: AtomicBool::new(false),
             crds_synced: AtomicBool::new(false),

@@ -1,5 +1,6 @@
 //! A small HTTPS client for the k3rs API: HTTP/2 over rustls with the admin's client
-//! certificate, several connections used round-robin, whole bodies or streamed watch lines.
+//! certificate (or a bearer token), several connections used round-robin, whole bodies or
+//! streamed watch lines.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,23 +25,37 @@ pub(crate) struct Credentials {
     pub(crate) key: std::path::PathBuf,
 }
 
-fn tls_config(credentials: &Credentials) -> Result<rustls::ClientConfig> {
+/// How requests authenticate.
+#[derive(Debug, Clone, Copy)]
+enum Identity<'a> {
+    /// The admin's client certificate.
+    Admin,
+    /// `Authorization: Bearer <token>`, no client certificate.
+    Bearer(&'a str),
+}
+
+fn tls_config(credentials: &Credentials, identity: Identity<'_>) -> Result<rustls::ClientConfig> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&read(&credentials.ca)?) {
         roots.add(cert?)?;
     }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    if let Identity::Bearer(_) = identity {
+        let mut config = builder.with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        return Ok(config);
+    }
     let chain =
         CertificateDer::pem_slice_iter(&read(&credentials.cert)?).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(&read(&credentials.key)?)
         .context("no private key in the admin key file")?;
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)?;
+    let mut config = builder.with_client_auth_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
@@ -53,6 +68,8 @@ pub(crate) struct ApiClient {
     authority: String,
     port: u16,
     credentials: Credentials,
+    /// `Authorization: Bearer …` on every request instead of the client certificate.
+    authorization: Option<http::HeaderValue>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -73,7 +90,34 @@ impl ApiClient {
         credentials: &Credentials,
         connections: usize,
     ) -> Result<ApiClient> {
-        let connector = TlsConnector::from(Arc::new(tls_config(credentials)?));
+        ApiClient::connect_as(port, credentials, connections, Identity::Admin).await
+    }
+
+    /// Connects without a client certificate; every request carries `token` as its bearer
+    /// token (`credentials` gives the CA only).
+    pub(crate) async fn connect_with_token(
+        port: u16,
+        credentials: &Credentials,
+        connections: usize,
+        token: &str,
+    ) -> Result<ApiClient> {
+        ApiClient::connect_as(port, credentials, connections, Identity::Bearer(token)).await
+    }
+
+    async fn connect_as(
+        port: u16,
+        credentials: &Credentials,
+        connections: usize,
+        identity: Identity<'_>,
+    ) -> Result<ApiClient> {
+        let authorization = match identity {
+            Identity::Admin => None,
+            Identity::Bearer(token) => Some(
+                http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .context("a bearer token that is no header value")?,
+            ),
+        };
+        let connector = TlsConnector::from(Arc::new(tls_config(credentials, identity)?));
         let mut senders = Vec::with_capacity(connections);
         for _ in 0..connections.max(1) {
             let tcp = TcpStream::connect(("127.0.0.1", port))
@@ -97,6 +141,7 @@ impl ApiClient {
             authority: format!("localhost:{port}"),
             port,
             credentials: credentials.clone(),
+            authorization,
         })
     }
 
@@ -122,12 +167,15 @@ impl ApiClient {
         content_type: &str,
         body: Bytes,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.authority))
             .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(body))?;
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        let request = request.body(Full::new(body))?;
         let mut sender = self.sender();
         sender.ready().await.context("connection to k3rs closed")?;
         Ok(sender.send_request(request).await?)

@@ -22,12 +22,23 @@ pub(crate) struct K3rsServer {
     pub(crate) credentials: Credentials,
     /// The admin kubeconfig the server wrote.
     pub(crate) kubeconfig: PathBuf,
+    /// The store's directory (`<data-dir>/server/db`).
+    pub(crate) store_dir: PathBuf,
     log: PathBuf,
 }
 
 impl K3rsServer {
     /// Starts `binary server` with its data under `dir` and waits until it is ready.
     pub(crate) async fn start(binary: &Path, dir: &Path) -> Result<K3rsServer> {
+        K3rsServer::start_with(binary, dir, &[]).await
+    }
+
+    /// [`K3rsServer::start`] with more flags for `k3rs server`.
+    pub(crate) async fn start_with(
+        binary: &Path,
+        dir: &Path,
+        flags: &[String],
+    ) -> Result<K3rsServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port")?
@@ -44,6 +55,7 @@ impl K3rsServer {
             .args(["--bind-address", "127.0.0.1", "--node-name", "bench"])
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -60,6 +72,7 @@ impl K3rsServer {
                 key: tls.join("client-admin.key"),
             },
             kubeconfig,
+            store_dir: data.join("server").join("db"),
             log,
         };
         server.wait_ready().await?;
@@ -119,6 +132,24 @@ pub(crate) fn rss_mib(pid: u32) -> Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// The bytes of every file under `path` (0 if it does not exist).
+pub(crate) fn disk_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| disk_bytes(&entry.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// CPU time (user and system) process `pid` has used so far, in seconds.
 pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -158,5 +189,16 @@ mod tests {
         assert!(x > 0);
         assert!(cpu_seconds(pid).unwrap() > start);
         assert!(rss_mib(pid).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn disk_bytes_adds_up_a_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub").join("b"), [0u8; 23]).unwrap();
+        assert_eq!(disk_bytes(dir.path()), 123);
+        assert_eq!(disk_bytes(&dir.path().join("a")), 100);
+        assert_eq!(disk_bytes(&dir.path().join("missing")), 0);
     }
 }

@@ -29,20 +29,24 @@ struct Watcher {
     prefix: String,
     /// Events at or below this revision were asked not to be sent (a watch from the future).
     after: Revision,
-    tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
+    tx: mpsc::Sender<Result<Arc<WatchEvent>, StoreError>>,
     too_slow: Arc<AtomicBool>,
 }
 
 impl WatchRegistry {
     /// Delivers `events` (in revision order) to every interested watcher without blocking: a
     /// watcher whose buffer is full is dropped and told so when its stream ends.
-    pub(crate) fn dispatch(&mut self, events: &[WatchEvent]) {
+    pub(crate) fn dispatch(&mut self, events: Vec<WatchEvent>) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let events: Vec<Arc<WatchEvent>> = events.into_iter().map(Arc::new).collect();
         self.watchers.retain(|watcher| {
             let wanted = events
                 .iter()
                 .filter(|e| e.revision > watcher.after && e.kv.key.starts_with(&watcher.prefix));
             for event in wanted {
-                match watcher.tx.try_send(Ok(event.clone())) {
+                match watcher.tx.try_send(Ok(Arc::clone(event))) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         watcher.too_slow.store(true, Ordering::SeqCst);
@@ -80,7 +84,10 @@ pub(crate) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> Wat
     futures::stream::unfold(Some((rx, too_slow, prefix)), |state| async move {
         let (mut rx, too_slow, prefix) = state?;
         match rx.recv().await {
-            Some(Ok(event)) => Some((Ok(event), Some((rx, too_slow, prefix)))),
+            Some(Ok(event)) => Some((
+                Ok(Arc::unwrap_or_clone(event)),
+                Some((rx, too_slow, prefix)),
+            )),
             Some(Err(err)) => Some((Err(err), None)),
             None if too_slow.load(Ordering::SeqCst) => {
                 Some((Err(StoreError::WatcherTooSlow { prefix }), None))
@@ -96,7 +103,7 @@ async fn catch_up(
     shared: Weak<Shared>,
     prefix: String,
     mut next: Revision,
-    tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
+    tx: mpsc::Sender<Result<Arc<WatchEvent>, StoreError>>,
     too_slow: Arc<AtomicBool>,
 ) {
     loop {
@@ -141,7 +148,7 @@ async fn catch_up(
         match read {
             Ok(events) => {
                 for event in events {
-                    if tx.send(Ok(event)).await.is_err() {
+                    if tx.send(Ok(Arc::new(event))).await.is_err() {
                         return;
                     }
                 }

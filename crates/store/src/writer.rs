@@ -292,7 +292,7 @@ impl Writer {
             if let Some(last) = events.last() {
                 let mut watchers = self.shared.lock_watchers();
                 self.shared.publish_durable(last.revision);
-                watchers.dispatch(&events);
+                watchers.dispatch(std::mem::take(&mut events));
             }
         }
         for reply in held {

@@ -419,6 +419,19 @@ pub fn openapi_v3_group_version(
     (!served.is_empty()).then(|| v3_document(&served, group, version))
 }
 
+/// Every served group-version as `(path, group, version)`, the path as [`group_version_path`]
+/// writes it, in first-seen order: what the API server builds its documents from, one at a
+/// time ([`openapi_v3_group_version`]), so that no more than one document's tree is alive.
+pub fn openapi_v3_group_versions(
+    resources: &[ResourceInfo],
+    extra: &[CustomResourceSchema],
+) -> Vec<(String, String, String)> {
+    group_versions(&all_served(resources, extra))
+        .into_iter()
+        .map(|(group, version)| (group_version_path(&group, &version), group, version))
+        .collect()
+}
+
 /// Every group-version's OpenAPI 3.0 document, keyed by [`group_version_path`]
 /// (`api/v1`, `apis/apps/v1`, …): what the API server caches and serves.
 pub fn openapi_v3_documents(

@@ -546,3 +546,23 @@ fn custom_resources_appear_in_both_documents() {
     let before = openapi_v3_index(&resources, &[]);
     assert_eq!(before["paths"]["api/v1"], index["paths"]["api/v1"]);
 }
+
+/// The API server builds its v3 documents one group-version at a time from this list: it names
+/// every document, in the index's paths, and each one built alone is the same document.
+#[test]
+fn group_versions_name_every_document_and_each_builds_alone() {
+    let resources = builtin_resources();
+    let documents = openapi_v3_documents(&resources, &[]);
+    let listed = openapi_v3_group_versions(&resources, &[]);
+    let paths: std::collections::BTreeSet<&String> = listed.iter().map(|(path, ..)| path).collect();
+    assert_eq!(paths, documents.keys().collect());
+    assert_eq!(listed.len(), documents.len(), "each group-version once");
+    for (path, group, version) in &listed {
+        assert_eq!(group_version_path(group, version), *path);
+        assert_eq!(
+            openapi_v3_group_version(&resources, group, version, &[]).as_ref(),
+            documents.get(path),
+            "{path}"
+        );
+    }
+}

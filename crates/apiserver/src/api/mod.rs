@@ -25,6 +25,7 @@ pub(crate) mod query;
 mod registry;
 mod scale;
 mod selection;
+mod shared_events;
 mod strategy;
 mod table;
 pub(crate) mod target;
@@ -45,6 +46,7 @@ pub(crate) use error::ApiError;
 pub(crate) use namespaces::bootstrap;
 pub(crate) use openapi::OpenApi;
 pub(crate) use registry::Registry;
+pub(crate) use shared_events::SharedEvents;
 
 use crate::response::{json, json_with_type, ResponseBody};
 use crate::routes::AppState;

@@ -1,20 +1,27 @@
 //! `/openapi/v2` (JSON or gnostic protobuf) and `/openapi/v3[/<group-version>]` (JSON): the
-//! documents of `k3rs-api`, built once per set of served resources and served as bytes with
-//! their hash as ETag, negotiated as kube-openapi's handlers negotiate them.
+//! documents of `k3rs-api`, each built on first request for the current set of served resources
+//! and kept only as serialized bytes with their hash as ETag, negotiated as kube-openapi's
+//! handlers negotiate them.
+//!
+//! Memory: a document's JSON tree is many times the size of its bytes, so trees live only while
+//! one document is serialized; the v3 index builds the group-versions one after another and keeps
+//! only their hashes, and a group-version's bytes are kept once a client asked for it (`kubectl
+//! explain pod` costs `api/v1`, not every group-version and v2).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use k3rs_api::openapi::{
-    content_hash, document_hash, openapi_v2, openapi_v2_protobuf, openapi_v3_documents,
-    openapi_v3_index_of,
+    content_hash, openapi_v2, openapi_v2_protobuf, openapi_v3_group_version,
+    openapi_v3_group_versions,
 };
+use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::registry::Registry;
+use super::registry::{CustomSet, Registry};
 use crate::response::ResponseBody;
 
 /// The v2 protobuf media type kubectl and client-go ask for (`openAPIV2mimePb`; kube-openapi
@@ -22,33 +29,80 @@ use crate::response::ResponseBody;
 const V2_PROTOBUF_DEPRECATED: &str = "com.github.proto-openapi.spec.v2@v1.0+protobuf";
 const V2_PROTOBUF: &str = "com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-/// The documents, serialized.
+/// One serialized document and its hash (kube-openapi's ETag: SHA-512 of the JSON).
+#[derive(Debug, Clone)]
+struct Serialized {
+    bytes: Bytes,
+    hash: String,
+}
+
+impl Serialized {
+    /// Serializes `document`; its tree is dropped by the caller right after.
+    fn of(document: &Value) -> Serialized {
+        let bytes = serde_json::to_vec(document).unwrap_or_default();
+        Serialized {
+            hash: content_hash(&bytes),
+            bytes: Bytes::from(bytes),
+        }
+    }
+}
+
+/// A group-version of the v3 index: where its document comes from and the document's hash.
+#[derive(Debug)]
+struct GroupVersion {
+    group: String,
+    version: String,
+    hash: String,
+}
+
+/// The v3 index: its own bytes and, per group-version path (`api/v1`, `apis/apps/v1`), what
+/// the group-version's document is built from.
+#[derive(Debug)]
+struct V3Index {
+    document: Serialized,
+    group_versions: BTreeMap<String, GroupVersion>,
+}
+
+/// The documents of one set of served resources, each built when first asked for.
 #[derive(Debug)]
 struct Documents {
-    v2: Bytes,
-    /// The ETag of both forms of v2: the hash of the JSON, as kube-openapi (`Vary: Accept`
-    /// tells caches the forms apart).
-    v2_hash: String,
-    /// v2 as gnostic's `openapi.v2.Document`, encoded from `v2` when first asked for (most
-    /// clients never do) and dropped with the rest when the served CRDs change, so both forms
-    /// always describe the same set.
+    resources: Vec<k3rs_api::ResourceInfo>,
+    custom: Arc<CustomSet>,
+    v2: OnceLock<Serialized>,
+    /// v2 as gnostic's `openapi.v2.Document`, encoded from the JSON bytes when first asked for
+    /// (most clients never do), so both forms always describe the same set.
     v2_protobuf: OnceLock<Bytes>,
-    v3_index: Bytes,
-    v3_index_hash: String,
-    /// Group-version path (`api/v1`, `apis/apps/v1`) → (bytes, hash).
-    v3: BTreeMap<String, (Bytes, String)>,
+    v3_index: OnceLock<V3Index>,
+    /// The group-versions clients asked for, by path.
+    v3: Mutex<BTreeMap<String, Serialized>>,
 }
 
 impl Documents {
+    fn new(registry: &Registry, custom: Arc<CustomSet>) -> Documents {
+        Documents {
+            resources: registry.builtins().iter().map(|r| (**r).clone()).collect(),
+            custom,
+            v2: OnceLock::new(),
+            v2_protobuf: OnceLock::new(),
+            v3_index: OnceLock::new(),
+            v3: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn v2(&self) -> &Serialized {
+        self.v2
+            .get_or_init(|| Serialized::of(&openapi_v2(&self.resources, &self.custom.schemas)))
+    }
+
     fn v2_protobuf(&self) -> Bytes {
         self.v2_protobuf
             .get_or_init(|| {
                 // The JSON tree lives only while it is encoded; the bytes are what is kept.
-                let document = match serde_json::from_slice(&self.v2) {
+                let document = match serde_json::from_slice(&self.v2().bytes) {
                     Ok(document) => document,
                     Err(err) => {
                         tracing::error!(error = %err, "openapi v2: the served JSON does not parse");
-                        serde_json::Value::Null
+                        Value::Null
                     }
                 };
                 let encoded = openapi_v2_protobuf(&document);
@@ -63,10 +117,71 @@ impl Documents {
             })
             .clone()
     }
+
+    fn group_version(&self, group: &str, version: &str) -> Option<Serialized> {
+        openapi_v3_group_version(&self.resources, group, version, &self.custom.schemas)
+            .map(|document| Serialized::of(&document))
+    }
+
+    /// The index, with every group-version's hash: each document is built, hashed and dropped
+    /// in turn, so no more than one tree is alive.
+    fn v3_index(&self) -> &V3Index {
+        self.v3_index.get_or_init(|| {
+            let mut group_versions = BTreeMap::new();
+            for (path, group, version) in
+                openapi_v3_group_versions(&self.resources, &self.custom.schemas)
+            {
+                let Some(document) = self.group_version(&group, &version) else {
+                    continue;
+                };
+                group_versions.insert(
+                    path,
+                    GroupVersion {
+                        group,
+                        version,
+                        hash: document.hash,
+                    },
+                );
+            }
+            let paths: serde_json::Map<String, Value> = group_versions
+                .iter()
+                .map(|(path, gv)| {
+                    let url = format!("/openapi/v3/{path}?hash={}", gv.hash);
+                    (path.clone(), json!({"serverRelativeURL": url}))
+                })
+                .collect();
+            V3Index {
+                document: Serialized::of(&json!({"paths": paths})),
+                group_versions,
+            }
+        })
+    }
+
+    /// The document of the group-version at `path`, kept once built; `None` if nothing is
+    /// served there.
+    fn v3(&self, path: &str) -> Option<Serialized> {
+        if let Some(built) = self.v3.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            return Some(built.clone());
+        }
+        let gv = self.v3_index().group_versions.get(path)?;
+        let built = self.group_version(&gv.group, &gv.version)?;
+        if built.hash != gv.hash {
+            // The documents are a pure function of the served set: a difference is a bug.
+            tracing::error!(
+                path,
+                "openapi v3: a document differs from the one its index hashed"
+            );
+        }
+        self.v3
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned(), built.clone());
+        Some(built)
+    }
 }
 
-/// The documents, built on first use and rebuilt when the served CRDs change (the registry's
-/// custom revision moves).
+/// The documents of the served resources, replaced (and so built anew on request) when the
+/// served CRDs change (the registry's custom revision moves).
 #[derive(Debug, Default)]
 pub(crate) struct OpenApi {
     built: RwLock<Option<(u64, Arc<Documents>)>>,
@@ -92,27 +207,10 @@ impl OpenApi {
                 return Arc::clone(built);
             }
         }
-        let resources: Vec<k3rs_api::ResourceInfo> =
-            registry.builtins().iter().map(|r| (**r).clone()).collect();
-        let crds = &custom.schemas;
-        let v3_docs = openapi_v3_documents(&resources, crds);
-        let to_bytes =
-            |value: &serde_json::Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
-        let v2 = to_bytes(&openapi_v2(&resources, crds));
-        let v3_index = to_bytes(&openapi_v3_index_of(&v3_docs));
-        let built = Arc::new(Documents {
-            v2_hash: content_hash(&v2),
-            v2,
-            v2_protobuf: OnceLock::new(),
-            v3_index_hash: content_hash(&v3_index),
-            v3_index,
-            v3: v3_docs
-                .iter()
-                .map(|(path, doc)| (path.clone(), (to_bytes(doc), document_hash(doc))))
-                .collect(),
-        });
+        let revision = custom.revision;
+        let built = Arc::new(Documents::new(registry, custom));
         *self.built.write().unwrap_or_else(|p| p.into_inner()) =
-            Some((custom.revision, Arc::clone(&built)));
+            Some((revision, Arc::clone(&built)));
         built
     }
 
@@ -130,44 +228,47 @@ impl OpenApi {
             let form = negotiate(accept, &[V2_PROTOBUF_DEPRECATED, V2_PROTOBUF])
                 .ok_or_else(ApiError::not_acceptable_generic)?;
             let docs = self.documents(registry);
+            let v2 = docs.v2();
             let (bytes, content_type) = match form {
-                Form::Json => (docs.v2.clone(), "application/json"),
+                Form::Json => (v2.bytes.clone(), "application/json"),
                 Form::Protobuf => (
                     docs.v2_protobuf(),
                     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                 ),
             };
-            let mut response = document_response(bytes, content_type, &docs.v2_hash, headers);
+            // Both forms have the JSON's hash as ETag, as kube-openapi (`Vary: Accept`).
+            let mut response = document_response(bytes, content_type, &v2.hash, headers);
             vary_accept(&mut response);
             return Ok(response);
         }
         if rest == "v3" {
             // The index is JSON whatever the client accepts, as upstream's.
             let docs = self.documents(registry);
+            let index = &docs.v3_index().document;
             return Ok(document_response(
-                docs.v3_index.clone(),
+                index.bytes.clone(),
                 "application/json",
-                &docs.v3_index_hash,
+                &index.hash,
                 headers,
             ));
         }
         let group_version = rest.strip_prefix("v3/").ok_or_else(ApiError::no_route)?;
         let docs = self.documents(registry);
-        let (bytes, hash) = docs.v3.get(group_version).ok_or_else(ApiError::no_route)?;
+        let Serialized { bytes, hash } = docs.v3(group_version).ok_or_else(ApiError::no_route)?;
         // Only JSON: the v3 protobuf form (gnostic's `openapi.v3.Document`) is asked for by no
         // client k3rs serves (kubectl, client-go's `openapi3`, the Python client read JSON), so
         // an Accept that allows nothing else is a 406 rather than JSON under another name.
         negotiate(accept, &[]).ok_or_else(ApiError::not_acceptable_generic)?;
         let requested = query_value(parts.uri.query(), "hash");
         if let Some(requested) = requested.as_deref().filter(|h| !h.is_empty()) {
-            if requested != hash {
+            if requested != hash.as_str() {
                 // A stale link from an older index: upstream sends the client to the current one.
                 return Ok(redirect(&format!(
                     "/openapi/v3/{group_version}?hash={hash}"
                 )));
             }
         }
-        let mut response = document_response(bytes.clone(), "application/json", hash, headers);
+        let mut response = document_response(bytes, "application/json", &hash, headers);
         vary_accept(&mut response);
         if requested.is_some_and(|h| !h.is_empty()) {
             // Content addressed by its hash never changes.

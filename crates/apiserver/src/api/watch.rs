@@ -1,5 +1,6 @@
 //! `watch=1`: a stream of JSON lines (`{"type":"ADDED","object":{...}}`), from the store's watch,
-//! with initial events, bookmarks, selector transitions and timeouts as upstream.
+//! with initial events, bookmarks, selector transitions and timeouts as upstream. An event is
+//! decoded and written once for all its watchers ([`super::shared_events`]).
 
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::list::collect;
-use super::objects::{collection_prefix, decode, set_resource_version};
+use super::objects::collection_prefix;
 use super::partial;
 use super::selection::Selection;
+use super::shared_events::{DecodedEvent, SharedEvents, Source};
 use super::table::{self, TableOptions};
 use super::{Call, Format};
 use crate::response::ResponseBody;
@@ -94,6 +96,7 @@ pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, Api
     // A watch is long-running: at shutdown it ends (as kube-apiserver ends its watches) so that
     // its connection can close; the client lists and watches again elsewhere.
     let mut shutdown = call.state.shutdown.subscribe();
+    let shared = std::sync::Arc::clone(&call.state.watch_events);
     tokio::spawn(async move {
         for frame in encoded {
             if tx.send(frame).await.is_err() {
@@ -121,8 +124,8 @@ pub(crate) async fn watch(call: &Call<'_>) -> Result<Response<ResponseBody>, Api
                     None => return,
                     Some(Ok(event)) => {
                         latest = event.revision;
-                        if let Some(out) = watch_call.translate(&event) {
-                            if tx.send(line(&out)).await.is_err() {
+                        if let Some(out) = watch_call.line_of(&event, &shared) {
+                            if tx.send(out).await.is_err() {
                                 return;
                             }
                         }
@@ -237,26 +240,49 @@ impl WatchCall {
     /// stops matching is ADDED or DELETED, as upstream's watch cache reports it. A DELETED
     /// event carries the object's previous content (the last the watcher was shown) with the
     /// event's resourceVersion, as upstream's `cacheWatcher.convertToWatchEvent` does.
-    fn translate(&self, event: &WatchEvent) -> Option<Value> {
-        let decode_kv = |kv: &k3rs_store::KeyValue| decode(&self.resource, kv).ok();
-        let current = decode_kv(&event.kv)?;
-        let previous = event.prev.as_ref().and_then(decode_kv);
-        let now = self.selection.matches(&current);
-        let before = previous.as_ref().is_some_and(|p| self.selection.matches(p));
-        let (kind, mut object) = match event.kind {
-            EventKind::Created if now => ("ADDED", current),
-            EventKind::Modified if now && before => ("MODIFIED", current),
-            EventKind::Modified if now => ("ADDED", current),
-            EventKind::Modified | EventKind::Deleted if before => {
-                ("DELETED", previous.unwrap_or(current))
-            }
+    fn choose(&self, decoded: &DecodedEvent, event: &WatchEvent) -> Option<(&'static str, Source)> {
+        let current = decoded.current.as_ref()?;
+        let now = self.selection.matches(current);
+        let before = decoded
+            .previous
+            .as_ref()
+            .is_some_and(|p| self.selection.matches(p));
+        let previous_or_current = if decoded.previous.is_some() {
+            Source::Previous
+        } else {
+            Source::Current
+        };
+        Some(match event.kind {
+            EventKind::Created if now => ("ADDED", Source::Current),
+            EventKind::Modified if now && before => ("MODIFIED", Source::Current),
+            EventKind::Modified if now => ("ADDED", Source::Current),
+            EventKind::Modified | EventKind::Deleted if before => ("DELETED", previous_or_current),
             // A delete without the previous value (the store always has it) still reports the
             // last value the store holds.
-            EventKind::Deleted if now => ("DELETED", current),
+            EventKind::Deleted if now => ("DELETED", Source::Current),
             _ => return None,
-        };
-        set_resource_version(&mut object, event.revision);
-        Some(self.render(kind, object))
+        })
+    }
+
+    /// The event as a JSON value (what [`Self::line_of`] writes).
+    #[cfg(test)]
+    fn translate(&self, event: &WatchEvent) -> Option<Value> {
+        let decoded = SharedEvents::default().decoded(&self.resource, event);
+        let (kind, source) = self.choose(&decoded, event)?;
+        Some(self.render(kind, decoded.object(source)?.clone()))
+    }
+
+    /// The event's line, shared with every other watcher of the same resource version that
+    /// sees it the same way (a Table's line depends on the watch's options: written per watch).
+    fn line_of(&self, event: &WatchEvent, shared: &SharedEvents) -> Option<Bytes> {
+        let decoded = shared.decoded(&self.resource, event);
+        let (kind, source) = self.choose(&decoded, event)?;
+        let object = decoded.object(source)?;
+        let write = || line(&self.render(kind, object.clone()));
+        Some(match self.format {
+            Format::Table => write(),
+            format => decoded.line(kind, source, format, write),
+        })
     }
 }
 

@@ -10,11 +10,19 @@
 //! 3. gets of random objects, lists of all of them (p50/p99);
 //! 4. watch fan-out: `--watchers` watches of the namespace, then updates of one object one after
 //!    another; latency from issuing the update to each watcher's event, and to the last watcher's;
-//!    then the memory again, with the watchers open.
+//!    then the memory again, with the watchers open;
+//! 5. (k3rs only) a fresh server's memory before and after a user's first commands
+//!    (`first_commands.rs`);
+//! 6. the churn soak (`soak.rs`): minutes of mixed load then idle on a fresh server, memory and
+//!    database size sampled all along.
+//!
+//! Parts 5 and 6 run first (each on fresh servers), so that a long run fails early.
 
+mod first_commands;
 mod report;
+mod soak;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,11 +62,63 @@ pub(crate) struct Args {
     /// Updates each watcher must see.
     #[arg(long, default_value_t = 50)]
     watch_events: usize,
+    /// kubectl, for a user's first commands (`kubectl explain pod`, `kubectl apply`).
+    #[arg(long, default_value = "kubectl")]
+    kubectl: PathBuf,
+    /// Seconds of idle after the first commands before the server's RSS is read.
+    #[arg(long, default_value_t = 30)]
+    first_commands_idle: u64,
+    /// Seconds of mixed load in the churn soak (600 for the recorded numbers; less while
+    /// developing).
+    #[arg(long, default_value_t = 600)]
+    soak_load: u64,
+    /// Seconds the soak goes on sampling after the load.
+    #[arg(long, default_value_t = 120)]
+    soak_idle: u64,
+    /// Seconds between the soak's samples.
+    #[arg(long, default_value_t = 60)]
+    soak_sample: u64,
+    /// Requests per second of the soak's load, over its 8 connections.
+    #[arg(long, default_value_t = 1100)]
+    soak_rate: u64,
+    /// History compaction interval of both sides during the soak, in seconds (k3rs's
+    /// `--etcd-compaction-interval`; kube-apiserver's default is 300).
+    #[arg(long, default_value_t = 300)]
+    soak_compaction: u64,
+    /// Run only these parts (while developing): `requests` (creates, gets, lists, watches),
+    /// `first-commands`, `soak`. The section of docs/benchmarks.md is written only by a run
+    /// of all three.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Part>,
     /// The k3rs binary (a release build: `cargo xtask bench api` builds it).
     #[arg(long, default_value = "target/release/k3rs")]
     k3rs: PathBuf,
     #[command(flatten)]
     common: crate::report::Common,
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Requests,
+    FirstCommands,
+    Soak,
+}
+
+impl Args {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+
+    fn soak_settings(&self) -> soak::Settings {
+        soak::Settings {
+            load: Duration::from_secs(self.soak_load),
+            idle: Duration::from_secs(self.soak_idle),
+            sample_every: Duration::from_secs(self.soak_sample.max(1)),
+            rate: self.soak_rate,
+            compaction: Duration::from_secs(self.soak_compaction),
+        }
+    }
 }
 
 /// Bytes of the filler value in every object.
@@ -307,8 +367,117 @@ async fn run_async(args: Args) -> Result<()> {
             .collect()
     };
 
+    let first = if args.runs(Part::FirstCommands) {
+        Some(
+            first_commands::measure(
+                &args.k3rs,
+                &args.kubectl,
+                &scratch.path().join("k3rs-first-commands"),
+                Duration::from_secs(args.first_commands_idle),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let (k3rs_soak, etcd_soak) = if args.runs(Part::Soak) {
+        let (k3rs, etcd) = soaks(&args, scratch.path(), &filler).await?;
+        (Some(k3rs), Some(etcd))
+    } else {
+        (None, None)
+    };
+
+    let (k3rs, etcd) = if args.runs(Part::Requests) {
+        let (k3rs, etcd) = requests(&args, scratch.path(), &filler).await?;
+        (Some(k3rs), Some(etcd))
+    } else {
+        (None, None)
+    };
+    let report = report::Report {
+        args: &args,
+        machine: crate::machine::Machine::detect(),
+        filesystem: crate::machine::filesystem_of(scratch.path()),
+        etcd_version: crate::etcd::version(&args.common.etcd).unwrap_or_else(|_| "3.4".to_owned()),
+        k3rs: k3rs.as_ref(),
+        etcd: etcd.as_ref(),
+        first,
+        k3rs_soak: k3rs_soak.as_ref(),
+        etcd_soak: etcd_soak.as_ref(),
+    };
+    let markdown = report.render();
+    println!("{markdown}");
+    if !args.only.is_empty() {
+        eprintln!("--only: docs/benchmarks.md not written");
+        return Ok(());
+    }
+    args.common.output.write("api", &markdown)
+}
+
+/// The soak on a fresh k3rs, then on a fresh etcd.
+async fn soaks(args: &Args, scratch: &Path, filler: &str) -> Result<(soak::Soak, soak::Soak)> {
+    let settings = args.soak_settings();
+    let k3rs = {
+        let dir = scratch.join("k3rs-soak");
+        std::fs::create_dir_all(&dir)?;
+        let flags = [format!(
+            "--etcd-compaction-interval={}s",
+            args.soak_compaction
+        )];
+        let server = server::K3rsServer::start_with(&args.k3rs, &dir, &flags).await?;
+        let admin = ApiClient::connect(server.port, &server.credentials, 1).await?;
+        create_namespace(&admin).await?;
+        let token = soak::bearer_token(&admin).await?;
+        let client = ApiClient::connect_with_token(
+            server.port,
+            &server.credentials,
+            soak::CONNECTIONS,
+            &token,
+        )
+        .await?;
+        let watched = soak::Watched {
+            pid: server.pid(),
+            database: server.store_dir.clone(),
+        };
+        let results = soak::run(soak::Target::K3rs(client), None, &watched, settings, filler).await;
+        drop(server);
+        results?
+    };
     let etcd = {
-        let dir = scratch.path().join("etcd");
+        let dir = scratch.join("etcd-soak");
+        std::fs::create_dir_all(&dir)?;
+        let (server, client) = crate::etcd::EtcdServer::start(&args.common.etcd, &dir).await?;
+        let watched = soak::Watched {
+            pid: server.pid(),
+            database: soak::etcd_database(&dir.join("data")),
+        };
+        let target = soak::Target::Etcd(Box::new(client.kv_client()));
+        let results = soak::run(target, Some(client), &watched, settings, filler).await;
+        drop(server);
+        results?
+    };
+    Ok((k3rs, etcd))
+}
+
+/// Creates the benchmark's namespace on a k3rs server.
+async fn create_namespace(client: &ApiClient) -> Result<()> {
+    let namespace = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE},
+    });
+    client
+        .call(
+            Method::POST,
+            "/api/v1/namespaces",
+            "application/json",
+            Bytes::from(namespace.to_string()),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates, gets, lists and watches on etcd, then on k3rs.
+async fn requests(args: &Args, scratch: &Path, filler: &str) -> Result<(Results, Results)> {
+    let etcd = {
+        let dir = scratch.join("etcd");
         std::fs::create_dir_all(&dir)?;
         let (server, client) = crate::etcd::EtcdServer::start(&args.common.etcd, &dir).await?;
         let max = 256 << 20;
@@ -317,13 +486,13 @@ async fn run_async(args: Args) -> Result<()> {
             client.watch_client().max_decoding_message_size(max),
         )));
         let pid = server.pid();
-        let results = workload(side, pid, &args, &filler).await;
+        let results = workload(side, pid, args, filler).await;
         drop(server);
         results?
     };
 
     let k3rs = {
-        let dir = scratch.path().join("k3rs");
+        let dir = scratch.join("k3rs");
         std::fs::create_dir_all(&dir)?;
         let server = server::K3rsServer::start(&args.k3rs, &dir).await?;
         let connections = args
@@ -334,30 +503,12 @@ async fn run_async(args: Args) -> Result<()> {
             .unwrap_or(1)
             .max(FILL_CLIENTS);
         let client = ApiClient::connect(server.port, &server.credentials, connections).await?;
-        client
-            .call(
-                Method::POST,
-                "/api/v1/namespaces",
-                "application/json",
-                Bytes::from(format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{NAMESPACE}"}}}}"#)),
-            )
-            .await?;
-        let results = workload(Side::K3rs(client), server.pid(), &args, &filler).await;
+        create_namespace(&client).await?;
+        let results = workload(Side::K3rs(client), server.pid(), args, filler).await;
         drop(server);
         results?
     };
-
-    let report = report::Report {
-        args: &args,
-        machine: crate::machine::Machine::detect(),
-        filesystem: crate::machine::filesystem_of(scratch.path()),
-        etcd_version: crate::etcd::version(&args.common.etcd).unwrap_or_else(|_| "3.4".to_owned()),
-        k3rs: &k3rs,
-        etcd: &etcd,
-    };
-    let markdown = report.render();
-    println!("{markdown}");
-    args.common.output.write("api", &markdown)
+    Ok((k3rs, etcd))
 }
 
 async fn workload(side: Side, pid: u32, args: &Args, filler: &str) -> Result<Results> {
