@@ -300,6 +300,26 @@ fn patches_that_do_not_decode_are_reported_in_upstreams_words_and_change_nothing
                 ],
             )
         };
+        // The deployment controller's writes (ReplicaSet created, revision, status) end with
+        // the status counting the new ReplicaSet's pod; only then is the Deployment left alone.
+        let settled = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while kubectl.ok(
+            server,
+            &[
+                "get",
+                "deployment",
+                &deploy,
+                "-o",
+                "jsonpath={.status.updatedReplicas}",
+            ],
+        )? != "1"
+        {
+            ensure!(
+                std::time::Instant::now() < settled,
+                "the deployment controller never reported the new ReplicaSet"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         let (deploy_version, cm_version) =
             (version("deployment", &deploy)?, version("configmap", &cm)?);
         // kubectl words a 422 without kind or name as "The request is invalid".
