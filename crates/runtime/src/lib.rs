@@ -22,6 +22,8 @@
 //!   component name, reported as down in [`health::Health`], and restarted with back-off — never a
 //!   silently frozen cache.
 
+#![forbid(unsafe_code)]
+
 pub mod backoff;
 pub mod cache;
 pub mod client;
