@@ -48,7 +48,7 @@ use std::sync::Arc;
 pub use error::Error;
 use k3rs_runtime::health::Health;
 use k3rs_runtime::informer::Informers;
-use k3rs_runtime::supervisor::Supervised;
+use k3rs_runtime::supervisor::{supervise, Supervised};
 pub use k3rs_runtime::Identity;
 use k3rs_runtime::{client, Runtime};
 
@@ -141,13 +141,24 @@ impl Controllers {
             // Last: it reuses the typed informers the others created.
             gc::start(&ctx),
         ];
-        tasks.push(Supervised(tokio::spawn({
-            let informers = informers.clone();
-            async move {
-                client::wait_ready(informers.client()).await;
-                informers.start();
-            }
-        })));
+        // Supervised like the rest: should it panic, it is reported and run again (starting
+        // the informers twice starts nothing twice). It then stays, so that it never counts
+        // as ended.
+        tasks.push(Supervised(supervise(
+            "controllers start-up".to_owned(),
+            health.clone(),
+            {
+                let informers = informers.clone();
+                move || {
+                    let informers = informers.clone();
+                    async move {
+                        client::wait_ready(informers.client()).await;
+                        informers.start();
+                        std::future::pending::<()>().await;
+                    }
+                }
+            },
+        )));
         Ok(Self {
             _informers: informers,
             health,

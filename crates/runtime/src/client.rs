@@ -119,7 +119,10 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
 /// rather than refused. (Not `/readyz`: its 500s before then would be logged as errors by the
 /// client.)
 pub async fn wait_ready(client: &kube::Client) {
-    let mut delay = std::time::Duration::from_millis(50);
+    let mut delays = crate::backoff::delays(crate::backoff::exponential(
+        READY_FIRST_RETRY,
+        READY_MAX_RETRY,
+    ));
     loop {
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
             kube::Api::all(client.clone());
@@ -130,7 +133,11 @@ pub async fn wait_ready(client: &kube::Client) {
         {
             return;
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        tokio::time::sleep(delays.next().unwrap_or(READY_MAX_RETRY)).await;
     }
 }
+
+/// The first delay of [`wait_ready`]'s retries, doubling up to [`READY_MAX_RETRY`].
+const READY_FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest delay of [`wait_ready`]'s retries.
+const READY_MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
