@@ -96,13 +96,17 @@ pub(crate) struct Context {
     pub(crate) ca_pem: Arc<str>,
 }
 
-/// The running controllers; dropping this stops them.
+/// The running controllers; [`Controllers::stop`] stops them and waits, dropping this stops
+/// them without waiting.
 #[derive(Debug)]
 pub struct Controllers {
-    _informers: Arc<Informers>,
+    informers: Arc<Informers>,
     health: Arc<Health>,
-    _tasks: Vec<Supervised>,
+    tasks: Vec<Supervised>,
 }
+
+/// How long [`Controllers::stop`] waits for the runtime to drop the aborted tasks.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Controllers {
     /// Starts every controller. They wait (retrying with back-off) until the API server
@@ -160,10 +164,32 @@ impl Controllers {
             },
         )));
         Ok(Self {
-            _informers: informers,
+            informers,
             health,
-            _tasks: tasks,
+            tasks,
         })
+    }
+
+    /// Stops every controller, the scheduler and the informers, and returns once all of their
+    /// tasks are gone, so none of their requests or watches is in flight: the API server can
+    /// stop after this without the controllers' clients logging broken connections.
+    pub async fn stop(self) {
+        let Self {
+            informers,
+            health,
+            tasks,
+        } = self;
+        for task in tasks {
+            task.stop().await;
+        }
+        informers.abort();
+        drop(informers);
+        if tokio::time::timeout(STOP_TIMEOUT, health.wait_stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?STOP_TIMEOUT, "controller tasks still running; stopping anyway");
+        }
     }
 
     /// The health of the controllers' informers and workers (for `/readyz`).

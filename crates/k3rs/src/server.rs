@@ -191,7 +191,8 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
-    drop(controllers);
+    // Every controller task gone before the API server stops: no watch of theirs breaks.
+    controllers.stop().await;
     let _ = stop.send(());
     serving.await.context("the API server task failed")??;
     drop(store);
