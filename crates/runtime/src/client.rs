@@ -111,7 +111,70 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
         source,
     })?;
     config.headers.push((USER_AGENT, agent));
-    kube::Client::try_from(config).map_err(|source| ClientError::Build { program, source })
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|source| ClientError::Build { program, source })?;
+    Ok(builder
+        .with_layer(&ComponentSpanLayer::new(program))
+        .build())
+}
+
+/// Runs every request of a component's client inside an ERROR-level `client{component=…}`
+/// span (enabled whenever errors are logged), around kube's own `HTTP` span: a failed request
+/// is logged as `client{component=kube-scheduler}:HTTP{…}: … failed with error …`, naming who
+/// sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct ComponentSpanLayer {
+    component: &'static str,
+}
+
+impl ComponentSpanLayer {
+    /// A layer naming `component` (`kube-controller-manager`, `kube-scheduler`).
+    pub fn new(component: &'static str) -> Self {
+        Self { component }
+    }
+}
+
+impl<S> tower::Layer<S> for ComponentSpanLayer {
+    type Service = ComponentSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ComponentSpan {
+            inner,
+            component: self.component,
+        }
+    }
+}
+
+/// The service of [`ComponentSpanLayer`].
+#[derive(Clone, Debug)]
+pub struct ComponentSpan<S> {
+    inner: S,
+    component: &'static str,
+}
+
+impl<S, Request> tower::Service<Request> for ComponentSpan<S>
+where
+    S: tower::Service<Request>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use tracing::Instrument as _;
+        let span = tracing::error_span!("client", component = self.component);
+        // Entered while the inner stack is called too, so kube's `HTTP` span (made there) is a
+        // child of this one, and so are the events of a response body read later.
+        let future = span.in_scope(|| self.inner.call(request));
+        future.instrument(span)
+    }
 }
 
 /// Returns once the API server lets this client list namespaces: its default policy (and so
@@ -141,3 +204,79 @@ pub async fn wait_ready(client: &kube::Client) {
 const READY_FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 /// The longest delay of [`wait_ready`]'s retries.
 const READY_MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tower::{Layer as _, Service as _};
+
+    /// A service that logs an error when called and another when its answer is awaited.
+    struct Failing;
+
+    impl tower::Service<&'static str> for Failing {
+        type Response = ();
+        type Error = std::convert::Infallible;
+        type Future = futures::future::BoxFuture<'static, Result<(), Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: &'static str) -> Self::Future {
+            // Enabled, as `k3rs`'s log filter keeps kube's `HTTP` spans whatever the level.
+            let span = tracing::info_span!("HTTP", http.url = request);
+            span.in_scope(|| tracing::error!("calling failed"));
+            Box::pin(async move {
+                let _entered = span.enter();
+                tracing::error!("failed with error client error (SendRequest)");
+                Ok(())
+            })
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_request_names_its_component() {
+        let log = Log::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let log = log.clone();
+                move || log.clone()
+            })
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut service = ComponentSpanLayer::new("kube-scheduler").layer(Failing);
+            futures::executor::block_on(service.call("/api/v1/pods")).unwrap();
+        });
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            assert!(
+                line.contains(
+                    "client{component=\"kube-scheduler\"}:HTTP{http.url=\"/api/v1/pods\"}"
+                ),
+                "{line}"
+            );
+        }
+    }
+}
