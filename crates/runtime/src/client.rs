@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::{HeaderValue, USER_AGENT};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 /// Why a component's client could not be built.
@@ -59,8 +60,8 @@ pub struct Identity {
     pub ca_pem: String,
     /// The component's client certificate (PEM); its subject names the Kubernetes user.
     pub cert_pem: String,
-    /// The client certificate's private key (PEM).
-    pub key_pem: String,
+    /// The client certificate's private key (PEM), a secret: its `Debug` never shows it.
+    pub key_pem: SecretString,
     /// The program name sent as `User-Agent`, which the API server records as the field
     /// manager of the component's writes (`kube-controller-manager`, `kube-scheduler`).
     pub program: &'static str,
@@ -68,9 +69,10 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key never appears in logs.
+        // The key never appears in logs (a `SecretString` prints as redacted).
         f.debug_struct("Identity")
             .field("server_url", &self.server_url)
+            .field("key_pem", &self.key_pem)
             .field("program", &self.program)
             .finish_non_exhaustive()
     }
@@ -89,7 +91,7 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
         }}],
         "users": [{"name": identity.program, "user": {
             "client-certificate-data": STANDARD.encode(&identity.cert_pem),
-            "client-key-data": STANDARD.encode(&identity.key_pem),
+            "client-key-data": STANDARD.encode(identity.key_pem.expose_secret()),
         }}],
         "contexts": [{"name": "k3rs", "context": {"cluster": "k3rs", "user": identity.program}}],
         "current-context": "k3rs",
@@ -250,6 +252,24 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn an_identity_never_shows_its_key() {
+        let identity = Identity {
+            server_url: "https://127.0.0.1:6443".into(),
+            ca_pem: String::new(),
+            cert_pem: String::new(),
+            key_pem: SecretString::from("-----BEGIN PRIVATE KEY-----\nsecret-bytes"),
+            program: "kube-scheduler",
+        };
+        let shown = format!("{identity:?}");
+        assert!(!shown.contains("secret-bytes"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert_eq!(
+            identity.key_pem.expose_secret(),
+            "-----BEGIN PRIVATE KEY-----\nsecret-bytes"
+        );
     }
 
     #[test]
