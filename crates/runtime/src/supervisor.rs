@@ -102,6 +102,68 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_has_dropped_its_run_and_nested_tasks_are_awaited() {
+        use std::sync::atomic::AtomicBool;
+        let health = Arc::new(Health::default());
+        let dropped = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let task = Supervised(supervise("holder".into(), health.clone(), {
+            let dropped = dropped.clone();
+            let started = started.clone();
+            move || {
+                let flag = DropFlag(dropped.clone());
+                let started = started.clone();
+                async move {
+                    let _flag = flag;
+                    started.notify_one();
+                    std::future::pending::<()>().await
+                }
+            }
+        }));
+        started.notified().await;
+        task.stop().await;
+        // The run went with the supervising task, not a moment later.
+        assert!(dropped.load(Ordering::SeqCst));
+
+        // Supervised tasks held inside another task are only aborted with it; the health's
+        // count of live tasks tells when they are gone.
+        let nested_dropped = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let outer = Supervised::all(vec![Supervised(supervise(
+            "nested".into(),
+            health.clone(),
+            {
+                let dropped = nested_dropped.clone();
+                let started = started.clone();
+                move || {
+                    let flag = DropFlag(dropped.clone());
+                    let started = started.clone();
+                    async move {
+                        let _flag = flag;
+                        started.notify_one();
+                        std::future::pending::<()>().await
+                    }
+                }
+            },
+        ))]);
+        started.notified().await;
+        outer.stop().await;
+        tokio::time::timeout(Duration::from_secs(5), health.wait_stopped())
+            .await
+            .unwrap();
+        assert!(nested_dropped.load(Ordering::SeqCst));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_task_that_panics_or_ends_is_restarted_and_reported() {
         let health = Arc::new(Health::default());
