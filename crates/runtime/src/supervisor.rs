@@ -111,25 +111,35 @@ mod tests {
         }
     }
 
+    /// A task that notifies `started`, then holds a [`DropFlag`] on `dropped` until dropped.
+    fn holder(
+        dropped: &Arc<std::sync::atomic::AtomicBool>,
+        started: &Arc<tokio::sync::Notify>,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + 'static {
+        let dropped = dropped.clone();
+        let started = started.clone();
+        move || {
+            let flag = DropFlag(dropped.clone());
+            let started = started.clone();
+            Box::pin(async move {
+                let _flag = flag;
+                started.notify_one();
+                std::future::pending::<()>().await
+            })
+        }
+    }
+
     #[tokio::test]
     async fn a_stopped_task_has_dropped_its_run_and_nested_tasks_are_awaited() {
         use std::sync::atomic::AtomicBool;
         let health = Arc::new(Health::default());
         let dropped = Arc::new(AtomicBool::new(false));
         let started = Arc::new(tokio::sync::Notify::new());
-        let task = Supervised(supervise("holder".into(), health.clone(), {
-            let dropped = dropped.clone();
-            let started = started.clone();
-            move || {
-                let flag = DropFlag(dropped.clone());
-                let started = started.clone();
-                async move {
-                    let _flag = flag;
-                    started.notify_one();
-                    std::future::pending::<()>().await
-                }
-            }
-        }));
+        let task = Supervised(supervise(
+            "holder".into(),
+            health.clone(),
+            holder(&dropped, &started),
+        ));
         started.notified().await;
         task.stop().await;
         // The run went with the supervising task, not a moment later.
@@ -138,23 +148,10 @@ mod tests {
         // Supervised tasks held inside another task are only aborted with it; the health's
         // count of live tasks tells when they are gone.
         let nested_dropped = Arc::new(AtomicBool::new(false));
-        let started = Arc::new(tokio::sync::Notify::new());
         let outer = Supervised::all(vec![Supervised(supervise(
             "nested".into(),
             health.clone(),
-            {
-                let dropped = nested_dropped.clone();
-                let started = started.clone();
-                move || {
-                    let flag = DropFlag(dropped.clone());
-                    let started = started.clone();
-                    async move {
-                        let _flag = flag;
-                        started.notify_one();
-                        std::future::pending::<()>().await
-                    }
-                }
-            },
+            holder(&nested_dropped, &started),
         ))]);
         started.notified().await;
         outer.stop().await;
