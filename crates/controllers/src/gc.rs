@@ -27,6 +27,11 @@ use k3rs_runtime::Controller;
 
 /// How often new resources (CRDs) are looked for.
 const REDISCOVER: Duration = Duration::from_secs(30);
+/// The first delay before the first discovery is tried again (the API server may not serve
+/// yet), doubling up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// The longest delay between tries of the first discovery.
+const MAX_RETRY: Duration = Duration::from_secs(5);
 const FOREGROUND: &str = "foregroundDeletion";
 const ORPHAN: &str = "orphan";
 
@@ -92,54 +97,62 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
         orphan_queue: orphaner.queue(),
     });
     let health = ctx.runtime.health().clone();
-    Supervised(tokio::spawn(async move {
-        // The first discovery decides what the graph is built from; workers start once those
-        // informers have their first lists.
-        let synced = loop {
-            match gc.discover().await {
-                Ok(synced) => break synced,
-                Err(err) => {
-                    tracing::debug!(%err, "garbage collector discovery failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        let ready = futures::FutureExt::shared(Box::pin(async move {
-            futures::future::join_all(synced).await;
-        }));
-        let deleter = deleter.waits_for(ready.clone()).workers(4).run({
+    // Set once the first discovery's informers have their first lists: the workers wait for it.
+    let (discovered, mut ready) = tokio::sync::watch::channel(false);
+    let ready = futures::FutureExt::shared(Box::pin(async move {
+        // Only a stopped collector drops the sender; then nothing runs any more either way.
+        let _ = ready.wait_for(|discovered| *discovered).await;
+    }));
+    let deleter = deleter.waits_for(ready.clone()).workers(4).run({
+        let gc = gc.clone();
+        move |uid: String| {
             let gc = gc.clone();
-            move |uid: String| {
-                let gc = gc.clone();
-                async move { gc.attempt_to_delete(&uid).await }
-            }
-        });
-        let orphaner = orphaner.waits_for(ready).workers(2).run({
+            async move { gc.attempt_to_delete(&uid).await }
+        }
+    });
+    let orphaner = orphaner.waits_for(ready).workers(2).run({
+        let gc = gc.clone();
+        move |uid: String| {
             let gc = gc.clone();
-            move |uid: String| {
-                let gc = gc.clone();
-                async move { gc.attempt_to_orphan(&uid).await }
-            }
-        });
-        let rediscovery = supervise(
-            "garbage-collector discovery".to_owned(),
-            health,
-            move || {
-                let gc = gc.clone();
-                async move {
-                    loop {
-                        tokio::time::sleep(REDISCOVER).await;
-                        if let Err(err) = gc.discover().await {
-                            tracing::debug!(%err, "garbage collector rediscovery failed");
+            async move { gc.attempt_to_orphan(&uid).await }
+        }
+    });
+    // The first discovery decides what the graph is built from (retried with back-off until
+    // it succeeds); then discovery runs again every 30 s for new kinds. Supervised: a restart
+    // starts with a first discovery again, which the informers already running make cheap.
+    let discovery = supervise(
+        "garbage-collector discovery".to_owned(),
+        health,
+        move || {
+            let gc = gc.clone();
+            let discovered = discovered.clone();
+            async move {
+                let mut delays = k3rs_runtime::backoff::delays(k3rs_runtime::backoff::exponential(
+                    FIRST_RETRY,
+                    MAX_RETRY,
+                ));
+                let synced = loop {
+                    match gc.discover().await {
+                        Ok(synced) => break synced,
+                        Err(err) => {
+                            let delay = delays.next().unwrap_or(MAX_RETRY);
+                            tracing::debug!(%err, ?delay, "garbage collector discovery failed; retrying");
+                            tokio::time::sleep(delay).await;
                         }
                     }
+                };
+                futures::future::join_all(synced).await;
+                discovered.send_replace(true);
+                loop {
+                    tokio::time::sleep(REDISCOVER).await;
+                    if let Err(err) = gc.discover().await {
+                        tracing::debug!(%err, "garbage collector rediscovery failed");
+                    }
                 }
-            },
-        );
-        // Held (so stopped) with this task.
-        let _tasks = [deleter, orphaner, Supervised(rediscovery)];
-        std::future::pending::<()>().await
-    }))
+            }
+        },
+    );
+    Supervised::all(vec![deleter, orphaner, Supervised(discovery)])
 }
 
 impl Gc {

@@ -48,7 +48,7 @@ use std::sync::Arc;
 pub use error::Error;
 use k3rs_runtime::health::Health;
 use k3rs_runtime::informer::Informers;
-use k3rs_runtime::supervisor::Supervised;
+use k3rs_runtime::supervisor::{supervise, Supervised};
 pub use k3rs_runtime::Identity;
 use k3rs_runtime::{client, Runtime};
 
@@ -96,13 +96,17 @@ pub(crate) struct Context {
     pub(crate) ca_pem: Arc<str>,
 }
 
-/// The running controllers; dropping this stops them.
+/// The running controllers; [`Controllers::stop`] stops them and waits, dropping this stops
+/// them without waiting.
 #[derive(Debug)]
 pub struct Controllers {
-    _informers: Arc<Informers>,
+    informers: Arc<Informers>,
     health: Arc<Health>,
-    _tasks: Vec<Supervised>,
+    tasks: Vec<Supervised>,
 }
+
+/// How long [`Controllers::stop`] waits for the runtime to drop the aborted tasks.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Controllers {
     /// Starts every controller. They wait (retrying with back-off) until the API server
@@ -141,18 +145,51 @@ impl Controllers {
             // Last: it reuses the typed informers the others created.
             gc::start(&ctx),
         ];
-        tasks.push(Supervised(tokio::spawn({
-            let informers = informers.clone();
-            async move {
-                client::wait_ready(informers.client()).await;
-                informers.start();
-            }
-        })));
+        // Supervised like the rest: should it panic, it is reported and run again (starting
+        // the informers twice starts nothing twice). It then stays, so that it never counts
+        // as ended.
+        tasks.push(Supervised(supervise(
+            "controllers start-up".to_owned(),
+            health.clone(),
+            {
+                let informers = informers.clone();
+                move || {
+                    let informers = informers.clone();
+                    async move {
+                        client::wait_ready(informers.client()).await;
+                        informers.start();
+                        std::future::pending::<()>().await;
+                    }
+                }
+            },
+        )));
         Ok(Self {
-            _informers: informers,
+            informers,
             health,
-            _tasks: tasks,
+            tasks,
         })
+    }
+
+    /// Stops every controller, the scheduler and the informers, and returns once all of their
+    /// tasks are gone, so none of their requests or watches is in flight: the API server can
+    /// stop after this without the controllers' clients logging broken connections.
+    pub async fn stop(self) {
+        let Self {
+            informers,
+            health,
+            tasks,
+        } = self;
+        for task in tasks {
+            task.stop().await;
+        }
+        informers.abort();
+        drop(informers);
+        if tokio::time::timeout(STOP_TIMEOUT, health.wait_stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?STOP_TIMEOUT, "controller tasks still running; stopping anyway");
+        }
     }
 
     /// The health of the controllers' informers and workers (for `/readyz`).

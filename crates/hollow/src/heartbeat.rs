@@ -16,7 +16,7 @@ use crate::retry::{delay_after, timed};
 use crate::{clock, HollowError, HollowNodeConfig};
 
 /// Writes the Node's status.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct NodeStatusReporter {
     api: Api<Node>,
     config: HollowNodeConfig,
@@ -57,8 +57,8 @@ impl NodeStatusReporter {
     }
 }
 
-/// One of the node's heartbeats.
-#[derive(Debug)]
+/// One of the node's heartbeats (a copy starts a restarted heartbeat afresh).
+#[derive(Clone, Debug)]
 pub(crate) enum Heartbeat {
     Lease(LeaseKeeper),
     NodeStatus(NodeStatusReporter),

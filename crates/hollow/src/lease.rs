@@ -65,6 +65,17 @@ pub(crate) struct LeaseKeeper {
     last: Option<Box<Lease>>,
 }
 
+impl Clone for LeaseKeeper {
+    /// A keeper for a restarted heartbeat: it reads the Lease before its first renewal.
+    fn clone(&self) -> Self {
+        LeaseKeeper {
+            api: self.api.clone(),
+            holder: self.holder.clone(),
+            last: None,
+        }
+    }
+}
+
 impl LeaseKeeper {
     pub(crate) fn new(client: Client, holder: LeaseHolder) -> Self {
         LeaseKeeper {

@@ -17,12 +17,14 @@
 //!
 //! **Invariants**
 //! - A hollow node never gives up: a failed call (a server restart included) is retried with
-//!   back-off, watches are re-established and relisted; only [`HollowNode::start`] reports
+//!   back-off, watches (the runtime's informers) are re-established and relisted; only [`HollowNode::start`] reports
 //!   errors, and only for its first registration.
 //! - Status writes are level-triggered and idempotent: a pod's status is computed from the
 //!   pod, the moment the node started it, and the clock ([`pod_status`]), and written only
 //!   when it differs; two pods on one node never hold the same IP at the same time.
-//! - Every task of a node ends when the node is stopped or dropped.
+//! - Every task of a node (heartbeats, pod loop, the node's informers) runs under the runtime's
+//!   supervisor, so one that ends or panics is logged and restarted, and ends when the node is
+//!   stopped or dropped.
 
 #![forbid(unsafe_code)]
 

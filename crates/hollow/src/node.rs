@@ -2,19 +2,21 @@
 //! pods) until it is stopped or dropped.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use k3rs_runtime::supervisor::{supervise, Supervised};
+use k3rs_runtime::Health;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::fake_network;
 use crate::heartbeat::{self, Heartbeat, NodeStatusReporter};
 use crate::lease::{LeaseHolder, LeaseKeeper};
 use crate::node_object::{self, NodeIdentity};
-use crate::pod_worker::{self, PodWorkerConfig};
+use crate::pod_worker::{self, NodeWatches, PodWorkerConfig};
 use crate::retry::{timed, Patience};
 use crate::{clock, HollowError, HollowNodeConfig};
 
@@ -29,7 +31,9 @@ pub struct HollowNode {
     name: String,
     internal_ip: Ipv4Addr,
     paused: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The heartbeats and the pod loop (which owns the node's informers).
+    tasks: Vec<Supervised>,
+    health: Arc<Health>,
 }
 
 impl HollowNode {
@@ -77,25 +81,35 @@ impl HollowNode {
         beat_patiently(&mut lease).await?;
 
         let (paused, _) = watch::channel(false);
+        // Every task is supervised by the runtime: one that ends or panics is logged, reported
+        // in the node's health and started again with back-off, from a copy of its start state.
+        let health = Arc::new(Health::default());
+        let watches = Arc::new(NodeWatches::start(
+            client.clone(),
+            &config.name,
+            health.clone(),
+        ));
+        let beat = |what: &str, heartbeat: Heartbeat, interval: Duration| {
+            let paused = paused.subscribe();
+            Supervised(supervise(
+                format!("hollow node {}: {what}", config.name),
+                health.clone(),
+                move || heartbeat::run(heartbeat.clone(), interval, paused.clone()),
+            ))
+        };
+        let pod_config = PodWorkerConfig {
+            node: config.name.clone(),
+            host_ip: addresses.internal_ip,
+            fallback_pod_range: addresses.fallback_pod_range,
+            termination_delay: config.termination_delay,
+        };
         let tasks = vec![
-            tokio::spawn(heartbeat::run(
-                lease,
-                config.heartbeat_interval,
-                paused.subscribe(),
-            )),
-            tokio::spawn(heartbeat::run(
-                reporter,
-                config.status_update_interval,
-                paused.subscribe(),
-            )),
-            tokio::spawn(pod_worker::run(
-                client,
-                PodWorkerConfig {
-                    node: config.name.clone(),
-                    host_ip: addresses.internal_ip,
-                    fallback_pod_range: addresses.fallback_pod_range,
-                    termination_delay: config.termination_delay,
-                },
+            beat("lease", lease, config.heartbeat_interval),
+            beat("node status", reporter, config.status_update_interval),
+            Supervised(supervise(
+                format!("hollow node {}: pods", config.name),
+                health.clone(),
+                move || pod_worker::run(client.clone(), pod_config.clone(), watches.clone()),
             )),
         ];
         tracing::info!(node = %config.name, ip = %addresses.internal_ip, "hollow node started");
@@ -104,6 +118,7 @@ impl HollowNode {
             internal_ip: addresses.internal_ip,
             paused,
             tasks,
+            health,
         })
     }
 
@@ -115,6 +130,12 @@ impl HollowNode {
     /// The Node's (made-up) InternalIP, also every pod's `hostIP`.
     pub fn internal_ip(&self) -> Ipv4Addr {
         self.internal_ip
+    }
+
+    /// Whether every task of the node (heartbeats, pod loop, informers) is running; a task that
+    /// ended or panicked is down until its restart runs.
+    pub fn health(&self) -> Result<(), k3rs_runtime::health::Unhealthy> {
+        self.health.check()
     }
 
     /// Stops renewing the Lease and writing the Node's status, as a kubelet that lost its
@@ -130,27 +151,12 @@ impl HollowNode {
 
     /// Stops every task of the node and waits until they have ended. The Node, its Lease and
     /// its pods stay as they are (a dead kubelet).
-    pub async fn stop(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        for task in &tasks {
-            task.abort();
+    pub async fn stop(self) {
+        for task in self.tasks {
+            task.stop().await;
         }
-        for task in tasks {
-            // A cancelled task's JoinError says only that; a panic is worth a line.
-            if let Err(err) = task.await {
-                if err.is_panic() {
-                    tracing::error!(node = %self.name, "hollow node task panicked: {err}");
-                }
-            }
-        }
-    }
-}
-
-impl Drop for HollowNode {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The informers' tasks go with the pod loop that owns them.
+        self.health.wait_stopped().await;
     }
 }
 

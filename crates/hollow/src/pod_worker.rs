@@ -1,30 +1,32 @@
-//! The hollow kubelet's pod loop: one task per node that watches the pods bound to it
+//! The hollow kubelet's pod loop: one task per node that follows the pods bound to it
 //! (`spec.nodeName=<node>`) and its own Node (for `spec.podCIDR`), starts new pods (an IP, a
 //! start time), writes their status through `pods/<name>/status` whenever it should change, and
 //! finishes graceful deletions.
 //!
-//! It is level-triggered: every watch event and every due time leads to one sync of the pod,
-//! which computes the status the pod should have now ([`crate::pod_status`]) and writes it only
-//! when it differs from the pod's. A failed write is retried with back-off; a conflict re-reads
-//! the pod first. Watches that break (a server restart) are re-established by
-//! `kube::runtime::watcher` with back-off, relisting when needed.
+//! It is level-triggered: every change and every due time leads to one sync of the pod, which
+//! computes the status the pod should have now ([`crate::pod_status`]) and writes it only when it
+//! differs from the pod's. A failed write is retried with back-off; a conflict re-reads the pod
+//! first. The pods and the Node come from the node's own field-selected informers of the runtime
+//! ([`NodeWatches`]): their watches are re-established with back-off and relisted when needed,
+//! a relist reports the pods deleted meanwhile, and their tasks are supervised.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use k3rs_runtime::informer::{Change, Informer, Informers};
+use k3rs_runtime::Health;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::annotations::{self, Behaviour};
 use crate::clock;
 use crate::ip_pool::{IpPool, Ipv4Cidr};
 use crate::pod_status::{pod_status, PodRun};
-use crate::retry::{delay_after, is_transient, timed, WatchBackoff};
+use crate::retry::{delay_after, is_transient, timed};
 use crate::HollowError;
 
 /// How long to wait before trying again to start a pod for which no IP is free.
@@ -142,6 +144,111 @@ fn node_pod_range(node: &Node) -> Option<Ipv4Cidr> {
         .find_map(|cidr| k3rs_api::cidr::parse_ipv4(cidr).ok())
 }
 
+/// What the node's informers tell its pod loop.
+#[derive(Debug)]
+enum Seen {
+    /// A pod bound to the node was created or changed (or listed again).
+    Pod(Arc<Pod>),
+    /// The pod with this uid is gone.
+    PodGone(String),
+    /// The Node's IPv4 pod range, now (`None` once the Node is gone).
+    PodRange(Option<Ipv4Cidr>),
+}
+
+/// Where the informers' handlers send what they see: the running pod loop's channel.
+type Sink = Arc<Mutex<Option<mpsc::UnboundedSender<Seen>>>>;
+
+fn send(sink: &Sink, seen: Seen) {
+    let sink = sink
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(sender) = sink.as_ref() {
+        // A closed channel: the loop is being restarted and will get the caches replayed.
+        let _ = sender.send(seen);
+    }
+}
+
+/// The watches of one node: a set of the runtime's informers of its own (a `Pod` informer
+/// selected by `spec.nodeName=<node>`, a `Node` informer by `metadata.name=<node>`), supervised
+/// and reporting to the node's health. Dropping it stops them.
+///
+/// Per node, not per process: each node sees only its own pods (as a kubelet does), so 50 nodes
+/// hold 50 small caches rather than one of every pod.
+pub(crate) struct NodeWatches {
+    pods: Arc<Informer<Pod>>,
+    node: Arc<Informer<Node>>,
+    sink: Sink,
+    /// Owns the informers' tasks.
+    _informers: Informers,
+}
+
+impl std::fmt::Debug for NodeWatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeWatches")
+            .field("pods", &self.pods)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeWatches {
+    /// Starts the informers of `node`; their watches retry with the hollow back-off.
+    pub(crate) fn start(client: Client, node: &str, health: Arc<Health>) -> Self {
+        let informers = Informers::with_watch_backoff(client, health, crate::retry::backoff());
+        let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={node}"));
+        let node = informers.get_selected::<Node>(&format!("metadata.name={node}"));
+        let sink: Sink = Arc::default();
+        pods.on_change({
+            let sink = sink.clone();
+            move |change| match change {
+                Change::Applied { new, .. } => send(&sink, Seen::Pod(new.clone())),
+                Change::Deleted(old) => {
+                    if let Some(uid) = old.uid() {
+                        send(&sink, Seen::PodGone(uid));
+                    }
+                }
+            }
+        });
+        node.on_change({
+            let sink = sink.clone();
+            move |change| {
+                let range = match change {
+                    Change::Applied { new, .. } => node_pod_range(new),
+                    Change::Deleted(_) => None,
+                };
+                send(&sink, Seen::PodRange(range));
+            }
+        });
+        informers.start();
+        NodeWatches {
+            pods,
+            node,
+            sink,
+            _informers: informers,
+        }
+    }
+
+    /// A channel for a (re)started pod loop: what the caches hold now, then every change. It
+    /// replaces the previous loop's channel.
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<Seen> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        // Under the sink's lock, which holds back the handlers: nothing is missed, and a change
+        // already in the cache but not yet sent is only seen twice, newest last.
+        let mut sink = self
+            .sink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for node in self.node.cache().all() {
+            let _ = sender.send(Seen::PodRange(node_pod_range(&node)));
+        }
+        for pod in self.pods.cache().all() {
+            let _ = sender.send(Seen::Pod(pod));
+        }
+        *sink = Some(sender);
+        receiver
+    }
+}
+
 /// The pod loop of one node.
 struct PodWorker {
     config: PodWorkerConfig,
@@ -149,43 +256,25 @@ struct PodWorker {
     pods: HashMap<String, TrackedPod>,
     pool: IpPool,
     node_range: Option<Ipv4Cidr>,
-    /// The uids seen since the watch restarted its list (`Event::Init`), until `InitDone`.
-    relisted: Option<HashSet<String>>,
 }
 
-/// Runs the pod loop of one node until the task is aborted.
-pub(crate) async fn run(client: Client, config: PodWorkerConfig) {
-    let pod_events = watcher::watcher(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields(&format!("spec.nodeName={}", config.node)),
-    )
-    .backoff(WatchBackoff::default());
-    let node_events = watcher::watcher(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={}", config.node)),
-    )
-    .backoff(WatchBackoff::default());
-    let mut pod_events = std::pin::pin!(pod_events);
-    let mut node_events = std::pin::pin!(node_events);
+/// Runs the pod loop of one node over `watches` until the task is aborted. A restarted loop
+/// starts from the informers' caches and takes over what its pods report (start time, IP).
+pub(crate) async fn run(client: Client, config: PodWorkerConfig, watches: Arc<NodeWatches>) {
+    let mut seen = watches.subscribe();
     let mut worker = PodWorker {
         config,
         client,
         pods: HashMap::new(),
         pool: IpPool::default(),
         node_range: None,
-        relisted: None,
     };
     loop {
         let wake = worker.next_due();
         tokio::select! {
-            event = pod_events.next() => match event {
-                Some(Ok(event)) => worker.on_pod_event(event),
-                Some(Err(err)) => tracing::debug!(node = %worker.config.node, "pod watch: {err}"),
-                None => return,
-            },
-            event = node_events.next() => match event {
-                Some(Ok(event)) => worker.on_node_event(event),
-                Some(Err(err)) => tracing::debug!(node = %worker.config.node, "node watch: {err}"),
+            event = seen.recv() => match event {
+                Some(event) => worker.on_seen(event),
+                // Replaced by a newer loop.
                 None => return,
             },
             () = sleep_until(wake) => {}
@@ -206,43 +295,14 @@ impl PodWorker {
         self.pods.values().filter_map(|tracked| tracked.due).min()
     }
 
-    fn on_node_event(&mut self, event: Event<Node>) {
-        let range = match event {
-            Event::Apply(node) | Event::InitApply(node) => node_pod_range(&node),
-            Event::Delete(_) => None,
-            Event::Init | Event::InitDone => return,
-        };
-        if range != self.node_range {
-            tracing::debug!(node = %self.config.node, ?range, "pod range");
-            self.node_range = range;
-        }
-    }
-
-    fn on_pod_event(&mut self, event: Event<Pod>) {
-        match event {
-            Event::Init => self.relisted = Some(HashSet::new()),
-            Event::InitApply(pod) => {
-                if let (Some(seen), Some(uid)) = (self.relisted.as_mut(), pod.uid()) {
-                    seen.insert(uid);
-                }
-                self.seen(pod);
-            }
-            Event::InitDone => {
-                let seen = self.relisted.take().unwrap_or_default();
-                let gone: Vec<String> = self
-                    .pods
-                    .keys()
-                    .filter(|uid| !seen.contains(*uid))
-                    .cloned()
-                    .collect();
-                for uid in gone {
-                    self.forget(&uid);
-                }
-            }
-            Event::Apply(pod) => self.seen(pod),
-            Event::Delete(pod) => {
-                if let Some(uid) = pod.uid() {
-                    self.forget(&uid);
+    fn on_seen(&mut self, seen: Seen) {
+        match seen {
+            Seen::Pod(pod) => self.seen(Arc::unwrap_or_clone(pod)),
+            Seen::PodGone(uid) => self.forget(&uid),
+            Seen::PodRange(range) => {
+                if range != self.node_range {
+                    tracing::debug!(node = %self.config.node, ?range, "pod range");
+                    self.node_range = range;
                 }
             }
         }

@@ -14,46 +14,16 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// The longest an API call may take before it counts as failed.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The back-off: doubling from [`FIRST_DELAY`] up to [`MAX_DELAY`], each delay scaled by a
+/// The back-off of retries and of the node's watches: doubling from [`FIRST_DELAY`] up to [`MAX_DELAY`], each delay scaled by a
 /// random factor in [0.5, 1) so that many nodes failing together do not retry together (the
 /// runtime's jitter stretches by [1, 2), so it starts from half of each).
-fn backoff() -> k3rs_runtime::backoff::ExponentialBuilder {
+pub(crate) fn backoff() -> k3rs_runtime::backoff::ExponentialBuilder {
     k3rs_runtime::backoff::jittered(FIRST_DELAY / 2, MAX_DELAY / 2)
 }
 
 /// The delay before retry number `failures` (1 for the first retry).
 pub(crate) fn delay_after(failures: u32) -> Duration {
     k3rs_runtime::backoff::delay(backoff(), failures)
-}
-
-/// The watcher's back-off ([`kube::runtime::utils::Backoff`]): [`backoff`]'s delays, started
-/// over by the watcher after each success.
-pub(crate) struct WatchBackoff(kube::runtime::watcher::ExponentialBackoff);
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self(k3rs_runtime::backoff::for_watcher(backoff()))
-    }
-}
-
-impl std::fmt::Debug for WatchBackoff {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchBackoff").finish_non_exhaustive()
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        self.0.next()
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.0.reset();
-    }
 }
 
 /// Runs one API call with [`CALL_TIMEOUT`]; `what` names it for the timeout error.
@@ -130,9 +100,9 @@ mod tests {
     }
 
     #[test]
-    fn watch_backoff_resets() {
+    fn the_watches_back_off_starts_over_on_reset() {
         use kube::runtime::utils::Backoff;
-        let mut backoff = WatchBackoff::default();
+        let mut backoff = k3rs_runtime::backoff::for_watcher(backoff());
         for _ in 0..10 {
             backoff.next();
         }

@@ -149,14 +149,14 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             server_url: url.clone(),
             ca_pem: pki.ca_cert_pem.clone(),
             cert_pem: pki.controller.cert_pem.clone(),
-            key_pem: pki.controller.key_pem.expose().to_string(),
+            key_pem: pki.controller.key_pem.secret().clone(),
             program: "kube-controller-manager",
         },
         scheduler_identity: Identity {
             server_url: url.clone(),
             ca_pem: pki.ca_cert_pem.clone(),
             cert_pem: pki.scheduler.cert_pem.clone(),
-            key_pem: pki.scheduler.key_pem.expose().to_string(),
+            key_pem: pki.scheduler.key_pem.secret().clone(),
             program: "kube-scheduler",
         },
         root_ca_pem: pki.ca_cert_pem.clone(),
@@ -191,7 +191,8 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
-    drop(controllers);
+    // Every controller task gone before the API server stops: no watch of theirs breaks.
+    controllers.stop().await;
     let _ = stop.send(());
     serving.await.context("the API server task failed")??;
     drop(store);

@@ -23,6 +23,11 @@ pub fn jittered(first: Duration, max: Duration) -> ExponentialBuilder {
     exponential(first, max).with_jitter()
 }
 
+/// The delays of `builder`, one per retry (without end for the builders above).
+pub fn delays(builder: ExponentialBuilder) -> impl Iterator<Item = Duration> + Send {
+    builder.build()
+}
+
 /// The delay before retry number `failures` (1 for the first retry) of `builder`.
 pub fn delay(builder: ExponentialBuilder, failures: u32) -> Duration {
     // The cap is reached long before 64 doublings; the builder has no end, so `nth` is `Some`.

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::{HeaderValue, USER_AGENT};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 /// Why a component's client could not be built.
@@ -59,8 +60,8 @@ pub struct Identity {
     pub ca_pem: String,
     /// The component's client certificate (PEM); its subject names the Kubernetes user.
     pub cert_pem: String,
-    /// The client certificate's private key (PEM).
-    pub key_pem: String,
+    /// The client certificate's private key (PEM), a secret: its `Debug` never shows it.
+    pub key_pem: SecretString,
     /// The program name sent as `User-Agent`, which the API server records as the field
     /// manager of the component's writes (`kube-controller-manager`, `kube-scheduler`).
     pub program: &'static str,
@@ -68,9 +69,10 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key never appears in logs.
+        // The key never appears in logs (a `SecretString` prints as redacted).
         f.debug_struct("Identity")
             .field("server_url", &self.server_url)
+            .field("key_pem", &self.key_pem)
             .field("program", &self.program)
             .finish_non_exhaustive()
     }
@@ -89,7 +91,7 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
         }}],
         "users": [{"name": identity.program, "user": {
             "client-certificate-data": STANDARD.encode(&identity.cert_pem),
-            "client-key-data": STANDARD.encode(&identity.key_pem),
+            "client-key-data": STANDARD.encode(identity.key_pem.expose_secret()),
         }}],
         "contexts": [{"name": "k3rs", "context": {"cluster": "k3rs", "user": identity.program}}],
         "current-context": "k3rs",
@@ -111,7 +113,70 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
         source,
     })?;
     config.headers.push((USER_AGENT, agent));
-    kube::Client::try_from(config).map_err(|source| ClientError::Build { program, source })
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|source| ClientError::Build { program, source })?;
+    Ok(builder
+        .with_layer(&ComponentSpanLayer::new(program))
+        .build())
+}
+
+/// Runs every request of a component's client inside an ERROR-level `client{component=…}`
+/// span (enabled whenever errors are logged), around kube's own `HTTP` span: a failed request
+/// is logged as `client{component=kube-scheduler}:HTTP{…}: … failed with error …`, naming who
+/// sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct ComponentSpanLayer {
+    component: &'static str,
+}
+
+impl ComponentSpanLayer {
+    /// A layer naming `component` (`kube-controller-manager`, `kube-scheduler`).
+    pub fn new(component: &'static str) -> Self {
+        Self { component }
+    }
+}
+
+impl<S> tower::Layer<S> for ComponentSpanLayer {
+    type Service = ComponentSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ComponentSpan {
+            inner,
+            component: self.component,
+        }
+    }
+}
+
+/// The service of [`ComponentSpanLayer`].
+#[derive(Clone, Debug)]
+pub struct ComponentSpan<S> {
+    inner: S,
+    component: &'static str,
+}
+
+impl<S, Request> tower::Service<Request> for ComponentSpan<S>
+where
+    S: tower::Service<Request>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use tracing::Instrument as _;
+        let span = tracing::error_span!("client", component = self.component);
+        // Entered while the inner stack is called too, so kube's `HTTP` span (made there) is a
+        // child of this one, and so are the events of a response body read later.
+        let future = span.in_scope(|| self.inner.call(request));
+        future.instrument(span)
+    }
 }
 
 /// Returns once the API server lets this client list namespaces: its default policy (and so
@@ -119,7 +184,10 @@ pub async fn connect(identity: &Identity) -> Result<kube::Client, ClientError> {
 /// rather than refused. (Not `/readyz`: its 500s before then would be logged as errors by the
 /// client.)
 pub async fn wait_ready(client: &kube::Client) {
-    let mut delay = std::time::Duration::from_millis(50);
+    let mut delays = crate::backoff::delays(crate::backoff::exponential(
+        READY_FIRST_RETRY,
+        READY_MAX_RETRY,
+    ));
     loop {
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
             kube::Api::all(client.clone());
@@ -130,7 +198,105 @@ pub async fn wait_ready(client: &kube::Client) {
         {
             return;
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        tokio::time::sleep(delays.next().unwrap_or(READY_MAX_RETRY)).await;
+    }
+}
+
+/// The first delay of [`wait_ready`]'s retries, doubling up to [`READY_MAX_RETRY`].
+const READY_FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest delay of [`wait_ready`]'s retries.
+const READY_MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tower::{Layer as _, Service as _};
+
+    /// A service that logs an error when called and another when its answer is awaited.
+    struct Failing;
+
+    impl tower::Service<&'static str> for Failing {
+        type Response = ();
+        type Error = std::convert::Infallible;
+        type Future = futures::future::BoxFuture<'static, Result<(), Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: &'static str) -> Self::Future {
+            // Enabled, as `k3rs`'s log filter keeps kube's `HTTP` spans whatever the level.
+            let span = tracing::info_span!("HTTP", http.url = request);
+            span.in_scope(|| tracing::error!("calling failed"));
+            Box::pin(async move {
+                let _entered = span.enter();
+                tracing::error!("failed with error client error (SendRequest)");
+                Ok(())
+            })
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_identity_never_shows_its_key() {
+        let identity = Identity {
+            server_url: "https://127.0.0.1:6443".into(),
+            ca_pem: String::new(),
+            cert_pem: String::new(),
+            key_pem: SecretString::from("-----BEGIN PRIVATE KEY-----\nsecret-bytes"),
+            program: "kube-scheduler",
+        };
+        let shown = format!("{identity:?}");
+        assert!(!shown.contains("secret-bytes"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert_eq!(
+            identity.key_pem.expose_secret(),
+            "-----BEGIN PRIVATE KEY-----\nsecret-bytes"
+        );
+    }
+
+    #[test]
+    fn a_failed_request_names_its_component() {
+        let log = Log::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let log = log.clone();
+                move || log.clone()
+            })
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut service = ComponentSpanLayer::new("kube-scheduler").layer(Failing);
+            futures::executor::block_on(service.call("/api/v1/pods")).unwrap();
+        });
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            assert!(
+                line.contains(
+                    "client{component=\"kube-scheduler\"}:HTTP{http.url=\"/api/v1/pods\"}"
+                ),
+                "{line}"
+            );
+        }
     }
 }

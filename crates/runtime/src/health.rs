@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use tokio::sync::watch;
+
 /// What is known about one component.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ComponentState {
@@ -27,12 +29,51 @@ pub struct Unhealthy {
 }
 
 /// The state of every supervised component of the process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     components: Mutex<BTreeMap<String, ComponentState>>,
+    /// How many supervised tasks reporting here are alive (running, or waiting to restart).
+    alive: watch::Sender<usize>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            components: Mutex::default(),
+            alive: watch::channel(0).0,
+        }
+    }
+}
+
+/// Counts one supervised task as alive until dropped.
+#[derive(Debug)]
+pub(crate) struct Alive<'a>(&'a Health);
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0
+            .alive
+            .send_modify(|alive| *alive = alive.saturating_sub(1));
+    }
 }
 
 impl Health {
+    /// Counts the calling task as alive until the result is dropped.
+    pub(crate) fn task_alive(&self) -> Alive<'_> {
+        self.alive
+            .send_modify(|alive| *alive = alive.saturating_add(1));
+        Alive(self)
+    }
+
+    /// Returns once no supervised task reporting here is alive: after the component's tasks
+    /// were aborted (dropped), it waits until the runtime has dropped every one of them, and
+    /// with them their informers' watches and their workers' requests.
+    pub async fn wait_stopped(&self) {
+        let mut alive = self.alive.subscribe();
+        // The sender lives as long as `self`.
+        let _ = alive.wait_for(|alive| *alive == 0).await;
+    }
+
     fn components(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ComponentState>> {
         // Every change is one insert: a poisoned map is still a good map.
         self.components

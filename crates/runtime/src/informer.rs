@@ -198,6 +198,8 @@ impl<K: Resource + Send + Sync + 'static> Informer<K> {
 pub struct Informers {
     client: Client,
     health: Arc<Health>,
+    /// The watches' back-off; kube's default (0.8 s doubling to 30 s, jittered) when `None`.
+    watch_backoff: Option<crate::backoff::ExponentialBuilder>,
     inner: Mutex<Registry>,
 }
 
@@ -233,7 +235,32 @@ impl Informers {
         Self {
             client,
             health,
+            watch_backoff: None,
             inner: Mutex::new(Registry::default()),
+        }
+    }
+
+    /// Like [`Informers::new`], but every watch retries after the delays of `backoff` (started
+    /// over after each success) instead of kube's default: for hollow nodes, which must carry
+    /// on within seconds of a server restart.
+    pub fn with_watch_backoff(
+        client: Client,
+        health: Arc<Health>,
+        backoff: crate::backoff::ExponentialBuilder,
+    ) -> Self {
+        let mut informers = Self::new(client, health);
+        informers.watch_backoff = Some(backoff);
+        informers
+    }
+
+    /// `stream` with this set's back-off between failed watches.
+    fn with_backoff<K: Send + 'static>(
+        backoff: Option<crate::backoff::ExponentialBuilder>,
+        stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    ) -> BoxStream<'static, Result<Event<K>, watcher::Error>> {
+        match backoff {
+            Some(builder) => stream.backoff(crate::backoff::for_watcher(builder)).boxed(),
+            None => stream.default_backoff().boxed(),
         }
     }
 
@@ -300,12 +327,14 @@ impl Informers {
             config = config.fields(field_selector);
             component = format!("{component} ({field_selector})");
         }
+        let backoff = self.watch_backoff;
         let start = move |client: Client, health: Arc<Health>| {
             supervise(component, health, move || {
                 let task = task.clone();
-                let events = watcher(Api::<K>::all(client.clone()), config.clone())
-                    .default_backoff()
-                    .boxed();
+                let events = Self::with_backoff(
+                    backoff,
+                    watcher(Api::<K>::all(client.clone()), config.clone()),
+                );
                 async move { task.run(events).await }
             })
         };
@@ -395,14 +424,13 @@ impl Informers {
             "metadata informer {} {}",
             resource.api_version, resource.kind
         );
+        let backoff = self.watch_backoff;
         let start = move |client: Client, health: Arc<Health>| {
             supervise(component, health, move || {
                 let task = task.clone();
                 let api: Api<PartialObjectMeta<DynamicObject>> =
                     Api::all_with(client.clone(), &resource);
-                let events = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
+                let events = Self::with_backoff(backoff, watcher(api, watcher::Config::default()));
                 async move { task.run(events).await }
             })
         };
@@ -421,6 +449,21 @@ impl Informers {
         for start in pending {
             let handle = start(self.client.clone(), self.health.clone());
             inner.tasks.push(handle);
+        }
+    }
+}
+
+impl Informers {
+    /// Aborts every informer task now (the runtime drops them soon after; see
+    /// [`Health::wait_stopped`]); an informer created from now on is not started.
+    pub fn abort(&self) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.started = false;
+        for task in inner.tasks.drain(..) {
+            task.abort();
         }
     }
 }

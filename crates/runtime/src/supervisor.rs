@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
+use futures::FutureExt as _;
 use tokio::task::JoinHandle;
 
 use crate::health::Health;
@@ -43,19 +44,19 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
+        // Counted in `health` until this task's future is dropped (it ended or was aborted),
+        // so that a stopping component can wait for all of its tasks to be gone.
+        let _alive = health.task_alive();
         let mut backoff = restart_backoff();
         loop {
             health.running(&component);
             let started = tokio::time::Instant::now();
-            // Dropped (so aborted) with this task, should it be aborted itself.
-            let mut run = Supervised(tokio::spawn(task()));
-            let reason = match (&mut run.0).await {
+            // Run in place rather than spawned: aborting this task drops the run with it, so a
+            // supervised task that has been aborted and awaited has stopped all of its work.
+            let run = std::panic::AssertUnwindSafe(task()).catch_unwind().await;
+            let reason = match run {
                 Ok(()) => "ended".to_owned(),
-                Err(err) if err.is_panic() => {
-                    format!("panicked: {}", panic_message(err.into_panic().as_ref()))
-                }
-                // Cancelled: only when the runtime shuts down.
-                Err(_) => return,
+                Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
             };
             if started.elapsed() >= STABLE {
                 backoff = restart_backoff();
@@ -73,6 +74,14 @@ where
 pub struct Supervised(pub JoinHandle<()>);
 
 impl Supervised {
+    /// Aborts the task and waits until it is gone (with its run, when it is a
+    /// [`supervise`]d task; tasks it holds are aborted, see [`Health::wait_stopped`]).
+    pub async fn stop(mut self) {
+        self.0.abort();
+        // Cancelled (or, had it ended by itself first, its panic already logged).
+        let _ = (&mut self.0).await;
+    }
+
     /// One handle for `tasks`: dropping it stops them all.
     pub fn all(tasks: Vec<Supervised>) -> Supervised {
         Supervised(tokio::spawn(async move {
@@ -92,6 +101,65 @@ impl Drop for Supervised {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A task that notifies `started`, then holds a [`DropFlag`] on `dropped` until dropped.
+    fn holder(
+        dropped: &Arc<std::sync::atomic::AtomicBool>,
+        started: &Arc<tokio::sync::Notify>,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + 'static {
+        let dropped = dropped.clone();
+        let started = started.clone();
+        move || {
+            let flag = DropFlag(dropped.clone());
+            let started = started.clone();
+            Box::pin(async move {
+                let _flag = flag;
+                started.notify_one();
+                std::future::pending::<()>().await
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_has_dropped_its_run_and_nested_tasks_are_awaited() {
+        use std::sync::atomic::AtomicBool;
+        let health = Arc::new(Health::default());
+        let dropped = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let task = Supervised(supervise(
+            "holder".into(),
+            health.clone(),
+            holder(&dropped, &started),
+        ));
+        started.notified().await;
+        task.stop().await;
+        // The run went with the supervising task, not a moment later.
+        assert!(dropped.load(Ordering::SeqCst));
+
+        // Supervised tasks held inside another task are only aborted with it; the health's
+        // count of live tasks tells when they are gone.
+        let nested_dropped = Arc::new(AtomicBool::new(false));
+        let outer = Supervised::all(vec![Supervised(supervise(
+            "nested".into(),
+            health.clone(),
+            holder(&nested_dropped, &started),
+        ))]);
+        started.notified().await;
+        outer.stop().await;
+        tokio::time::timeout(Duration::from_secs(5), health.wait_stopped())
+            .await
+            .unwrap();
+        assert!(nested_dropped.load(Ordering::SeqCst));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_task_that_panics_or_ends_is_restarted_and_reported() {
