@@ -27,10 +27,8 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::deployment::util::scaled;
 use crate::error::Error;
-use crate::ownership::{
-    claim_pods, controller_of, controller_ref, queue_pod_owners, selector_selects,
-};
-use crate::pod_owner::{delete_owned_pod, owners_selecting};
+use crate::ownership::{claim_pods, controller_of, controller_ref, selector_selects};
+use crate::pod_owner::{delete_owned_pod, watch_owners_and_pods};
 use crate::pods;
 use crate::scheduler::filters::taint_toleration;
 use crate::scheduler::nodeaffinity::{named_nodes, RequiredNodeAffinity};
@@ -39,7 +37,7 @@ use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::expectations::Expectations;
-use k3rs_runtime::informer::{Change, Informer};
+use k3rs_runtime::informer::Informer;
 use k3rs_runtime::runner::Action;
 use k3rs_runtime::Controller;
 
@@ -70,49 +68,28 @@ pub(crate) fn start(ctx: &Context) -> Supervised {
         expectations: Arc::new(Expectations::default()),
         events: Recorder::new(ctx.client.clone(), "daemonset-controller"),
     };
-    let expectations = shared.expectations.clone();
     let sets = shared.sets.clone();
-    let queue = controller.queue();
-    controller
-        .watches(&shared.sets, {
-            let expectations = expectations.clone();
-            move |change| {
-                let key = ObjectKey::of(change.object().as_ref());
-                if let Change::Deleted(_) = change {
-                    expectations.forget(&key);
-                }
-                Some(key)
-            }
-        })
-        // The shared pod handler queues the owners itself (and counts expectations).
-        .watches(&shared.pods, {
-            let sets = sets.clone();
-            let queue = queue.clone();
-            move |change| {
-                queue_pod_owners(
-                    change,
-                    "DaemonSet",
-                    &expectations,
-                    &queue,
-                    |namespace, pod| owners_selecting(&sets, namespace, pod, selects),
-                );
-                None
-            }
-        })
-        // A node added, relabelled or (un)tainted may change where daemons should run.
-        .watches(&shared.nodes, move |_| {
-            sets.cache()
-                .all()
-                .iter()
-                .map(|set| ObjectKey::of(set.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .reads(&shared.revisions)
-        .workers(2)
-        .run(move |key| {
-            let shared = shared.clone();
-            async move { sync(&shared, &key).await }
-        })
+    watch_owners_and_pods(
+        controller,
+        &shared.sets,
+        &shared.pods,
+        &shared.expectations,
+        selects,
+    )
+    // A node added, relabelled or (un)tainted may change where daemons should run.
+    .watches(&shared.nodes, move |_| {
+        sets.cache()
+            .all()
+            .iter()
+            .map(|set| ObjectKey::of(set.as_ref()))
+            .collect::<Vec<_>>()
+    })
+    .reads(&shared.revisions)
+    .workers(2)
+    .run(move |key| {
+        let shared = shared.clone();
+        async move { sync(&shared, &key).await }
+    })
 }
 
 /// Upstream's `AddOrUpdateDaemonPodTolerations`: daemons stay on nodes that are not ready,

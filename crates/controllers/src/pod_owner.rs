@@ -74,34 +74,15 @@ where
             queue: controller.queue(),
             events: Recorder::new(ctx.client.clone(), component),
         };
-        let kind = K::kind(&()).into_owned();
-        controller
-            .watches(&shared.owners, {
-                let expectations = shared.expectations.clone();
-                move |change| {
-                    let key = ObjectKey::of(change.object().as_ref());
-                    if let Change::Deleted(_) = change {
-                        expectations.forget(&key);
-                    }
-                    Some(key)
-                }
-            })
-            // The shared pod handler queues the owners itself (and counts expectations).
-            .watches(&shared.pods, {
-                let shared = shared.clone();
-                move |change| {
-                    queue_pod_owners(
-                        change,
-                        &kind,
-                        &shared.expectations,
-                        &shared.queue,
-                        |namespace, pod| owners_selecting(&shared.owners, namespace, pod, selects),
-                    );
-                    None
-                }
-            })
-            .workers(workers)
-            .run(move |key| reconcile.clone()(shared.clone(), key))
+        watch_owners_and_pods(
+            controller,
+            &shared.owners,
+            &shared.pods,
+            &shared.expectations,
+            selects,
+        )
+        .workers(workers)
+        .run(move |key| reconcile.clone()(shared.clone(), key))
     }
 
     /// Deletes `owner`'s pod `pod`: [`delete_owned_pod`] through this controller's client,
@@ -109,6 +90,45 @@ where
     pub(crate) async fn delete_pod(&self, owner: &K, pod: &Pod) -> Result<(), Error> {
         delete_owned_pod(&self.client, &self.events, &self.expectations, owner, pod).await
     }
+}
+
+/// Registers on `controller` the handlers every pod-creating controller shares: a change of
+/// an owner queues it (a deleted owner's expectations are forgotten), and a change of a pod goes
+/// through the one pod handler ([`queue_pod_owners`]), which counts expectations and queues the
+/// pod's owner — or, for an orphan, the owners `selects` says may adopt it.
+pub(crate) fn watch_owners_and_pods<K>(
+    controller: Controller,
+    owners: &Arc<Informer<K>>,
+    pods: &Arc<Informer<Pod>>,
+    expectations: &Arc<Expectations<ObjectKey>>,
+    selects: fn(&K, &Pod) -> bool,
+) -> Controller
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    let queue = controller.queue();
+    controller
+        .watches(owners, {
+            let expectations = expectations.clone();
+            move |change| {
+                let key = ObjectKey::of(change.object().as_ref());
+                if let Change::Deleted(_) = change {
+                    expectations.forget(&key);
+                }
+                Some(key)
+            }
+        })
+        .watches(pods, {
+            let owners = owners.clone();
+            let expectations = expectations.clone();
+            move |change| {
+                queue_pod_owners(change, &kind, &expectations, &queue, |namespace, pod| {
+                    owners_selecting(&owners, namespace, pod, selects)
+                });
+                None
+            }
+        })
 }
 
 /// The keys of the owners in `namespace` whose selector matches `pod`, per `selects`: for an
