@@ -34,8 +34,8 @@ mod writer;
 
 pub use error::{BackendError, StoreError};
 pub use sled_store::{
-    SledStore, SledStoreConfig, DEFAULT_COMPACTION_INTERVAL, DEFAULT_COMPACTION_RETENTION,
-    FORMAT_FILE, FORMAT_VERSION,
+    SledStore, SledStoreConfig, DEFAULT_BACKGROUND_EVERY, DEFAULT_COMPACTION_INTERVAL,
+    DEFAULT_COMPACTION_RETENTION, FORMAT_FILE, FORMAT_VERSION,
 };
 
 use async_trait::async_trait;

@@ -26,6 +26,9 @@ pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 /// How many revisions automatic compaction keeps by default (kine's minimum retention).
 pub const DEFAULT_COMPACTION_RETENTION: Revision = 1000;
 
+/// How often sled's background thread flushes and cleans segments by default (sled's own 500 ms).
+pub const DEFAULT_BACKGROUND_EVERY: Duration = Duration::from_millis(500);
+
 /// Settings of a [`SledStore`].
 #[derive(Clone, Debug)]
 pub struct SledStoreConfig {
@@ -43,6 +46,13 @@ pub struct SledStoreConfig {
     pub compaction_retention: Revision,
     /// Events buffered per watcher before a watcher that does not read is dropped.
     pub watch_buffer: usize,
+    /// How often sled's background thread runs; `None` starts no such thread. Durability does
+    /// not depend on it (every acknowledgement is flushed and synced first), but in sled 0.34
+    /// this thread is the only one that cleans segments: it rewrites the live pages of a
+    /// segment that is at most half full so that the segment can be reused. Without it the
+    /// file, and sled's per-segment bookkeeping in memory, grow under churn no matter how much
+    /// history compaction removes.
+    pub background_every: Option<Duration>,
 }
 
 impl Default for SledStoreConfig {
@@ -53,6 +63,7 @@ impl Default for SledStoreConfig {
             compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
             compaction_retention: DEFAULT_COMPACTION_RETENTION,
             watch_buffer: 1000,
+            background_every: Some(DEFAULT_BACKGROUND_EVERY),
         }
     }
 }
@@ -434,8 +445,14 @@ fn open_db(config: &SledStoreConfig) -> Result<sled::Db, StoreError> {
         let result = sled::Config::new()
             .path(path)
             .cache_capacity(config.cache_capacity_bytes)
-            // We flush explicitly before every acknowledgement; a timer flush adds nothing.
-            .flush_every_ms(None)
+            // We flush explicitly before every acknowledgement, so the timer's flush adds nothing
+            // to durability, but sled 0.34 cleans segments only on this thread (see
+            // `SledStoreConfig::background_every`).
+            .flush_every_ms(
+                config
+                    .background_every
+                    .map(|every| u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1)),
+            )
             .open();
         match result {
             Ok(db) => return Ok(db),
