@@ -140,11 +140,17 @@ impl StoreError {
     }
 }
 
-/// An error of the embedded database engine, kept whole as a source without naming the engine's
+/// An error of the embedded database engine (a `sled::Error`, a `redb::Error`), kept whole as a source without naming the engine's
 /// type in the store's API. Cloning shares it.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct BackendError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+/// Converts any redb error (`DatabaseError`, `TransactionError`, `TableError`, `StorageError`,
+/// `CommitError`, `SetDurabilityError`…) into a store error, keeping it whole as the source.
+pub(crate) fn redb_error(err: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(BackendError::new(err.into()))
+}
 
 impl BackendError {
     pub(crate) fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -177,6 +183,17 @@ mod tests {
             Some(std::io::ErrorKind::StorageFull)
         );
         assert!(err.is_backend_failure());
+    }
+
+    #[test]
+    fn a_redb_error_is_kept_as_the_source() {
+        let err = redb_error(redb::StorageError::Corrupted("bad page".to_owned()));
+        assert!(err.is_backend_failure());
+        let source = err.source().expect("a source");
+        let redb = source
+            .downcast_ref::<BackendError>()
+            .and_then(|backend| backend.get_ref().downcast_ref::<redb::Error>());
+        assert!(matches!(redb, Some(redb::Error::Corrupted(_))), "{err}");
     }
 
     #[test]

@@ -24,18 +24,24 @@
 #![deny(unsafe_code)]
 #![forbid(unsafe_code)]
 
+mod backend;
 mod codec;
 mod durability;
+mod engine;
 mod error;
+mod format;
 mod reader;
+mod redb_store;
 mod sled_store;
 mod watch;
 mod writer;
 
 pub use error::{BackendError, StoreError};
+pub use format::FORMAT_FILE;
+pub use redb_store::{RedbStore, RedbStoreConfig, REDB_FILE, REDB_FORMAT_VERSION};
 pub use sled_store::{
     SledStore, SledStoreConfig, DEFAULT_BACKGROUND_EVERY, DEFAULT_COMPACTION_INTERVAL,
-    DEFAULT_COMPACTION_RETENTION, FORMAT_FILE, FORMAT_VERSION,
+    DEFAULT_COMPACTION_RETENTION, FORMAT_VERSION,
 };
 
 use async_trait::async_trait;

@@ -1,20 +1,20 @@
 //! Reads at a revision: point lookups, prefix scans and event-log ranges over the version space.
 //!
+//! Every function takes one [`ReadView`] of the backend, so each read is consistent in itself on
+//! either backend (for redb the view is one short read transaction).
+//!
 //! Every function here reads "as of" an explicit revision and ignores versions written after it,
 //! which is what makes reads consistent while the writer keeps going: the writer only ever adds
 //! versions with revisions above the durable revision readers use.
 
+use std::ops::Bound;
 use std::path::Path;
 
+use crate::backend::ReadView;
 use crate::codec::{self, Version};
 use crate::{EventKind, KeyValue, Revision, StoreError, WatchEvent};
 
-/// Converts a sled error into a store error.
-pub(crate) fn backend(err: sled::Error) -> StoreError {
-    StoreError::Backend(crate::error::BackendError::new(err))
-}
-
-fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         path: path.display().to_string(),
         reason: reason.into(),
@@ -23,17 +23,16 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
 
 /// The newest version of `key` written at or before `revision`, with its revision.
 pub(crate) fn latest_version(
-    tree: &sled::Tree,
+    view: &dyn ReadView,
     path: &Path,
     key: &str,
     revision: Revision,
 ) -> Result<Option<(Revision, Version)>, StoreError> {
     let low = codec::version_key(key, 0);
     let high = codec::version_key(key, revision);
-    match tree.range(low..=high).next_back() {
+    match view.last_in(&low, &high)? {
         None => Ok(None),
-        Some(entry) => {
-            let (raw_key, raw_value) = entry.map_err(backend)?;
+        Some((raw_key, raw_value)) => {
             let (_, rev) = codec::parse_version_key(&raw_key)
                 .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
             let version = Version::decode(&raw_value)
@@ -65,12 +64,12 @@ pub(crate) fn to_key_value(
 
 /// The object `key` as of `revision`.
 pub(crate) fn get_at(
-    tree: &sled::Tree,
+    view: &dyn ReadView,
     path: &Path,
     key: &str,
     revision: Revision,
 ) -> Result<Option<KeyValue>, StoreError> {
-    Ok(latest_version(tree, path, key, revision)?
+    Ok(latest_version(view, path, key, revision)?
         .and_then(|(rev, version)| to_key_value(key, rev, version)))
 }
 
@@ -89,7 +88,7 @@ type RawVersion = (Revision, Vec<u8>);
 /// Scans the live objects under `prefix` as of `revision`, starting after the key `start_after`
 /// when given, returning at most `limit` (all when `None`).
 pub(crate) fn scan_at(
-    tree: &sled::Tree,
+    view: &dyn ReadView,
     path: &Path,
     prefix: &str,
     start_after: Option<&str>,
@@ -101,16 +100,20 @@ pub(crate) fn scan_at(
         None => codec::version_prefix(prefix),
     };
     let high = codec::prefix_end(&codec::version_prefix(prefix));
-    let iter = match high {
-        Some(high) => tree.range(low..high),
-        None => tree.range(low..),
+    let high = match &high {
+        Some(high) => Bound::Excluded(high.as_slice()),
+        None => Bound::Unbounded,
     };
 
     let mut items = Vec::new();
     let mut more = false;
     // The key being grouped, and its newest version at or before `revision` seen so far.
     let mut current: Option<(String, Option<RawVersion>)> = None;
-    let mut emit = |key: String, best: Option<RawVersion>| -> Result<bool, StoreError> {
+    // Adds the object of a finished key group; returns false once the page is full.
+    let mut emit = |key: String,
+                    best: Option<RawVersion>,
+                    items: &mut Vec<KeyValue>|
+     -> Result<bool, StoreError> {
         let Some((rev, raw)) = best else {
             return Ok(true);
         };
@@ -126,15 +129,16 @@ pub(crate) fn scan_at(
         Ok(true)
     };
 
-    for entry in iter {
-        let (raw_key, raw_value) = entry.map_err(backend)?;
-        let (key, rev) = codec::parse_version_key(&raw_key)
+    let mut full = false;
+    view.scan(Bound::Included(&low), high, &mut |raw_key, raw_value| {
+        let (key, rev) = codec::parse_version_key(raw_key)
             .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
         let same_key = current.as_ref().is_some_and(|(k, _)| k == key);
         if !same_key {
             if let Some((done_key, best)) = current.take() {
-                if !emit(done_key, best)? {
-                    return Ok(Scan { items, more });
+                if !emit(done_key, best, &mut items)? {
+                    full = true;
+                    return Ok(false);
                 }
             }
             current = Some((key.to_owned(), None));
@@ -144,16 +148,19 @@ pub(crate) fn scan_at(
                 *best = Some((rev, raw_value.to_vec()));
             }
         }
-    }
-    if let Some((done_key, best)) = current.take() {
-        emit(done_key, best)?;
+        Ok(true)
+    })?;
+    if !full {
+        if let Some((done_key, best)) = current.take() {
+            emit(done_key, best, &mut items)?;
+        }
     }
     Ok(Scan { items, more })
 }
 
 /// The events under `prefix` with revisions in `(after, upto]`, in revision order.
 pub(crate) fn events_between(
-    tree: &sled::Tree,
+    view: &dyn ReadView,
     path: &Path,
     prefix: &str,
     after: Revision,
@@ -165,22 +172,31 @@ pub(crate) fn events_between(
     }
     let low = codec::event_key(after + 1);
     let high = codec::event_key(upto);
-    for entry in tree.range(low..=high) {
-        let (raw_key, raw_value) = entry.map_err(backend)?;
-        let revision = codec::parse_event_key(&raw_key)
-            .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))?;
-        let key = std::str::from_utf8(&raw_value)
-            .map_err(|_| corrupt(path, format!("event {revision} names a non-UTF-8 key")))?;
-        if !key.starts_with(prefix) {
-            continue;
-        }
-        let version = latest_version(tree, path, key, revision)?
+    // The event log first, then the versions: a view cannot be read while it is being scanned
+    // on every backend, and the events of one chunk are few.
+    let mut changed = Vec::new();
+    view.scan(
+        Bound::Included(&low),
+        Bound::Included(&high),
+        &mut |raw_key, raw_value| {
+            let revision = codec::parse_event_key(raw_key)
+                .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))?;
+            let key = std::str::from_utf8(raw_value)
+                .map_err(|_| corrupt(path, format!("event {revision} names a non-UTF-8 key")))?;
+            if key.starts_with(prefix) {
+                changed.push((revision, key.to_owned()));
+            }
+            Ok(true)
+        },
+    )?;
+    for (revision, key) in changed {
+        let version = latest_version(view, path, &key, revision)?
             .filter(|(rev, _)| *rev == revision)
             .map(|(_, version)| version)
             .ok_or_else(|| corrupt(path, format!("event {revision} of {key} has no version")))?;
-        let prev = latest_version(tree, path, key, revision - 1)?
-            .and_then(|(rev, version)| to_key_value(key, rev, version));
-        events.push(event_from(key, revision, version, prev));
+        let prev = latest_version(view, path, &key, revision - 1)?
+            .and_then(|(rev, version)| to_key_value(&key, rev, version));
+        events.push(event_from(&key, revision, version, prev));
     }
     Ok(events)
 }
@@ -225,13 +241,15 @@ pub(crate) fn event_from(
 }
 
 /// The newest revision in the event log, or 0 when it is empty.
-pub(crate) fn last_event_revision(tree: &sled::Tree, path: &Path) -> Result<Revision, StoreError> {
+pub(crate) fn last_event_revision(
+    view: &dyn ReadView,
+    path: &Path,
+) -> Result<Revision, StoreError> {
     let low = codec::event_key(0);
     let high = codec::event_key(Revision::MAX);
-    match tree.range(low..=high).next_back() {
+    match view.last_in(&low, &high)? {
         None => Ok(0),
-        Some(entry) => {
-            let (raw_key, _) = entry.map_err(backend)?;
+        Some((raw_key, _)) => {
             codec::parse_event_key(&raw_key)
                 .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))
         }

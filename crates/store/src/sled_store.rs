@@ -1,24 +1,21 @@
-//! The embedded backend: one sled database, one writer thread, reads at the durable revision.
+//! The sled backend: one sled tree holding `codec.rs`'s key spaces, made durable by sled's flush
+//! plus `durability.rs`'s syncs of what sled leaves unsynced.
+//!
+//! sled 0.34 never shrinks its file under churn and only cleans segments on its background thread
+//! (see [`SledStoreConfig::background_every`]); [`crate::RedbStore`] is the alternative.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use base64::Engine as _;
-use tokio::sync::oneshot;
-
-use crate::codec;
+use crate::backend::{Backend, Batch, Entry, Op, ReadView, Visit};
 use crate::durability::Durability;
-use crate::reader::{self, backend};
-use crate::watch::{self, WatchRegistry};
-use crate::writer::{self, Request, Writer};
-use crate::{Deleted, KeyValue, ListOptions, ListPage, Revision, Store, StoreError, WatchStream};
+use crate::engine::{delegate_store, Engine, Settings};
+use crate::format;
+use crate::{Revision, StoreError};
 
-/// The name of the file, inside the store directory, that names the on-disk format.
-pub const FORMAT_FILE: &str = "FORMAT";
-/// The on-disk format this build reads and writes.
+/// The on-disk format this backend reads and writes (the sled backend's `FORMAT` string).
 pub const FORMAT_VERSION: &str = "k3rs-store-sled-v1";
 
 /// How often automatic compaction runs by default (kube-apiserver's and kine's five minutes).
@@ -68,82 +65,21 @@ impl Default for SledStoreConfig {
     }
 }
 
-/// State shared by the store handle, its writer thread and its watchers.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) tree: sled::Db,
-    pub(crate) path: PathBuf,
-    pub(crate) config: SledStoreConfig,
-    /// The newest durable revision; readers read at it. Moves only under the watchers lock.
-    durable: AtomicI64,
-    compacted: AtomicI64,
-    watchers: Mutex<WatchRegistry>,
-    /// Held shared by every multi-entry scan; compaction takes it exclusively to wait them out.
-    scans: RwLock<()>,
-}
-
-impl Shared {
-    pub(crate) fn durable_revision(&self) -> Revision {
-        self.durable.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn compacted_revision(&self) -> Revision {
-        self.compacted.load(Ordering::SeqCst)
-    }
-
-    /// Makes `revision` visible to readers. Call with the watchers lock held.
-    pub(crate) fn publish_durable(&self, revision: Revision) {
-        self.durable.store(revision, Ordering::SeqCst);
-    }
-
-    pub(crate) fn publish_compacted(&self, revision: Revision) {
-        self.compacted.store(revision, Ordering::SeqCst);
-    }
-
-    pub(crate) fn lock_watchers(&self) -> MutexGuard<'_, WatchRegistry> {
-        // A panic while holding the lock leaves the registry consistent (it only pushes and
-        // retains), so a poisoned lock is still usable.
-        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn scan_guard(&self) -> RwLockReadGuard<'_, ()> {
-        self.scans.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Blocks until every scan that started before this call has finished.
-    pub(crate) fn wait_for_scans(&self) {
-        drop(self.scans.write().unwrap_or_else(|p| p.into_inner()));
-    }
-
-    /// Fails when history after `revision` may have been removed.
-    pub(crate) fn check_not_compacted(&self, revision: Revision) -> Result<(), StoreError> {
-        let compacted = self.compacted_revision();
-        if revision < compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted,
-            });
+impl SledStoreConfig {
+    fn settings(&self) -> Settings {
+        Settings {
+            compaction_interval: self.compaction_interval,
+            compaction_retention: self.compaction_retention,
+            watch_buffer: self.watch_buffer,
         }
-        Ok(())
     }
 }
 
-/// The embedded store. Cheap to share behind an `Arc`; dropping the last handle flushes and
-/// stops the writer thread.
+/// The store over sled. Cheap to share behind an `Arc`; dropping the last handle stops the
+/// writer thread.
 #[derive(Debug)]
 pub struct SledStore {
-    shared: Arc<Shared>,
-    requests: Mutex<Option<mpsc::Sender<Request>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-/// The continue token's contents (base64 of this JSON).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ContinueToken {
-    /// The revision of the first page.
-    rev: Revision,
-    /// The last key returned; the next page starts after it.
-    start: String,
+    engine: Engine<SledBackend>,
 }
 
 impl SledStore {
@@ -153,113 +89,42 @@ impl SledStore {
     /// that is not a k3rs store; refuses a store whose contents are damaged or missing.
     pub fn open(config: SledStoreConfig) -> Result<Arc<SledStore>, StoreError> {
         let path = config.path.clone();
-        let format = open_format(&path)?;
+        let format = format::open_format(&path, FORMAT_VERSION, is_sled_file)?;
         remove_partial_snapshots(&path)?;
         let db = open_db(&config)?;
         let durability = Durability::open(&path).map_err(|source| StoreError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        check_or_init_format(&db, &path, format)?;
-
-        let compacted = match db.get(codec::META_COMPACT).map_err(backend)? {
-            Some(raw) => codec::parse_revision(&raw).ok_or_else(|| StoreError::Corrupt {
-                path: path.display().to_string(),
-                reason: "unreadable compacted revision".to_owned(),
-            })?,
-            None => 0,
+        let backend = SledBackend {
+            db,
+            path: path.clone(),
+            durability: Mutex::new(durability),
         };
-        let current = reader::last_event_revision(&db, &path)?.max(compacted);
-        tracing::info!(path = %path.display(), revision = current, compacted, "store opened");
-
-        let shared = Arc::new(Shared {
-            tree: db,
-            path,
-            config,
-            durable: AtomicI64::new(current),
-            compacted: AtomicI64::new(compacted),
-            watchers: Mutex::new(WatchRegistry::default()),
-            scans: RwLock::new(()),
-        });
-        let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&shared), rx, durability);
-        let handle = std::thread::Builder::new()
-            .name("k3rs-store-writer".to_owned())
-            .spawn(move || writer.run())
-            .map_err(|source| StoreError::Io {
-                path: shared.path.display().to_string(),
-                source,
-            })?;
-        Ok(Arc::new(SledStore {
-            shared,
-            requests: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(handle)),
-        }))
+        format::check_or_init(&backend, &path, format, FORMAT_VERSION)?;
+        let engine = Engine::start(backend, path, config.settings())?;
+        Ok(Arc::new(SledStore { engine }))
     }
 
     /// The store directory.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        self.engine.path()
     }
 
     /// How many watchers are registered for live events (for metrics and tests).
     pub fn live_watchers(&self) -> usize {
-        self.shared.lock_watchers().len()
+        self.engine.live_watchers()
     }
 
     /// The on-disk size of the database, in bytes.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.shared.tree.size_on_disk().map_err(backend)
+        self.engine.backend().size_on_disk()
     }
 
-    /// Stops the writer after it has finished the requests already sent, and flushes.
+    /// Stops the writer after it has finished the requests already sent (each of which is
+    /// durable when answered), and waits for reads in flight.
     pub fn close(&self) {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            if handle.join().is_err() {
-                tracing::error!(path = %self.shared.path.display(), "store writer panicked");
-            }
-        }
-        // Reads and watch catch-ups in flight hold the database for a moment; wait for them so
-        // that the directory can be opened again as soon as this returns.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.shared) > 1 {
-            if std::time::Instant::now() > deadline {
-                tracing::warn!(path = %self.shared.path.display(), "store still in use after close");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(writer::Reply<T>) -> Request,
-    ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-            let sender = requests.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(make(reply)).map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Runs a blocking read on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || f(&shared))
-            .await
-            .map_err(|source| StoreError::Task {
-                operation: "read",
-                source,
-            })?
+        self.engine.close();
     }
 }
 
@@ -269,170 +134,95 @@ impl Drop for SledStore {
     }
 }
 
-#[async_trait]
-impl Store for SledStore {
-    fn current_revision(&self) -> Revision {
-        self.shared.durable_revision()
-    }
+delegate_store!(SledStore);
 
-    fn compacted_revision(&self) -> Revision {
-        self.shared.compacted_revision()
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        writer::validate_key(key)?;
-        let key = key.to_owned();
-        self.read(move |shared| {
-            reader::get_at(&shared.tree, &shared.path, &key, shared.durable_revision())
-        })
-        .await
-    }
-
-    async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StoreError> {
-        let prefix = prefix.to_owned();
-        self.read(move |shared| list_page(shared, &prefix, &options))
-            .await
-    }
-
-    async fn count(&self, prefix: &str) -> Result<u64, StoreError> {
-        let prefix = prefix.to_owned();
-        self.read(move |shared| {
-            let _scan = shared.scan_guard();
-            let revision = shared.durable_revision();
-            let scan = reader::scan_at(&shared.tree, &shared.path, &prefix, None, revision, None)?;
-            Ok(scan.items.len() as u64)
-        })
-        .await
-    }
-
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        let key = key.to_owned();
-        self.ask(|reply| Request::Create { key, value, reply })
-            .await
-    }
-
-    async fn update(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        expected_mod_revision: Revision,
-    ) -> Result<KeyValue, StoreError> {
-        let key = key.to_owned();
-        self.ask(|reply| Request::Update {
-            key,
-            value,
-            expected: expected_mod_revision,
-            reply,
-        })
-        .await
-    }
-
-    async fn delete(
-        &self,
-        key: &str,
-        expected_mod_revision: Option<Revision>,
-    ) -> Result<Deleted, StoreError> {
-        let key = key.to_owned();
-        self.ask(|reply| Request::Delete {
-            key,
-            expected: expected_mod_revision,
-            reply,
-        })
-        .await
-    }
-
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        self.shared.check_not_compacted(after)?;
-        Ok(watch::start(
-            Arc::clone(&self.shared),
-            prefix.to_owned(),
-            after,
-        ))
-    }
-
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.ask(|reply| Request::Compact { revision, reply }).await
-    }
+/// The sled database and the handles that make its flushes durable.
+#[derive(Debug)]
+pub(crate) struct SledBackend {
+    db: sled::Db,
+    path: PathBuf,
+    /// Only the writer commits; the lock is never contended.
+    durability: Mutex<Durability>,
 }
 
-/// Reads one page of a list; see [`Store::list`].
-fn list_page(shared: &Shared, prefix: &str, options: &ListOptions) -> Result<ListPage, StoreError> {
-    let (revision, start_after) = match &options.continue_token {
-        Some(token) => {
-            let token = decode_continue(token)?;
-            if !token.start.starts_with(prefix) {
-                return Err(StoreError::InvalidContinue {
-                    reason: format!("it continues outside the prefix {prefix}"),
-                });
+/// Converts a sled error into a store error.
+fn backend(err: sled::Error) -> StoreError {
+    StoreError::Backend(crate::error::BackendError::new(err))
+}
+
+impl ReadView for sled::Db {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sled::Tree::get(self, key)
+            .map_err(backend)?
+            .map(|value| value.to_vec()))
+    }
+
+    fn last_in(&self, low: &[u8], high: &[u8]) -> Result<Option<Entry>, StoreError> {
+        match self.range(low..=high).next_back() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry.map_err(backend)?;
+                Ok(Some((key.to_vec(), value.to_vec())))
             }
-            (token.rev, Some(token.start))
         }
-        None => (
-            options
-                .revision
-                .filter(|rev| *rev > 0)
-                .unwrap_or_else(|| shared.durable_revision()),
-            None,
-        ),
-    };
-    let current = shared.durable_revision();
-    if revision > current {
-        return Err(StoreError::FutureRevision {
-            requested: revision,
-            current,
-        });
     }
-    shared.check_not_compacted(revision)?;
-    let limit = options.limit.filter(|limit| *limit > 0);
-    let scan = {
-        let _scan = shared.scan_guard();
-        reader::scan_at(
-            &shared.tree,
-            &shared.path,
-            prefix,
-            start_after.as_deref(),
-            revision,
-            limit,
-        )?
-    };
-    // A compaction that passed `revision` during the scan may have removed what it needed.
-    shared.check_not_compacted(revision)?;
-    let continue_token = match (scan.more, scan.items.last()) {
-        (true, Some(last)) => Some(encode_continue(&ContinueToken {
-            rev: revision,
-            start: last.key.clone(),
-        })?),
-        _ => None,
-    };
-    Ok(ListPage {
-        items: scan.items,
-        revision,
-        continue_token,
-        remaining: None,
-    })
+
+    fn scan(
+        &self,
+        low: Bound<&[u8]>,
+        high: Bound<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        for entry in self.range::<&[u8], _>((low, high)) {
+            let (key, value) = entry.map_err(backend)?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
-fn encode_continue(token: &ContinueToken) -> Result<String, StoreError> {
-    let json = serde_json::to_vec(token).map_err(StoreError::EncodeContinue)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+impl Backend for SledBackend {
+    /// sled has no read transactions: scans see a consistent view of each key, and the store's
+    /// readers only look at revisions at or below the durable one, which the writer never
+    /// changes (compaction waits for scans before removing what they may need).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn ReadView) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db)
+    }
+
+    /// Applies the batch, flushes sled, then syncs what sled's flush leaves unsynced.
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut sled_batch = sled::Batch::default();
+        for op in batch.ops {
+            match op {
+                Op::Put(key, value) => sled_batch.insert(key, value),
+                Op::Remove(key) => sled_batch.remove(key),
+            }
+        }
+        self.db.apply_batch(sled_batch).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        self.durability
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync()
+            .map_err(|source| StoreError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(backend)
+    }
 }
 
-fn decode_continue(token: &str) -> Result<ContinueToken, StoreError> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| StoreError::InvalidContinue {
-            reason: "not base64".to_owned(),
-        })?;
-    let token: ContinueToken =
-        serde_json::from_slice(&raw).map_err(|_| StoreError::InvalidContinue {
-            reason: "not a continue token".to_owned(),
-        })?;
-    if token.rev <= 0 {
-        return Err(StoreError::InvalidContinue {
-            reason: "bad revision".to_owned(),
-        });
-    }
-    Ok(token)
+/// The files sled itself creates in the store directory.
+fn is_sled_file(name: &str) -> bool {
+    name == "conf" || name == "db" || name == "blobs" || name.starts_with("snap.")
 }
 
 /// Opens the sled database. sled's background I/O may hold the directory lock for a moment after
@@ -475,65 +265,6 @@ fn open_db(config: &SledStoreConfig) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// What the format file said when the store was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FormatFile {
-    Present,
-    Absent,
-}
-
-/// Checks the format file before sled touches anything. Files sled itself creates.
-fn open_format(path: &Path) -> Result<FormatFile, StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let format_path = path.join(FORMAT_FILE);
-    match std::fs::read_to_string(&format_path) {
-        Ok(found) => {
-            if found.trim() != FORMAT_VERSION {
-                return Err(StoreError::IncompatibleFormat {
-                    path: path.display().to_string(),
-                    found: found.trim().to_owned(),
-                    expected: FORMAT_VERSION.to_owned(),
-                });
-            }
-            Ok(FormatFile::Present)
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            // Without a format file the directory must be new, or hold only what sled writes
-            // (a first start that was cut short).
-            match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    for entry in entries {
-                        let name = entry.map_err(io)?.file_name();
-                        let name = name.to_string_lossy();
-                        let sled_file = name == "conf"
-                            || name == "db"
-                            || name == "blobs"
-                            || name == format!("{FORMAT_FILE}.tmp")
-                            || name.starts_with("snap.");
-                        if !sled_file {
-                            return Err(StoreError::Corrupt {
-                                path: path.display().to_string(),
-                                reason: format!(
-                                    "the directory holds {name} but no {FORMAT_FILE} file: it is not a k3rs store"
-                                ),
-                            });
-                        }
-                    }
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(path).map_err(io)?;
-                }
-                Err(err) => return Err(io(err)),
-            }
-            Ok(FormatFile::Absent)
-        }
-        Err(err) => Err(io(err)),
-    }
-}
-
 /// sled writes `snap.<lsn>.generating` and renames it when complete, but its loader takes a
 /// leftover `.generating` file for a finished snapshot and then fails every open (sled#1527).
 /// Such a file is incomplete by construction, so it goes before sled opens the directory.
@@ -551,68 +282,5 @@ fn remove_partial_snapshots(path: &Path) -> Result<(), StoreError> {
             std::fs::remove_file(entry.path()).map_err(io)?;
         }
     }
-    Ok(())
-}
-
-/// Checks the format recorded inside the database, or records it in a new one.
-fn check_or_init_format(db: &sled::Db, path: &Path, file: FormatFile) -> Result<(), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.display().to_string(),
-        reason,
-    };
-    match db.get(codec::META_FORMAT).map_err(backend)? {
-        Some(found) if &found[..] == FORMAT_VERSION.as_bytes() => {}
-        Some(found) => {
-            return Err(StoreError::IncompatibleFormat {
-                path: path.display().to_string(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-                expected: FORMAT_VERSION.to_owned(),
-            })
-        }
-        None if file == FormatFile::Present => {
-            return Err(corrupt(format!(
-                "{FORMAT_FILE} says this is a store but the database has no contents"
-            )))
-        }
-        None if !db.is_empty() => {
-            return Err(corrupt(
-                "the database has data but no format record".to_owned(),
-            ))
-        }
-        None => {
-            db.insert(codec::META_FORMAT, FORMAT_VERSION.as_bytes())
-                .map_err(backend)?;
-            db.flush().map_err(backend)?;
-            // The format record must be on disk before the format file claims it is.
-            Durability::open(path)
-                .and_then(|mut durability| durability.sync())
-                .map_err(|source| StoreError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-        }
-    }
-    if file == FormatFile::Absent {
-        write_format_file(path)?;
-    }
-    Ok(())
-}
-
-/// Writes the format file atomically and durably (temporary file, fsync, rename, fsync dir).
-fn write_format_file(path: &Path) -> Result<(), StoreError> {
-    use std::io::Write as _;
-    let io = |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let tmp = path.join(format!("{FORMAT_FILE}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(FORMAT_VERSION.as_bytes()).map_err(io)?;
-    file.write_all(b"\n").map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path.join(FORMAT_FILE)).map_err(io)?;
-    std::fs::File::open(path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io)?;
     Ok(())
 }

@@ -12,7 +12,8 @@ use std::sync::{Arc, Weak};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::sled_store::Shared;
+use crate::backend::Backend;
+use crate::engine::Shared;
 use crate::{reader, Revision, StoreError, WatchEvent, WatchStream};
 
 /// How many events one catch-up step reads from the log.
@@ -71,8 +72,12 @@ impl WatchRegistry {
 }
 
 /// Starts a watch of `prefix` after revision `after`; see the module docs for the protocol.
-pub(crate) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> WatchStream {
-    let (tx, rx) = mpsc::channel(shared.config.watch_buffer.max(1));
+pub(crate) fn start<B: Backend>(
+    shared: Arc<Shared<B>>,
+    prefix: String,
+    after: Revision,
+) -> WatchStream {
+    let (tx, rx) = mpsc::channel(shared.settings.watch_buffer.max(1));
     let too_slow = Arc::new(AtomicBool::new(false));
     tokio::spawn(catch_up(
         Arc::downgrade(&shared),
@@ -98,9 +103,11 @@ pub(crate) fn start(shared: Arc<Shared>, prefix: String, after: Revision) -> Wat
     .boxed()
 }
 
-/// Holds the store only weakly between steps, so a closed store is not kept open by a watcher.
-async fn catch_up(
-    shared: Weak<Shared>,
+/// Holds the store only weakly between steps, so a closed store is not kept open by a watcher;
+/// each step reads through its own short read view (never one view for the whole catch-up: a
+/// long-lived redb read transaction pins pages and makes the file grow).
+async fn catch_up<B: Backend>(
+    shared: Weak<Shared<B>>,
     prefix: String,
     mut next: Revision,
     tx: mpsc::Sender<Result<Arc<WatchEvent>, StoreError>>,
@@ -132,8 +139,9 @@ async fn catch_up(
         let upto = durable.min(next.saturating_add(CATCH_UP_CHUNK));
         let read_prefix = prefix.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let events =
-                reader::events_between(&store.tree, &store.path, &read_prefix, next, upto)?;
+            let events = store.backend.read(|view| {
+                reader::events_between(view, &store.path, &read_prefix, next, upto)
+            })?;
             store.check_not_compacted(next)?;
             Ok(events)
         })

@@ -1,21 +1,28 @@
 //! The single writer thread: validates writes, assigns revisions, commits in groups, compacts.
 //!
 //! All changes go through this one thread, so revision assignment and compare-on-revision checks
-//! need no locks. Requests that arrive while a flush is in progress are applied together and made
-//! durable by one flush (group commit); only then are they acknowledged, published to readers
-//! (the durable revision moves) and dispatched to watchers. A failed flush poisons the store: the
-//! writer stops and every later write fails, because the state of unflushed changes is unknown.
+//! need no locks. Requests that arrive while a commit is in progress are gathered into one
+//! [`Batch`] (the group's own reads see its earlier changes through an overlay) and made durable
+//! by one [`Backend::commit`] (group commit: one sled flush, one redb write transaction); only then
+//! are they acknowledged, published to readers (the durable revision moves) and dispatched to
+//! watchers. A failed commit or read poisons the store: the writer stops and every later write
+//! fails, because the state of the database is unknown.
+//!
+//! Compaction first records the compacted revision (durably, in the commit of a group), then
+//! removes the history below it in chunks, each its own small commit, between groups of writes.
 
+use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::backend::{Backend, Batch};
 use crate::codec::{self, Version};
-use crate::durability::Durability;
-use crate::reader::{self, backend};
-use crate::sled_store::Shared;
+use crate::engine::Shared;
+use crate::reader;
 use crate::{Deleted, KeyValue, Revision, StoreError, WatchEvent};
 
 /// How many requests one commit group takes at most.
@@ -95,33 +102,33 @@ struct CompactionJob {
 }
 
 /// The writer thread's state.
-pub(crate) struct Writer {
-    shared: Arc<Shared>,
+pub(crate) struct Writer<B> {
+    shared: Arc<Shared<B>>,
     requests: mpsc::Receiver<Request>,
-    durability: Durability,
     /// The revision the next change gets.
     next_revision: Revision,
+    /// The changes of the group being applied, committed together.
+    batch: Batch,
+    /// The newest version of each key changed by the group being applied (not yet committed).
+    pending: HashMap<String, (Revision, Version)>,
     compaction: Option<CompactionJob>,
     /// When automatic compaction next runs, and the revision it will compact to then.
     next_auto_compaction: Option<(Instant, Revision)>,
 }
 
-impl Writer {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        requests: mpsc::Receiver<Request>,
-        durability: Durability,
-    ) -> Writer {
+impl<B: Backend> Writer<B> {
+    pub(crate) fn new(shared: Arc<Shared<B>>, requests: mpsc::Receiver<Request>) -> Writer<B> {
         let next_revision = shared.durable_revision() + 1;
         let next_auto_compaction = shared
-            .config
+            .settings
             .compaction_interval
             .map(|every| (Instant::now() + every, next_revision - 1));
         let mut writer = Writer {
             shared,
             requests,
-            durability,
             next_revision,
+            batch: Batch::default(),
+            pending: HashMap::new(),
             compaction: None,
             next_auto_compaction,
         };
@@ -166,25 +173,13 @@ impl Writer {
                 }
                 None => self.compact_step(),
             };
-            if !healthy {
+            if !healthy || !self.maybe_start_auto_compaction() {
                 tracing::error!(path = %self.shared.path.display(), "store writer stopped after a failed write");
                 break;
             }
-            self.maybe_start_auto_compaction();
         }
-        if let Err(err) = self.flush() {
-            tracing::error!(path = %self.shared.path.display(), %err, "final store flush failed");
-        }
+        // Every answered write was committed durably; nothing is left to flush.
         self.shared.lock_watchers().clear();
-    }
-
-    /// Makes every applied change durable: sled's flush, then what sled leaves unsynced.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        self.shared.tree.flush().map_err(backend)?;
-        self.durability.sync().map_err(|source| StoreError::Io {
-            path: self.shared.path.display().to_string(),
-            source,
-        })
     }
 
     fn idle_timeout(&self) -> Duration {
@@ -194,21 +189,22 @@ impl Writer {
         }
     }
 
-    fn maybe_start_auto_compaction(&mut self) {
+    /// Starts automatic compaction when it is due. Returns false when the store must stop.
+    fn maybe_start_auto_compaction(&mut self) -> bool {
         let (Some(every), Some((at, target))) = (
-            self.shared.config.compaction_interval,
+            self.shared.settings.compaction_interval,
             self.next_auto_compaction,
         ) else {
-            return;
+            return true;
         };
         if Instant::now() < at || self.compaction.is_some() {
-            return;
+            return true;
         }
         let current = self.next_revision - 1;
         self.next_auto_compaction = Some((Instant::now() + every, current));
         // Keep at least one interval of history (compact to where we stood an interval ago) and
         // at least the retained number of revisions.
-        let retention = self.shared.config.compaction_retention.max(0);
+        let retention = self.shared.settings.compaction_retention.max(0);
         let target = target.min(current.saturating_sub(retention));
         if target > self.shared.compacted_revision() {
             tracing::debug!(
@@ -217,18 +213,26 @@ impl Writer {
                 retention,
                 "compacting store history"
             );
-            if let Err(err) = self.start_compaction(target, None) {
+            let mut batch = Batch::default();
+            batch.put(codec::META_COMPACT, &codec::revision_bytes(target)[..]);
+            if let Err(err) = self.shared.backend.commit(batch) {
                 tracing::warn!(%err, "automatic compaction did not start");
+                return !is_fatal(&err);
             }
+            self.compaction_recorded(target, Vec::new());
         }
+        true
     }
 
-    /// Applies a group of requests, makes them durable with one flush, then answers them.
+    /// Applies a group of requests, makes them durable with one commit, then answers them.
     /// Returns false when the store must stop.
     fn commit_group(&mut self, group: Vec<Request>) -> bool {
         let mut held = Vec::with_capacity(group.len());
         let mut events = Vec::new();
         let mut apply_error = None;
+        // Compactions asked in this group: the newest target, and who waits for it.
+        let mut compact_to = self.shared.compacted_revision();
+        let mut compact_replies = Vec::new();
         for request in group {
             if apply_error.is_some() {
                 // Nothing after a failed apply is attempted; those callers learn the store failed.
@@ -273,26 +277,53 @@ impl Writer {
                     ));
                 }
                 Request::Compact { revision, reply } => {
-                    if let Err(err) = self.start_compaction(revision, Some(reply)) {
-                        if is_fatal(&err) {
-                            apply_error = Some(Arc::new(err));
-                        }
+                    let current = self.next_revision - 1;
+                    if revision > current {
+                        let _ = reply.send(Err(StoreError::FutureRevision {
+                            requested: revision,
+                            current,
+                        }));
+                    } else {
+                        compact_to = compact_to.max(revision);
+                        compact_replies.push(reply);
                     }
                 }
             }
         }
 
-        let flush_error = if events.is_empty() && apply_error.is_none() {
-            None
-        } else {
-            self.flush().err().map(Arc::new)
+        let compacting = compact_to > self.shared.compacted_revision();
+        let mut batch = std::mem::take(&mut self.batch);
+        self.pending.clear();
+        if compacting {
+            // Recorded before any history is removed, in the same commit as the group's writes.
+            batch.put(codec::META_COMPACT, &codec::revision_bytes(compact_to)[..]);
+        }
+        let failure = match apply_error {
+            // The group is not committed: every caller in it is told the store failed.
+            Some(err) => Some(err),
+            None if batch.is_empty() => None,
+            None => self.shared.backend.commit(batch).err().map(Arc::new),
         };
-        let failure = flush_error.or(apply_error);
-        if failure.is_none() {
-            if let Some(last) = events.last() {
-                let mut watchers = self.shared.lock_watchers();
-                self.shared.publish_durable(last.revision);
-                watchers.dispatch(std::mem::take(&mut events));
+        match &failure {
+            None => {
+                if let Some(last) = events.last() {
+                    let mut watchers = self.shared.lock_watchers();
+                    self.shared.publish_durable(last.revision);
+                    watchers.dispatch(std::mem::take(&mut events));
+                }
+                if compacting {
+                    self.compaction_recorded(compact_to, compact_replies);
+                } else {
+                    self.wait_for_compaction(compact_replies);
+                }
+            }
+            Some(err) => {
+                for reply in compact_replies {
+                    let _ = reply.send(Err(StoreError::Failed {
+                        operation: "compaction failed",
+                        source: Arc::clone(err),
+                    }));
+                }
             }
         }
         for reply in held {
@@ -301,9 +332,39 @@ impl Writer {
         failure.is_none()
     }
 
-    /// The newest version of `key` including changes not yet durable (only the writer may ask).
+    /// The compacted revision `target` is durable: publishes it and queues the removal of the
+    /// history below it; `replies` are answered when that is done.
+    fn compaction_recorded(&mut self, target: Revision, replies: Vec<Reply<()>>) {
+        self.shared.publish_compacted(target);
+        let job = self.compaction.get_or_insert_with(|| CompactionJob {
+            target,
+            tombstones: Vec::new(),
+            replies: Vec::new(),
+        });
+        job.target = job.target.max(target);
+        job.replies.extend(replies);
+    }
+
+    /// Answers compactions to a revision already compacted: when its removal is done.
+    fn wait_for_compaction(&mut self, replies: Vec<Reply<()>>) {
+        match self.compaction.as_mut() {
+            Some(job) => job.replies.extend(replies),
+            None => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// The newest version of `key` including the group's changes not yet committed.
     fn latest(&self, key: &str) -> Result<Option<(Revision, Version)>, StoreError> {
-        reader::latest_version(&self.shared.tree, &self.shared.path, key, Revision::MAX)
+        if let Some(pending) = self.pending.get(key) {
+            return Ok(Some(pending.clone()));
+        }
+        self.shared.backend.read(|view| {
+            reader::latest_version(view, &self.shared.path, key, Revision::MAX)
+        })
     }
 
     fn live(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -312,13 +373,15 @@ impl Writer {
             .and_then(|(rev, version)| reader::to_key_value(key, rev, version)))
     }
 
-    /// Writes `version` of `key` and its event at the next revision, atomically.
+    /// Adds `version` of `key` and its event at the next revision to the group's batch.
     fn put_version(&mut self, key: &str, version: &Version) -> Result<Revision, StoreError> {
         let revision = self.next_revision;
-        let mut batch = sled::Batch::default();
-        batch.insert(codec::version_key(key, revision), version.encode());
-        batch.insert(&codec::event_key(revision)[..], key.as_bytes());
-        self.shared.tree.apply_batch(batch).map_err(backend)?;
+        self.batch
+            .put(codec::version_key(key, revision), version.encode());
+        self.batch
+            .put(&codec::event_key(revision)[..], key.as_bytes());
+        self.pending
+            .insert(key.to_owned(), (revision, version.clone()));
         self.next_revision += 1;
         Ok(revision)
     }
@@ -388,62 +451,6 @@ impl Writer {
         Ok((Deleted { revision, prev }, event))
     }
 
-    /// Makes `target` the compacted revision (durably, before any history is removed) and queues
-    /// the removal. Answers `reply` when the removal is done.
-    fn start_compaction(
-        &mut self,
-        target: Revision,
-        reply: Option<Reply<()>>,
-    ) -> Result<(), StoreError> {
-        let current = self.next_revision - 1;
-        let result = if target > current {
-            Err(StoreError::FutureRevision {
-                requested: target,
-                current,
-            })
-        } else if target <= self.shared.compacted_revision() {
-            Ok(false)
-        } else {
-            self.shared
-                .tree
-                .insert(codec::META_COMPACT, &codec::revision_bytes(target)[..])
-                .map_err(backend)
-                .and_then(|_| self.flush())
-                .map(|_| true)
-        };
-        match result {
-            Ok(true) => {
-                self.shared.publish_compacted(target);
-                let job = self.compaction.get_or_insert_with(|| CompactionJob {
-                    target,
-                    tombstones: Vec::new(),
-                    replies: Vec::new(),
-                });
-                job.target = job.target.max(target);
-                job.replies.extend(reply);
-                Ok(())
-            }
-            Ok(false) => {
-                match self.compaction.as_mut() {
-                    Some(job) => job.replies.extend(reply),
-                    None => {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(()));
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Err(err) => {
-                let err = Arc::new(err);
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(clone_error(&err)));
-                }
-                Err(clone_error(&err))
-            }
-        }
-    }
-
     /// Removes one chunk of compacted history. Returns false when the store must stop.
     fn compact_step(&mut self) -> bool {
         let Some(job) = self.compaction.as_mut() else {
@@ -455,17 +462,15 @@ impl Writer {
                 // Every old version is gone; scans that began before may still hold one, so wait
                 // for them before removing the tombstones that hide those versions.
                 self.shared.wait_for_scans();
-                let mut batch = sled::Batch::default();
+                let mut batch = Batch::default();
                 for (key, revision) in job.tombstones.drain(..) {
                     batch.remove(codec::version_key(&key, revision));
                 }
-                let result = self
-                    .shared
-                    .tree
-                    .apply_batch(batch)
-                    .map_err(backend)
-                    .and_then(|()| self.flush())
-                    .map_err(Arc::new);
+                let result = if batch.is_empty() {
+                    Ok(())
+                } else {
+                    self.shared.backend.commit(batch).map_err(Arc::new)
+                };
                 let healthy = result.is_ok();
                 if let Some(job) = self.compaction.take() {
                     for reply in job.replies {
@@ -488,42 +493,59 @@ impl Writer {
     }
 }
 
-/// Removes the history of up to [`COMPACTION_CHUNK`] events at or below the job's target.
-/// Returns whether more remain.
-fn compact_chunk(shared: &Shared, job: &mut CompactionJob) -> Result<bool, StoreError> {
+/// Removes the history of up to [`COMPACTION_CHUNK`] events at or below the job's target, in
+/// one commit. Returns whether more remain.
+fn compact_chunk<B: Backend>(
+    shared: &Shared<B>,
+    job: &mut CompactionJob,
+) -> Result<bool, StoreError> {
     let low = codec::event_key(0);
     let high = codec::event_key(job.target);
-    let mut batch = sled::Batch::default();
-    let mut keys = std::collections::BTreeSet::new();
-    let mut seen = 0;
-    for entry in shared.tree.range(low..=high).take(COMPACTION_CHUNK) {
-        let (raw_key, raw_value) = entry.map_err(backend)?;
-        batch.remove(raw_key);
-        keys.insert(String::from_utf8_lossy(&raw_value).into_owned());
-        seen += 1;
-    }
-    for key in keys {
-        // Keep the newest version at or below the target; drop every older one.
-        let versions = shared
-            .tree
-            .range(codec::version_key(&key, 0)..=codec::version_key(&key, job.target));
-        let mut newest: Option<(Vec<u8>, Revision, bool)> = None;
-        for entry in versions {
-            let (raw_key, raw_value) = entry.map_err(backend)?;
-            let Some((_, revision)) = codec::parse_version_key(&raw_key) else {
-                continue;
-            };
-            if let Some((older, _, _)) = newest.take() {
-                batch.remove(older);
+    let (batch, tombstones, seen) = shared.backend.read(|view| {
+        let mut batch = Batch::default();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut seen = 0;
+        view.scan(
+            Bound::Included(&low),
+            Bound::Included(&high),
+            &mut |raw_key, raw_value| {
+                batch.remove(raw_key);
+                keys.insert(String::from_utf8_lossy(raw_value).into_owned());
+                seen += 1;
+                Ok(seen < COMPACTION_CHUNK)
+            },
+        )?;
+        let mut tombstones = Vec::new();
+        for key in keys {
+            // Keep the newest version at or below the target; drop every older one.
+            let mut newest: Option<(Vec<u8>, Revision, bool)> = None;
+            let from = codec::version_key(&key, 0);
+            let to = codec::version_key(&key, job.target);
+            view.scan(
+                Bound::Included(&from),
+                Bound::Included(&to),
+                &mut |raw_key, raw_value| {
+                    let Some((_, revision)) = codec::parse_version_key(raw_key) else {
+                        return Ok(true);
+                    };
+                    if let Some((older, _, _)) = newest.take() {
+                        batch.remove(older);
+                    }
+                    let tombstone = matches!(Version::decode(raw_value), Some(Version::Tombstone));
+                    newest = Some((raw_key.to_vec(), revision, tombstone));
+                    Ok(true)
+                },
+            )?;
+            if let Some((_, revision, true)) = newest {
+                tombstones.push((key, revision));
             }
-            let tombstone = matches!(Version::decode(&raw_value), Some(Version::Tombstone));
-            newest = Some((raw_key.to_vec(), revision, tombstone));
         }
-        if let Some((_, revision, true)) = newest {
-            job.tombstones.push((key, revision));
-        }
+        Ok((batch, tombstones, seen))
+    })?;
+    job.tombstones.extend(tombstones);
+    if !batch.is_empty() {
+        shared.backend.commit(batch)?;
     }
-    shared.tree.apply_batch(batch).map_err(backend)?;
     Ok(seen == COMPACTION_CHUNK)
 }
 

@@ -1,13 +1,17 @@
 //! Crash test: a writer in a child process is SIGKILLed at random moments — while it writes,
-//! a few milliseconds into start-up, and the instant sled starts writing a snapshot file — and
-//! after every kill the store must open and hold every acknowledged write, with nothing
-//! unacknowledged half-applied.
+//! a few milliseconds into start-up, and the instant sled starts writing a snapshot file (for
+//! redb, which writes no such files: after a longer spell of writing) — and after every kill the
+//! store must open and hold every acknowledged write, with nothing unacknowledged half-applied.
+//! It runs once per backend (`sled_…` and `redb_…`).
 //!
 //! `K3RS_CRASH_ITERATIONS` sets the number of kills (default 30; `cargo xtask ci` runs more),
 //! `K3RS_CRASH_SEED` replays a run.
 //!
-//! The child is this test binary itself, re-run with `K3RS_CRASH_CHILD_DIR` set: the
-//! `crash_writer_child` test is the writer, and does nothing in a normal run.
+//! The child is this test binary itself, re-run with `K3RS_CRASH_CHILD_DIR` (and
+//! `K3RS_CRASH_CHILD_BACKEND`) set: the `crash_writer_child` test is the writer, and does nothing
+//! in a normal run.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -16,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use k3rs_store::{ListOptions, Revision, SledStore, SledStoreConfig, Store};
+use common::{Config, Kind};
+use k3rs_store::{ListOptions, Revision};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -25,16 +30,23 @@ use sha2::{Digest, Sha256};
 
 const CHILD_DIR_ENV: &str = "K3RS_CRASH_CHILD_DIR";
 const CHILD_SEQ_ENV: &str = "K3RS_CRASH_CHILD_SEQ";
+const CHILD_BACKEND_ENV: &str = "K3RS_CRASH_CHILD_BACKEND";
 const TASKS: u64 = 4;
 const KEYS_PER_TASK: u64 = 12;
 
-fn store_config(dir: &Path) -> SledStoreConfig {
-    SledStoreConfig {
-        path: dir.to_path_buf(),
+fn store_config(dir: &Path) -> Config {
+    Config {
         // Compact often, so kills also land in the middle of compactions.
         compaction_interval: Some(Duration::from_millis(30)),
         compaction_retention: 0,
-        ..Default::default()
+        ..Config::new(dir)
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Sled => "sled",
+        Kind::Redb => "redb",
     }
 }
 
@@ -84,13 +96,18 @@ fn crash_writer_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .expect("sequence base");
+    let kind = match std::env::var(CHILD_BACKEND_ENV).as_deref() {
+        Ok("redb") => Kind::Redb,
+        _ => Kind::Sled,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let store = SledStore::open(store_config(Path::new(&dir))).expect("child opens the store");
+        let store =
+            common::open(kind, store_config(Path::new(&dir))).expect("child opens the store");
         println!("OPENED {}", store.current_revision());
         let mut state: BTreeMap<String, Revision> = BTreeMap::new();
         for kv in store
@@ -161,7 +178,7 @@ enum Known {
 enum KillMode {
     /// 5–60 ms after the child starts: inside sled's open and our start-up.
     StartUp,
-    /// When a `snap.*.generating` file appears.
+    /// When a `snap.*.generating` file appears (sled); 600–2000 ms into writing (redb).
     SnapshotFile,
     /// While writes stream.
     Writing,
@@ -173,7 +190,13 @@ struct Outcome {
     exit: std::process::ExitStatus,
 }
 
-fn run_child(dir: &Path, seq_base: u64, mode: KillMode, rng: &mut impl Rng) -> Outcome {
+fn run_child(
+    kind: Kind,
+    dir: &Path,
+    seq_base: u64,
+    mode: KillMode,
+    rng: &mut impl Rng,
+) -> Outcome {
     let inotify = Inotify::init(InitFlags::IN_NONBLOCK).expect("inotify");
     inotify
         .add_watch(dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
@@ -188,6 +211,7 @@ fn run_child(dir: &Path, seq_base: u64, mode: KillMode, rng: &mut impl Rng) -> O
         ])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_SEQ_ENV, seq_base.to_string())
+        .env(CHILD_BACKEND_ENV, kind_name(kind))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -210,6 +234,9 @@ fn run_child(dir: &Path, seq_base: u64, mode: KillMode, rng: &mut impl Rng) -> O
         }
         KillMode::Writing => {
             std::thread::sleep(Duration::from_millis(rng.random_range(60..=600)));
+        }
+        KillMode::SnapshotFile if kind == Kind::Redb => {
+            std::thread::sleep(Duration::from_millis(rng.random_range(600..=2000)));
         }
         KillMode::SnapshotFile => {
             'wait: while started.elapsed() < Duration::from_secs(5) {
@@ -245,6 +272,7 @@ fn run_child(dir: &Path, seq_base: u64, mode: KillMode, rng: &mut impl Rng) -> O
 
 /// Checks the store against what the child acknowledged; returns the new known state.
 async fn verify(
+    kind: Kind,
     dir: &Path,
     known: &BTreeMap<String, Known>,
     lines: &[String],
@@ -281,7 +309,7 @@ async fn verify(
         }
     }
 
-    let store = match SledStore::open(store_config(dir)) {
+    let store = match common::open(kind, store_config(dir)) {
         Ok(store) => store,
         Err(err) => panic!("iteration {iteration}: the store does not open after a kill: {err}"),
     };
@@ -348,7 +376,16 @@ async fn verify(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_writes_survive_sigkill() {
+async fn sled_acknowledged_writes_survive_sigkill() {
+    acknowledged_writes_survive_sigkill(Kind::Sled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_acknowledged_writes_survive_sigkill() {
+    acknowledged_writes_survive_sigkill(Kind::Redb).await;
+}
+
+async fn acknowledged_writes_survive_sigkill(kind: Kind) {
     if std::env::var(CHILD_DIR_ENV).is_ok() {
         return;
     }
@@ -360,7 +397,8 @@ async fn acknowledged_writes_survive_sigkill() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    eprintln!("crash test: {iterations} kills, K3RS_CRASH_SEED={seed}");
+    let backend = kind_name(kind);
+    eprintln!("crash test ({backend}): {iterations} kills, K3RS_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir: PathBuf = tmp.path().join("store");
@@ -379,7 +417,7 @@ async fn acknowledged_writes_survive_sigkill() {
         };
         per_mode[iteration % 3] += 1;
         let seq_base = (iteration as u64 + 1) * 10_000_000;
-        let outcome = run_child(&dir, seq_base, mode, &mut rng);
+        let outcome = run_child(kind, &dir, seq_base, mode, &mut rng);
         assert!(
             outcome.exit.code().is_none(),
             "iteration {iteration}: the writer exited by itself ({}) instead of being killed; last lines: {:?}",
@@ -392,7 +430,7 @@ async fn acknowledged_writes_survive_sigkill() {
             .iter()
             .filter(|l| l.starts_with("ACK"))
             .count();
-        let (next, rev) = verify(&dir, &known, &outcome.lines, iteration).await;
+        let (next, rev) = verify(kind, &dir, &known, &outcome.lines, iteration).await;
         assert!(
             rev >= revision,
             "iteration {iteration}: revision went back from {revision} to {rev}"
@@ -401,7 +439,7 @@ async fn acknowledged_writes_survive_sigkill() {
         revision = rev;
     }
     eprintln!(
-        "crash test: {iterations} kills (writing {}, start-up {}, snapshot file {}), {acks} acknowledged writes checked, \
+        "crash test ({backend}): {iterations} kills (writing {}, start-up {}, snapshot file {}), {acks} acknowledged writes checked, \
          {leftovers} half-written snapshot files left by kills and cleaned on open, final revision {revision}",
         per_mode[0], per_mode[1], per_mode[2]
     );

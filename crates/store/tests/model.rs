@@ -1,12 +1,14 @@
-//! Property test: random operation sequences against the sled store and an in-memory model.
+//! Property test: random operation sequences against each store (sled and redb) and an
+//! in-memory model.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use common::{AnyStore, Config, Kind};
 use futures::StreamExt;
-use k3rs_store::{
-    EventKind, KeyValue, ListOptions, Revision, SledStore, SledStoreConfig, Store, StoreError,
-};
+use k3rs_store::{EventKind, KeyValue, ListOptions, Revision, Store, StoreError};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &["/a", "/a/1", "/a/10", "/a/2", "/ab", "/b/1", "/b/2"];
@@ -111,15 +113,14 @@ impl Model {
     }
 }
 
-fn config(dir: &std::path::Path) -> SledStoreConfig {
-    SledStoreConfig {
-        path: dir.to_path_buf(),
+fn config(dir: &std::path::Path) -> Config {
+    Config {
         compaction_interval: None,
-        ..Default::default()
+        ..Config::new(dir)
     }
 }
 
-async fn list_all(store: &SledStore, prefix: &str, limit: usize, at: Revision) -> Vec<KeyValue> {
+async fn list_all(store: &dyn Store, prefix: &str, limit: usize, at: Revision) -> Vec<KeyValue> {
     let mut items = Vec::new();
     let mut token = None;
     loop {
@@ -146,9 +147,9 @@ async fn list_all(store: &SledStore, prefix: &str, limit: usize, at: Revision) -
     }
 }
 
-async fn run(ops: Vec<Op>) {
+async fn run(kind: Kind, ops: Vec<Op>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store: Arc<SledStore> = SledStore::open(config(dir.path())).expect("open");
+    let mut store: Arc<AnyStore> = common::open(kind, config(dir.path())).expect("open");
     let mut model = Model::default();
 
     for op in ops {
@@ -233,7 +234,7 @@ async fn run(ops: Vec<Op>) {
                 if at == 0 {
                     continue;
                 }
-                let got = list_all(&store, prefix, limit, at).await;
+                let got = list_all(&**store, prefix, limit, at).await;
                 let want: Vec<KeyValue> = model
                     .state_at(at)
                     .into_values()
@@ -294,7 +295,7 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Reopen => {
                 drop(store);
-                store = SledStore::open(config(dir.path())).expect("reopen");
+                store = common::open(kind, config(dir.path())).expect("reopen");
             }
         }
         assert_eq!(store.current_revision(), model.current());
@@ -305,12 +306,20 @@ async fn run(ops: Vec<Op>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
-    fn store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(run(ops));
+    fn sled_store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+        runtime().block_on(run(Kind::Sled, ops));
     }
+
+    #[test]
+    fn redb_store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+        runtime().block_on(run(Kind::Redb, ops));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }

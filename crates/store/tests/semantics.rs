@@ -1,36 +1,37 @@
-//! Behaviour of the sled store through the `Store` trait: revisions, CAS, paging, watch, compaction.
+//! Behaviour of both stores through the `Store` trait: revisions, CAS, paging, watch,
+//! compaction, and the on-disk format. Every test runs against sled (`sled::…`) and redb
+//! (`redb::…`); the few about sled's own files run against sled only.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{AnyStore, Config, Kind};
 use futures::StreamExt;
-use k3rs_store::{
-    EventKind, ListOptions, SledStore, SledStoreConfig, Store, StoreError, FORMAT_FILE,
-};
+use k3rs_store::{EventKind, ListOptions, StoreError, FORMAT_FILE};
 
-fn config(dir: &std::path::Path) -> SledStoreConfig {
-    SledStoreConfig {
-        path: dir.join("db"),
+fn config(dir: &std::path::Path) -> Config {
+    Config {
         compaction_interval: None,
-        ..Default::default()
+        ..Config::new(&dir.join("db"))
     }
 }
 
-fn open(dir: &std::path::Path) -> Arc<SledStore> {
-    open_with(dir, |_| {})
+fn open(kind: Kind, dir: &std::path::Path) -> Arc<AnyStore> {
+    open_with(kind, dir, |_| {})
 }
 
 /// Opens a store with the test settings, changed by `change`.
-fn open_with(dir: &std::path::Path, change: impl FnOnce(&mut SledStoreConfig)) -> Arc<SledStore> {
+fn open_with(kind: Kind, dir: &std::path::Path, change: impl FnOnce(&mut Config)) -> Arc<AnyStore> {
     let mut config = config(dir);
     change(&mut config);
-    SledStore::open(config).expect("store opens")
+    common::open(kind, config).expect("store opens")
 }
 
-#[tokio::test]
-async fn create_update_delete_carry_revisions() {
+async fn create_update_delete_carry_revisions(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     assert_eq!(store.current_revision(), 0);
 
     let a = store.create("/r/a", b"1".to_vec()).await.unwrap();
@@ -74,10 +75,9 @@ async fn create_update_delete_carry_revisions() {
     assert_eq!(store.current_revision(), 5);
 }
 
-#[tokio::test]
-async fn bad_keys_are_refused() {
+async fn bad_keys_are_refused(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     for key in ["", "a\0b"] {
         let err = store.create(key, vec![]).await.unwrap_err();
         assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
@@ -85,26 +85,24 @@ async fn bad_keys_are_refused() {
     assert_eq!(store.current_revision(), 0);
 }
 
-#[tokio::test]
-async fn revisions_survive_reopen() {
+async fn revisions_survive_reopen(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = open(dir.path());
+        let store = open(kind, dir.path());
         store.create("/k", b"v".to_vec()).await.unwrap();
         store.delete("/k", None).await.unwrap();
         store.compact(2).await.unwrap();
     }
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     assert_eq!(store.current_revision(), 2);
     assert_eq!(store.compacted_revision(), 2);
     let kv = store.create("/k", b"w".to_vec()).await.unwrap();
     assert_eq!(kv.mod_revision, 3, "revisions never go backwards");
 }
 
-#[tokio::test]
-async fn pages_are_read_at_one_revision() {
+async fn pages_are_read_at_one_revision(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     for i in 0..10 {
         store
             .create(&format!("/p/{i:02}"), format!("v{i}").into_bytes())
@@ -176,10 +174,9 @@ async fn pages_are_read_at_one_revision() {
     assert!(matches!(err, StoreError::InvalidContinue { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn list_at_a_compacted_revision_is_too_old() {
+async fn list_at_a_compacted_revision_is_too_old(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     for i in 0..5 {
         store.create(&format!("/c/{i}"), vec![]).await.unwrap();
     }
@@ -229,10 +226,9 @@ async fn list_at_a_compacted_revision_is_too_old() {
     assert!(matches!(err, StoreError::FutureRevision { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn watch_replays_then_streams_with_previous_values() {
+async fn watch_replays_then_streams_with_previous_values(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     store.create("/w/a", b"1".to_vec()).await.unwrap();
     store.create("/other", b"x".to_vec()).await.unwrap();
     store.update("/w/a", b"2".to_vec(), 1).await.unwrap();
@@ -268,10 +264,9 @@ async fn watch_replays_then_streams_with_previous_values() {
     assert_eq!(late.next().await.unwrap().unwrap().revision, 4);
 }
 
-#[tokio::test]
-async fn concurrent_writes_reach_watchers_exactly_once_in_order() {
+async fn concurrent_writes_reach_watchers_exactly_once_in_order(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     let mut watch = store.watch("/", 0).await.unwrap();
     let mut writers = Vec::new();
     for w in 0..8 {
@@ -300,10 +295,9 @@ async fn concurrent_writes_reach_watchers_exactly_once_in_order() {
     }
 }
 
-#[tokio::test]
-async fn watch_from_a_compacted_revision_is_too_old() {
+async fn watch_from_a_compacted_revision_is_too_old(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     for i in 0..10 {
         store.create(&format!("/k{i}"), vec![]).await.unwrap();
     }
@@ -330,10 +324,9 @@ async fn watch_from_a_compacted_revision_is_too_old() {
     assert!(matches!(err, StoreError::FutureRevision { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn slow_watchers_are_dropped_not_waited_for() {
+async fn slow_watchers_are_dropped_not_waited_for(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_with(dir.path(), |c| c.watch_buffer = 8);
+    let store = open_with(kind, dir.path(), |c| c.watch_buffer = 8);
     let mut slow = store.watch("/", 0).await.unwrap();
     // Let the watcher register for live events before writing.
     while store.live_watchers() == 0 {
@@ -356,10 +349,9 @@ async fn slow_watchers_are_dropped_not_waited_for() {
     assert!(slow.next().await.is_none());
 }
 
-#[tokio::test]
-async fn compaction_bounds_history_under_churn() {
+async fn compaction_bounds_history_under_churn(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     let value = vec![7u8; 1024];
     for i in 0..50 {
         store
@@ -406,13 +398,12 @@ async fn compaction_bounds_history_under_churn() {
     );
 }
 
-#[tokio::test]
-async fn incompatible_format_is_refused_untouched() {
+async fn incompatible_format_is_refused_untouched(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     std::fs::create_dir_all(&path).unwrap();
     std::fs::write(path.join(FORMAT_FILE), "k3rs-store-sled-v999\n").unwrap();
-    let err = SledStore::open(config(dir.path())).unwrap_err();
+    let err = common::open(kind, config(dir.path())).unwrap_err();
     assert!(
         matches!(err, StoreError::IncompatibleFormat { .. }),
         "{err}"
@@ -425,13 +416,12 @@ async fn incompatible_format_is_refused_untouched() {
     assert_eq!(names.len(), 1, "nothing was created: {names:?}");
 }
 
-#[tokio::test]
-async fn a_directory_that_is_not_a_store_is_refused() {
+async fn a_directory_that_is_not_a_store_is_refused(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     std::fs::create_dir_all(&path).unwrap();
     std::fs::write(path.join("precious.txt"), "user data").unwrap();
-    let err = SledStore::open(config(dir.path())).unwrap_err();
+    let err = common::open(kind, config(dir.path())).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(
         err.to_string().contains(&path.display().to_string()),
@@ -439,11 +429,10 @@ async fn a_directory_that_is_not_a_store_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_store_that_lost_its_database_is_refused() {
+async fn a_store_that_lost_its_database_is_refused(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = open(dir.path());
+        let store = open(kind, dir.path());
         store.create("/k", b"v".to_vec()).await.unwrap();
     }
     let path = dir.path().join("db");
@@ -458,22 +447,21 @@ async fn a_store_that_lost_its_database_is_refused() {
             }
         }
     }
-    let err = SledStore::open(config(dir.path())).unwrap_err();
+    let err = common::open(kind, config(dir.path())).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn a_garbled_database_is_refused_with_its_path() {
+async fn a_garbled_database_is_refused_with_its_path(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = open(dir.path());
+        let store = open(kind, dir.path());
         for i in 0..100 {
             store.create(&format!("/k{i}"), vec![1; 512]).await.unwrap();
         }
     }
     let path = dir.path().join("db");
     // Overwrite every byte of the database file except the header region with garbage.
-    let db_file = path.join("db");
+    let db_file = path.join(kind.db_file());
     let len = std::fs::metadata(&db_file).unwrap().len() as usize;
     std::fs::write(&db_file, vec![0xA5; len]).unwrap();
     for entry in std::fs::read_dir(&path).unwrap() {
@@ -486,7 +474,7 @@ async fn a_garbled_database_is_refused_with_its_path() {
             std::fs::remove_file(p).unwrap();
         }
     }
-    match SledStore::open(config(dir.path())) {
+    match common::open(kind, config(dir.path())) {
         Err(err) => {
             assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
             assert!(
@@ -501,36 +489,36 @@ async fn a_garbled_database_is_refused_with_its_path() {
     }
 }
 
+/// sled only: sled's own snapshot files.
 #[tokio::test]
 async fn leftover_generating_snapshots_are_removed_before_open() {
+    let kind = Kind::Sled;
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = open(dir.path());
+        let store = open(kind, dir.path());
         store.create("/k", b"v".to_vec()).await.unwrap();
     }
     let path = dir.path().join("db");
     let partial = path.join("snap.FFFFFFFFFFFFFFFF.generating");
     std::fs::write(&partial, b"half a snapshot").unwrap();
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     assert!(!partial.exists());
     assert_eq!(store.get("/k").await.unwrap().unwrap().value, b"v");
 }
 
-#[tokio::test]
-async fn a_store_open_elsewhere_is_reported_in_use() {
+async fn a_store_open_elsewhere_is_reported_in_use(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let _first = open(dir.path());
-    let err = SledStore::open(config(dir.path())).unwrap_err();
+    let _first = open(kind, dir.path());
+    let err = common::open(kind, config(dir.path())).unwrap_err();
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn large_values_survive_reopen() {
+async fn large_values_survive_reopen(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     // Larger than sled's inline limit: sled stores these pages as separate blob files.
     let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     {
-        let store = open(dir.path());
+        let store = open(kind, dir.path());
         store.create("/big", big.clone()).await.unwrap();
         let kv = store.get("/big").await.unwrap().unwrap();
         store
@@ -539,7 +527,7 @@ async fn large_values_survive_reopen() {
             .unwrap();
         store.create("/big2", big.clone()).await.unwrap();
     }
-    let store = open(dir.path());
+    let store = open(kind, dir.path());
     assert_eq!(
         store.get("/big").await.unwrap().unwrap().value,
         &big[..1024 * 1024]
@@ -550,10 +538,9 @@ async fn large_values_survive_reopen() {
 /// Automatic compaction runs on its own every interval, never takes the last
 /// `compaction_retention` revisions (nor the last interval's), and keeps going as writes go on:
 /// a watch behind the window is then told `Compacted`, one inside it replays.
-#[tokio::test]
-async fn automatic_compaction_keeps_the_retained_revisions() {
+async fn automatic_compaction_keeps_the_retained_revisions(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_with(dir.path(), |c| {
+    let store = open_with(kind, dir.path(), |c| {
         c.compaction_interval = Some(Duration::from_millis(50));
         c.compaction_retention = 10;
     });
@@ -597,10 +584,9 @@ async fn automatic_compaction_keeps_the_retained_revisions() {
 }
 
 /// Without an interval nothing is compacted on its own.
-#[tokio::test]
-async fn no_interval_no_automatic_compaction() {
+async fn no_interval_no_automatic_compaction(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_with(dir.path(), |c| c.compaction_retention = 0);
+    let store = open_with(kind, dir.path(), |c| c.compaction_retention = 0);
     for i in 0..20 {
         store.create(&format!("/keep/{i}"), vec![]).await.unwrap();
     }
@@ -608,3 +594,57 @@ async fn no_interval_no_automatic_compaction() {
     assert_eq!(store.compacted_revision(), 0);
     assert!(store.watch("/keep/", 0).await.is_ok());
 }
+
+/// A directory of one backend is refused by the other, untouched, both ways.
+async fn the_other_backends_store_is_refused_untouched(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(kind.other(), dir.path());
+        store.create("/k", b"v".to_vec()).await.unwrap();
+    }
+    let path = dir.path().join("db");
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let err = common::open(kind, config(dir.path())).unwrap_err();
+    match &err {
+        StoreError::IncompatibleFormat {
+            found, expected, ..
+        } => {
+            assert_eq!(found, kind.other().format());
+            assert_eq!(expected, kind.format());
+        }
+        _ => panic!("{err}"),
+    }
+    assert_eq!(listing(), before, "nothing was created or removed");
+    let store = open(kind.other(), dir.path());
+    assert_eq!(store.get("/k").await.unwrap().unwrap().value, b"v");
+}
+
+backend_tests!(
+    create_update_delete_carry_revisions,
+    bad_keys_are_refused,
+    revisions_survive_reopen,
+    pages_are_read_at_one_revision,
+    list_at_a_compacted_revision_is_too_old,
+    watch_replays_then_streams_with_previous_values,
+    concurrent_writes_reach_watchers_exactly_once_in_order,
+    watch_from_a_compacted_revision_is_too_old,
+    slow_watchers_are_dropped_not_waited_for,
+    compaction_bounds_history_under_churn,
+    incompatible_format_is_refused_untouched,
+    a_directory_that_is_not_a_store_is_refused,
+    a_store_that_lost_its_database_is_refused,
+    a_garbled_database_is_refused_with_its_path,
+    a_store_open_elsewhere_is_reported_in_use,
+    large_values_survive_reopen,
+    automatic_compaction_keeps_the_retained_revisions,
+    no_interval_no_automatic_compaction,
+    the_other_backends_store_is_refused_untouched,
+);
