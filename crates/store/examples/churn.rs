@@ -1,13 +1,16 @@
-//! Churn of the store alone: `keys` keys updated round after round, compacted every
-//! `compact_every` rounds to the current revision, printing the database size and the process's
-//! RSS. A measurement for issue 9, not a test; the numbers are printed, never asserted.
+//! Churn of the store alone: `keys` keys updated round after round (values of ~1.5 KiB),
+//! compacted every `compact_every` rounds to the current revision, printing per sample the writes
+//! so far, the seconds, the database size and the process's RSS. A measurement for issue 9 (sled
+//! against redb under the same churn), not a test; the numbers are printed, never asserted.
 //!
-//! `cargo run --release -p k3rs-store --example churn -- [rounds] [cache_mib] [background_ms]`
-//! (`background_ms` 0 starts no sled background thread).
+//! `cargo run --release -p k3rs-store --example churn -- [sled|redb] [rounds] [cache_mib] [background_ms]`
+//! (defaults: sled, 300 rounds, the backend's default cache, 500 ms; `background_ms` is sled's
+//! background thread, 0 starts none, and redb ignores it).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k3rs_store::{SledStore, SledStoreConfig, Store};
+use k3rs_store::{RedbStore, RedbStoreConfig, SledStore, SledStoreConfig, Store};
 
 const KEYS: usize = 100;
 const COMPACT_EVERY: usize = 30;
@@ -38,6 +41,35 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The store under test.
+enum Churned {
+    Sled(Arc<SledStore>),
+    Redb(Arc<RedbStore>),
+}
+
+impl Churned {
+    fn store(&self) -> &dyn Store {
+        match self {
+            Churned::Sled(store) => store.as_ref(),
+            Churned::Redb(store) => store.as_ref(),
+        }
+    }
+
+    fn size_on_disk(&self) -> anyhow::Result<u64> {
+        Ok(match self {
+            Churned::Sled(store) => store.size_on_disk()?,
+            Churned::Redb(store) => store.size_on_disk()?,
+        })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Churned::Sled(store) => store.path(),
+            Churned::Redb(store) => store.path(),
+        }
+    }
+}
+
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
         .nth(n)
@@ -47,19 +79,41 @@ fn arg(n: usize, default: u64) -> u64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rounds = arg(1, 300) as usize;
-    let cache_mib = arg(2, 64);
-    let background_ms = arg(3, 500);
+    let backend = std::env::args().nth(1).unwrap_or_else(|| "sled".to_owned());
+    let rounds = arg(2, 300) as usize;
+    let background_ms = arg(4, 500);
     let dir = tempfile::tempdir()?;
-    let store = SledStore::open(SledStoreConfig {
-        path: dir.path().join("db"),
-        cache_capacity_bytes: cache_mib << 20,
-        compaction_interval: None,
-        background_every: (background_ms > 0).then(|| Duration::from_millis(background_ms)),
-        ..Default::default()
-    })?;
-    println!("cache {cache_mib} MiB, background {background_ms} ms, {KEYS} keys, compaction every {COMPACT_EVERY} rounds");
-    println!("round\twrites\tsecs\tdb_mb\tdir_mb\trss_mib");
+    let (churned, cache_mib) = match backend.as_str() {
+        "sled" => {
+            let cache_mib = arg(3, SledStoreConfig::default().cache_capacity_bytes >> 20);
+            let store = SledStore::open(SledStoreConfig {
+                path: dir.path().join("db"),
+                cache_capacity_bytes: cache_mib << 20,
+                compaction_interval: None,
+                background_every: (background_ms > 0)
+                    .then(|| Duration::from_millis(background_ms)),
+                ..Default::default()
+            })?;
+            (Churned::Sled(store), cache_mib)
+        }
+        "redb" => {
+            let cache_mib = arg(3, RedbStoreConfig::default().cache_capacity_bytes >> 20);
+            let store = RedbStore::open(RedbStoreConfig {
+                path: dir.path().join("db"),
+                cache_capacity_bytes: cache_mib << 20,
+                compaction_interval: None,
+                ..Default::default()
+            })?;
+            (Churned::Redb(store), cache_mib)
+        }
+        other => anyhow::bail!("unknown backend {other:?}: sled or redb"),
+    };
+    let store = churned.store();
+    println!(
+        "{backend}: cache {cache_mib} MiB, background {background_ms} ms, {KEYS} keys, values {} bytes, compaction every {COMPACT_EVERY} rounds",
+        value(KEYS - 1, rounds).len()
+    );
+    println!("round\twrites\tsecs\tw_per_s\tdb_mb\tdir_mb\trss_mib");
     let start = Instant::now();
     let mut revisions = Vec::with_capacity(KEYS);
     for k in 0..KEYS {
@@ -83,18 +137,19 @@ async fn main() -> anyhow::Result<()> {
         }
         if round % COMPACT_EVERY == 0 {
             store.compact(store.current_revision()).await?;
-            report(&round.to_string(), writes, start, &store)?;
+            report(&round.to_string(), writes, start, &churned)?;
         }
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    report("idle 5 s", writes, start, &store)?;
+    report("idle 5 s", writes, start, &churned)?;
     Ok(())
 }
 
-fn report(label: &str, writes: usize, start: Instant, store: &SledStore) -> anyhow::Result<()> {
+fn report(label: &str, writes: usize, start: Instant, store: &Churned) -> anyhow::Result<()> {
+    let secs = start.elapsed().as_secs_f64();
     println!(
-        "{label}\t{writes}\t{:.1}\t{:.1}\t{:.1}\t{:.1}",
-        start.elapsed().as_secs_f64(),
+        "{label}\t{writes}\t{secs:.1}\t{:.0}\t{:.1}\t{:.1}\t{:.1}",
+        writes as f64 / secs,
         store.size_on_disk()? as f64 / 1e6,
         dir_bytes(store.path()) as f64 / 1e6,
         rss_mib()
@@ -102,9 +157,9 @@ fn report(label: &str, writes: usize, start: Instant, store: &SledStore) -> anyh
     Ok(())
 }
 
-/// A ConfigMap-sized JSON value (~1.2 KB) that changes every round.
+/// A ConfigMap-sized JSON value (~1.5 KiB) that changes every round.
 fn value(key: usize, round: usize) -> Vec<u8> {
-    let data: String = (0..20)
+    let data: String = (0..31)
         .map(|i| format!("\"k{i}\":\"value-{key}-{round}-{i}-padding-padding\","))
         .collect();
     format!(
