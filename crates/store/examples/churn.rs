@@ -90,8 +90,7 @@ async fn main() -> anyhow::Result<()> {
                 path: dir.path().join("db"),
                 cache_capacity_bytes: cache_mib << 20,
                 compaction_interval: None,
-                background_every: (background_ms > 0)
-                    .then(|| Duration::from_millis(background_ms)),
+                background_every: (background_ms > 0).then(|| Duration::from_millis(background_ms)),
                 ..Default::default()
             })?;
             (Churned::Sled(store), cache_mib)

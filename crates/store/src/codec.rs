@@ -1,6 +1,7 @@
-//! Binary encodings of the records kept in the store's one sled tree.
+//! Binary encodings of the records kept in the store's one ordered map (a sled tree, or a redb
+//! table of `&[u8]` to `&[u8]`: both backends hold the same records).
 //!
-//! The tree holds three key spaces, told apart by their first byte:
+//! The map holds three key spaces, told apart by their first byte:
 //! - `m` + name: metadata (`m:format`, `m:compact`);
 //! - `v` + key + `\0` + revision (8 bytes, big-endian): one *version* of a key, written by the
 //!   change at that revision — a live value or a tombstone. Keys never contain NUL, so all
@@ -15,7 +16,7 @@ pub(crate) const META_COMPACT: &[u8] = b"m:compact";
 pub(crate) const VERSION_SPACE: u8 = b'v';
 pub(crate) const EVENT_SPACE: u8 = b'e';
 
-/// The sled key of the version of `key` written at `revision`.
+/// The raw key of the version of `key` written at `revision`.
 pub(crate) fn version_key(key: &str, revision: Revision) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 10);
     out.push(VERSION_SPACE);
@@ -25,7 +26,7 @@ pub(crate) fn version_key(key: &str, revision: Revision) -> Vec<u8> {
     out
 }
 
-/// The first sled key of the version space of every key that starts with `prefix`.
+/// The first raw key of the version space of every key that starts with `prefix`.
 pub(crate) fn version_prefix(prefix: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 1);
     out.push(VERSION_SPACE);
@@ -33,7 +34,7 @@ pub(crate) fn version_prefix(prefix: &str) -> Vec<u8> {
     out
 }
 
-/// The first sled key after every version of `key` (and of no other key).
+/// The first raw key after every version of `key` (and of no other key).
 pub(crate) fn versions_after(key: &str) -> Vec<u8> {
     let mut out = version_prefix(key);
     out.push(1);
@@ -53,7 +54,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Splits a version-space sled key into the object key and the revision.
+/// Splits a version-space raw key into the object key and the revision.
 pub(crate) fn parse_version_key(raw: &[u8]) -> Option<(&str, Revision)> {
     let body = raw.strip_prefix(&[VERSION_SPACE])?;
     if body.len() < 9 {
@@ -67,7 +68,7 @@ pub(crate) fn parse_version_key(raw: &[u8]) -> Option<(&str, Revision)> {
     Some((key, parse_revision(&tail[1..])?))
 }
 
-/// The sled key of the event at `revision`.
+/// The raw key of the event at `revision`.
 pub(crate) fn event_key(revision: Revision) -> [u8; 9] {
     let mut out = [0u8; 9];
     out[0] = EVENT_SPACE;
@@ -75,7 +76,7 @@ pub(crate) fn event_key(revision: Revision) -> [u8; 9] {
     out
 }
 
-/// The revision of an event-space sled key.
+/// The revision of an event-space raw key.
 pub(crate) fn parse_event_key(raw: &[u8]) -> Option<Revision> {
     parse_revision(raw.strip_prefix(&[EVENT_SPACE])?)
 }

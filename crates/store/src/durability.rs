@@ -3,8 +3,10 @@
 //! sled 0.34's `flush` writes its log with `sync_file_range`, which neither persists file
 //! metadata (the log grows by appending, so its size matters) nor flushes the device's write
 //! cache, and it writes large pages to `blobs/` files that it never syncs at all. After every
-//! sled flush the writer therefore calls [`Durability::sync`]: `fdatasync` of the log file and,
-//! when `blobs/` changed, `fsync` of the new blob files and of the directory.
+//! sled flush the sled backend's commit therefore calls [`Durability::sync`]: `fdatasync` of the
+//! log file and, when `blobs/` changed, `fsync` of the new blob files and of the directory.
+//!
+//! sled only: redb's commits with `Durability::Immediate` are durable when they return.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

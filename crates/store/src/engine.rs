@@ -265,9 +265,9 @@ impl<B: Backend> Store for Engine<B> {
         self.read(move |shared| {
             let _scan = shared.scan_guard();
             let revision = shared.durable_revision();
-            let scan = shared.backend.read(|view| {
-                reader::scan_at(view, &shared.path, &prefix, None, revision, None)
-            })?;
+            let scan = shared
+                .backend
+                .read(|view| reader::scan_at(view, &shared.path, &prefix, None, revision, None))?;
             Ok(scan.items.len() as u64)
         })
         .await
@@ -336,10 +336,7 @@ macro_rules! delegate_store {
                 self.engine.compacted_revision()
             }
 
-            async fn get(
-                &self,
-                key: &str,
-            ) -> Result<Option<$crate::KeyValue>, $crate::StoreError> {
+            async fn get(&self, key: &str) -> Result<Option<$crate::KeyValue>, $crate::StoreError> {
                 self.engine.get(key).await
             }
 

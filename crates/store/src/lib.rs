@@ -18,8 +18,21 @@
 //!   of slowing writers down.
 //!
 //! The store knows nothing about Kubernetes: keys are strings, values are bytes. The [`Store`]
-//! trait is shaped so that an etcd v3 backend can implement it with the same semantics; no sled
-//! type appears in it.
+//! trait is shaped so that an etcd v3 backend can implement it with the same semantics; no
+//! engine's type appears in it.
+//!
+//! **Backends.** Two embedded engines implement [`Store`] with exactly these semantics, sharing
+//! one writer thread (group commit, revisions, compaction), one reader and one watch fan-out
+//! (`writer.rs`, `reader.rs`, `watch.rs`, generic over a crate-private `Backend` trait in
+//! `backend.rs`: short consistent reads, atomic durable commits of a batch):
+//! - [`SledStore`] over sled 0.34 (`sled_store.rs`): one sled tree, made durable by sled's flush
+//!   plus `durability.rs`'s syncs. Under churn its file and its memory keep growing.
+//! - [`RedbStore`] over redb (`redb_store.rs`): one redb table in `<dir>/store.redb`, each commit
+//!   group one write transaction with immediate durability, each read one short read
+//!   transaction. Freed pages are reused, so its file stays bounded under churn.
+//!
+//! Both keep the same key spaces (`codec.rs`) and a `FORMAT` file naming their format
+//! ([`FORMAT_VERSION`], [`REDB_FORMAT_VERSION`]); neither opens the other's directory.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_code)]

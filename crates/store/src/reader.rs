@@ -249,9 +249,7 @@ pub(crate) fn last_event_revision(
     let high = codec::event_key(Revision::MAX);
     match view.last_in(&low, &high)? {
         None => Ok(0),
-        Some((raw_key, _)) => {
-            codec::parse_event_key(&raw_key)
-                .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}")))
-        }
+        Some((raw_key, _)) => codec::parse_event_key(&raw_key)
+            .ok_or_else(|| corrupt(path, format!("unreadable event key {raw_key:?}"))),
     }
 }

@@ -195,7 +195,12 @@ impl ReadView for RedbView {
     }
 
     fn last_in(&self, low: &[u8], high: &[u8]) -> Result<Option<Entry>, StoreError> {
-        match self.0.range::<&[u8]>(low..=high).map_err(redb_error)?.next_back() {
+        match self
+            .0
+            .range::<&[u8]>(low..=high)
+            .map_err(redb_error)?
+            .next_back()
+        {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry.map_err(redb_error)?;

@@ -139,9 +139,9 @@ async fn catch_up<B: Backend>(
         let upto = durable.min(next.saturating_add(CATCH_UP_CHUNK));
         let read_prefix = prefix.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let events = store.backend.read(|view| {
-                reader::events_between(view, &store.path, &read_prefix, next, upto)
-            })?;
+            let events = store
+                .backend
+                .read(|view| reader::events_between(view, &store.path, &read_prefix, next, upto))?;
             store.check_not_compacted(next)?;
             Ok(events)
         })

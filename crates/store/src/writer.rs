@@ -362,9 +362,9 @@ impl<B: Backend> Writer<B> {
         if let Some(pending) = self.pending.get(key) {
             return Ok(Some(pending.clone()));
         }
-        self.shared.backend.read(|view| {
-            reader::latest_version(view, &self.shared.path, key, Revision::MAX)
-        })
+        self.shared
+            .backend
+            .read(|view| reader::latest_version(view, &self.shared.path, key, Revision::MAX))
     }
 
     fn live(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {

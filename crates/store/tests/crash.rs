@@ -190,13 +190,7 @@ struct Outcome {
     exit: std::process::ExitStatus,
 }
 
-fn run_child(
-    kind: Kind,
-    dir: &Path,
-    seq_base: u64,
-    mode: KillMode,
-    rng: &mut impl Rng,
-) -> Outcome {
+fn run_child(kind: Kind, dir: &Path, seq_base: u64, mode: KillMode, rng: &mut impl Rng) -> Outcome {
     let inotify = Inotify::init(InitFlags::IN_NONBLOCK).expect("inotify");
     inotify
         .add_watch(dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
