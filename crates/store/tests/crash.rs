@@ -11,6 +11,10 @@
 //! `K3RS_CRASH_CHILD_BACKEND`) set: the `crash_writer_child` test is the writer, and does nothing
 //! in a normal run.
 
+// The test bodies are plain functions that `backend_tests!` (or a pair of `#[test]`s) runs per
+// backend, so clippy's allowance for `unwrap` in tests does not reach them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

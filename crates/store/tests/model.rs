@@ -1,6 +1,10 @@
 //! Property test: random operation sequences against each store (sled and redb) and an
 //! in-memory model.
 
+// The test bodies are plain functions that `backend_tests!` (or a pair of `#[test]`s) runs per
+// backend, so clippy's allowance for `unwrap` in tests does not reach them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

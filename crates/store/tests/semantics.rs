@@ -2,6 +2,10 @@
 //! compaction, and the on-disk format. Every test runs against sled (`sled::…`) and redb
 //! (`redb::…`); the few about sled's own files run against sled only.
 
+// The test bodies are plain functions that `backend_tests!` (or a pair of `#[test]`s) runs per
+// backend, so clippy's allowance for `unwrap` in tests does not reach them.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
