@@ -1,12 +1,14 @@
 //! The `k3rs` binary: parses the command line and config file, sets up logging, runs a role.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod cli;
 mod config_file;
 mod host;
 mod server;
 mod settings;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -26,6 +28,8 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    // Before any thread exists (see `sys`).
+    let one_arena = sys::use_one_malloc_arena();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         // Prints help/version (exit 0) or the usage error (exit 2).
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     init_logging();
+    tracing::debug!(one_arena, "malloc arenas");
 
     match cli.command {
         Command::Server(args) => {

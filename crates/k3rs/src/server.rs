@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use k3rs_apiserver::{ApiServer, ApiServerConfig, ServiceAccountConfig, TlsMaterial};
 use k3rs_controllers::{node_lifecycle, Controllers, ControllersConfig, Identity};
 use k3rs_pki::{ensure_server_pki, write_admin_kubeconfig, ServerPkiConfig};
-use k3rs_store::{SledStore, SledStoreConfig, Store};
+use k3rs_store::{RedbStore, RedbStoreConfig, SledStore, SledStoreConfig, Store};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ControllerManagerArg;
@@ -50,15 +50,43 @@ fn local_server_url(bind: IpAddr, port: u16) -> String {
 
 /// The store's settings: its directory and the compaction flags (an interval of zero turns
 /// automatic compaction off).
-fn store_config(paths: &DataPaths, settings: &ServerSettings) -> SledStoreConfig {
+struct StoreSettings {
+    path: std::path::PathBuf,
+    compaction_interval: Option<std::time::Duration>,
+    compaction_retention: i64,
+}
+
+fn store_settings(paths: &DataPaths, settings: &ServerSettings) -> StoreSettings {
     let interval = settings.etcd_compaction_interval;
-    SledStoreConfig {
+    StoreSettings {
         path: paths.store.clone(),
         compaction_interval: (!interval.is_zero()).then_some(interval),
         compaction_retention: i64::try_from(settings.store_compaction_retention)
             .unwrap_or(i64::MAX),
-        ..Default::default()
     }
+}
+
+/// Opens the store: a new one on redb, whose file and memory stay bounded under churn (sled's
+/// grow with it; docs/benchmarks.md has both), and a directory that an earlier k3rs wrote with
+/// sled on sled, so that an upgrade keeps its data.
+fn open_store(settings: StoreSettings) -> Result<Arc<dyn Store>, k3rs_store::StoreError> {
+    if k3rs_store::recorded_format(&settings.path)?.as_deref() == Some(k3rs_store::FORMAT_VERSION) {
+        tracing::info!(path = %settings.path.display(), "the store was written by sled; opening it with sled");
+        let store = SledStore::open(SledStoreConfig {
+            path: settings.path,
+            compaction_interval: settings.compaction_interval,
+            compaction_retention: settings.compaction_retention,
+            ..Default::default()
+        })?;
+        return Ok(store);
+    }
+    let store = RedbStore::open(RedbStoreConfig {
+        path: settings.path,
+        compaction_interval: settings.compaction_interval,
+        compaction_retention: settings.compaction_retention,
+        ..Default::default()
+    })?;
+    Ok(store)
 }
 
 /// The node lifecycle controller's periods: upstream's defaults, unless
@@ -74,6 +102,23 @@ fn node_timing(args: &[ControllerManagerArg]) -> node_lifecycle::Timing {
     timing
 }
 
+/// How often free heap pages go back to the kernel (see `sys`).
+const RELEASE_FREE_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Gives malloc's free pages back to the kernel every [`RELEASE_FREE_MEMORY_EVERY`], so that
+/// the memory a burst of requests used is not kept at its peak while the server idles.
+async fn release_free_memory_periodically() {
+    let mut every = tokio::time::interval(RELEASE_FREE_MEMORY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(err) = tokio::task::spawn_blocking(crate::sys::release_free_memory).await {
+            tracing::warn!(error = %err, "releasing free memory to the kernel failed");
+        }
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let paths = DataPaths::new(&settings.data_dir);
@@ -83,13 +128,13 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     // The store comes first: if it cannot be opened, nothing else is created or changed.
-    let store_config = store_config(&paths, &settings);
+    let store_settings = store_settings(&paths, &settings);
     tracing::debug!(
-        compaction_interval = ?store_config.compaction_interval,
-        compaction_retention = store_config.compaction_retention,
+        compaction_interval = ?store_settings.compaction_interval,
+        compaction_retention = store_settings.compaction_retention,
         "opening the store"
     );
-    let store: Arc<dyn Store> = tokio::task::spawn_blocking(move || SledStore::open(store_config))
+    let store = tokio::task::spawn_blocking(move || open_store(store_settings))
         .await
         .context("opening the store")?
         .with_context(|| format!("opening the store at {}", paths.store.display()))?;
@@ -171,6 +216,7 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     api.readiness()
         .register("controllers", move || health.check().is_ok());
 
+    let releasing = tokio::spawn(release_free_memory_periodically());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(api.serve(async move {
         let _ = stopped.await;
@@ -195,6 +241,7 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     controllers.stop().await;
     let _ = stop.send(());
     serving.await.context("the API server task failed")??;
+    releasing.abort();
     drop(store);
     tracing::info!("k3rs server stopped");
     Ok(())
@@ -242,7 +289,7 @@ mod tests {
             etcd_compaction_interval: std::time::Duration::from_secs(90),
             store_compaction_retention: 20,
         };
-        let config = store_config(&paths, &settings);
+        let config = store_settings(&paths, &settings);
         assert_eq!(config.path, paths.store);
         assert_eq!(
             config.compaction_interval,
@@ -251,9 +298,47 @@ mod tests {
         assert_eq!(config.compaction_retention, 20);
         settings.etcd_compaction_interval = std::time::Duration::ZERO;
         settings.store_compaction_retention = u64::MAX;
-        let config = store_config(&paths, &settings);
+        let config = store_settings(&paths, &settings);
         assert_eq!(config.compaction_interval, None, "0 disables");
         assert_eq!(config.compaction_retention, i64::MAX);
+    }
+
+    fn settings_at(path: &Path) -> StoreSettings {
+        StoreSettings {
+            path: path.to_owned(),
+            compaction_interval: None,
+            compaction_retention: 1000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_store_is_redb_and_a_sled_store_stays_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh");
+        let store = open_store(settings_at(&fresh)).unwrap();
+        store.create("/a", b"1".to_vec()).await.unwrap();
+        drop(store);
+        assert!(fresh.join(k3rs_store::REDB_FILE).exists());
+        assert_eq!(
+            k3rs_store::recorded_format(&fresh).unwrap().as_deref(),
+            Some(k3rs_store::REDB_FORMAT_VERSION)
+        );
+        let reopened = open_store(settings_at(&fresh)).unwrap();
+        assert!(reopened.get("/a").await.unwrap().is_some());
+        drop(reopened);
+
+        // A directory an earlier k3rs wrote with sled keeps its data after the upgrade.
+        let old = dir.path().join("old");
+        let sled = SledStore::open(SledStoreConfig {
+            path: old.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        sled.create("/b", b"2".to_vec()).await.unwrap();
+        drop(sled);
+        let store = open_store(settings_at(&old)).unwrap();
+        assert_eq!(store.get("/b").await.unwrap().unwrap().value, b"2".to_vec());
+        assert!(!old.join(k3rs_store::REDB_FILE).exists());
     }
 
     #[test]

@@ -148,3 +148,14 @@ fn write_format_file(path: &Path, format: &str) -> Result<(), StoreError> {
         .map_err(&io)?;
     Ok(())
 }
+
+/// The format named by the `FORMAT` file in the store directory `path`: `None` for a directory
+/// that does not exist or has no format file yet (a new store). Lets a caller open an existing
+/// store with the backend that wrote it.
+pub fn recorded_format(path: &Path) -> Result<Option<String>, StoreError> {
+    match std::fs::read_to_string(path.join(FORMAT_FILE)) {
+        Ok(found) => Ok(Some(found.trim().to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_error(path)(err)),
+    }
+}

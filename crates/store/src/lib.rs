@@ -50,7 +50,7 @@ mod watch;
 mod writer;
 
 pub use error::{BackendError, StoreError};
-pub use format::FORMAT_FILE;
+pub use format::{recorded_format, FORMAT_FILE};
 pub use redb_store::{RedbStore, RedbStoreConfig, REDB_FILE, REDB_FORMAT_VERSION};
 pub use sled_store::{
     SledStore, SledStoreConfig, DEFAULT_BACKGROUND_EVERY, DEFAULT_COMPACTION_INTERVAL,
