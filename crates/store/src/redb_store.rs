@@ -42,9 +42,10 @@ pub struct RedbStoreConfig {
     /// redb's page cache (`Builder::set_cache_size`), in bytes. redb's own default (1 GiB) is too
     /// much for a 2 GiB node.
     pub cache_capacity_bytes: u64,
-    /// How often history is compacted automatically; `None` compacts only on request. Each run
-    /// keeps at least one interval of history and at least
-    /// [`RedbStoreConfig::compaction_retention`] revisions.
+    /// How much history automatic compaction keeps; `None` compacts only on request. History is
+    /// compacted four times per interval, each run to the newest revision at least one interval
+    /// old (so the history held stays below 1.25 intervals instead of reaching two), and never
+    /// within the last [`RedbStoreConfig::compaction_retention`] revisions.
     pub compaction_interval: Option<Duration>,
     /// How many revisions behind the current one automatic compaction always keeps.
     pub compaction_retention: Revision,
