@@ -5,8 +5,9 @@
 //! so far, the database file size and redb's own account of it (pages allocated, B-tree pages,
 //! live leaf bytes). A measurement, not a test: the numbers are printed, never asserted.
 //!
-//! `cargo run --release -p k3rs-store --example churn_readers -- [secs] [readers] [writes_per_s] [compact_secs] [reads_per_s]`
-//! (defaults: 240 s, 4 readers, 60 writes/s, compaction every 120 s, reads unthrottled (0)).
+//! `cargo run --release -p k3rs-store --example churn_readers -- [secs] [readers] [writes_per_s] [compact_secs] [reads_per_s] [extra_bytes]`
+//! (defaults: 240 s, 4 readers, 60 writes/s, compaction every 120 s, reads unthrottled (0), and
+//! no bytes added to the ~1.3 KiB values).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let writes_per_s = arg(3, 60).max(1);
     let compact_secs = arg(4, 120);
     let reads_per_s = arg(5, 0);
+    let extra = arg(6, 0) as usize;
     let dir = tempfile::tempdir()?;
     let store = RedbStore::open(RedbStoreConfig {
         path: dir.path().join("db"),
@@ -48,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     println!(
         "redb: {KEYS} keys, values {} bytes, {writes_per_s} writes/s, {readers} readers ({}), compaction every {compact_secs} s",
-        value(KEYS - 1, 0).len(),
+        value(KEYS - 1, 0, extra).len(),
         if reads_per_s == 0 {
             "unthrottled".to_owned()
         } else {
@@ -59,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut revisions = Vec::with_capacity(KEYS);
     for k in 0..KEYS {
         let kv = store
-            .create(&format!("{PREFIX}cm-{k}"), value(k, 0))
+            .create(&format!("{PREFIX}cm-{k}"), value(k, 0, extra))
             .await?;
         revisions.push(kv.mod_revision);
     }
@@ -112,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
                 let kv = store
                     .update(
                         &format!("{PREFIX}cm-{k}"),
-                        value(k, n / KEYS + 1),
+                        value(k, n / KEYS + 1, extra),
                         revisions[k],
                     )
                     .await?;
@@ -157,13 +159,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A ConfigMap-sized JSON value (~1.5 KiB) that changes every round.
-fn value(key: usize, round: usize) -> Vec<u8> {
+/// A ConfigMap-sized JSON value (~1.3 KiB, plus `extra` bytes) that changes every round.
+fn value(key: usize, round: usize, extra: usize) -> Vec<u8> {
+    let pad = if extra > 0 {
+        format!("\"pad\":\"{}\",", "p".repeat(extra))
+    } else {
+        String::new()
+    };
     let data: String = (0..31)
         .map(|i| format!("\"k{i}\":\"value-{key}-{round}-{i}-padding-padding\","))
         .collect();
     format!(
-        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{key}\",\"namespace\":\"default\",\"resourceVersion\":\"{round}\",\"labels\":{{\"churn\":\"yes\"}}}},\"data\":{{{data}\"round\":\"{round}\"}}}}"
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{key}\",\"namespace\":\"default\",\"resourceVersion\":\"{round}\",\"labels\":{{\"churn\":\"yes\"}}}},\"data\":{{{data}{pad}\"round\":\"{round}\"}}}}"
     )
     .into_bytes()
 }
