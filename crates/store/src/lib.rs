@@ -51,7 +51,7 @@ mod writer;
 
 pub use error::{BackendError, StoreError};
 pub use format::{recorded_format, FORMAT_FILE};
-pub use redb_store::{RedbStore, RedbStoreConfig, REDB_FILE, REDB_FORMAT_VERSION};
+pub use redb_store::{RedbStats, RedbStore, RedbStoreConfig, REDB_FILE, REDB_FORMAT_VERSION};
 pub use sled_store::{
     SledStore, SledStoreConfig, DEFAULT_BACKGROUND_EVERY, DEFAULT_COMPACTION_INTERVAL,
     DEFAULT_COMPACTION_RETENTION, FORMAT_VERSION,

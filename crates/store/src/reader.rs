@@ -85,6 +85,11 @@ pub(crate) struct Scan {
 /// A version's revision and its still-encoded record.
 type RawVersion = (Revision, Vec<u8>);
 
+/// How many versions of one key a scan reads in order before it seeks to the one it wants: a
+/// key churned since the last compaction has thousands, and reading them all made a list cost
+/// (and its read view stay open for) time in proportion to the history, not to the objects.
+const SEEK_AFTER_VERSIONS: usize = 4;
+
 /// Scans the live objects under `prefix` as of `revision`, starting after the key `start_after`
 /// when given, returning at most `limit` (all when `None`).
 pub(crate) fn scan_at(
@@ -95,7 +100,7 @@ pub(crate) fn scan_at(
     revision: Revision,
     limit: Option<usize>,
 ) -> Result<Scan, StoreError> {
-    let low = match start_after {
+    let mut low = match start_after {
         Some(key) => codec::versions_after(key),
         None => codec::version_prefix(prefix),
     };
@@ -107,55 +112,91 @@ pub(crate) fn scan_at(
 
     let mut items = Vec::new();
     let mut more = false;
-    // The key being grouped, and its newest version at or before `revision` seen so far.
-    let mut current: Option<(String, Option<RawVersion>)> = None;
-    // Adds the object of a finished key group; returns false once the page is full.
-    let mut emit = |key: String,
-                    best: Option<RawVersion>,
-                    items: &mut Vec<KeyValue>|
-     -> Result<bool, StoreError> {
-        let Some((rev, raw)) = best else {
-            return Ok(true);
-        };
-        let version = Version::decode(&raw)
-            .ok_or_else(|| corrupt(path, format!("unreadable version of {key} at {rev}")))?;
-        if let Some(kv) = to_key_value(&key, rev, version) {
-            if limit.is_some_and(|limit| limit > 0 && items.len() >= limit) {
-                more = true;
-                return Ok(false);
+    // Each pass reads versions in key order until the page is full, the range ends, or a key has
+    // more than `SEEK_AFTER_VERSIONS` versions: that key's wanted version is then looked up
+    // directly, and the next pass starts after its versions.
+    loop {
+        // The key being grouped, its newest version at or before `revision` seen so far, and how
+        // many of its versions were read.
+        let mut current: Option<(String, Option<RawVersion>, usize)> = None;
+        let mut full = false;
+        let mut seek = None;
+        view.scan(Bound::Included(&low), high, &mut |raw_key, raw_value| {
+            let (key, rev) = codec::parse_version_key(raw_key)
+                .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
+            let same_key = current.as_ref().is_some_and(|(k, _, _)| k == key);
+            if !same_key {
+                if let Some((done_key, best, _)) = current.take() {
+                    if !emit(path, limit, done_key, best, &mut items, &mut more)? {
+                        full = true;
+                        return Ok(false);
+                    }
+                }
+                current = Some((key.to_owned(), None, 0));
             }
-            items.push(kv);
-        }
-        Ok(true)
-    };
-
-    let mut full = false;
-    view.scan(Bound::Included(&low), high, &mut |raw_key, raw_value| {
-        let (key, rev) = codec::parse_version_key(raw_key)
-            .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
-        let same_key = current.as_ref().is_some_and(|(k, _)| k == key);
-        if !same_key {
-            if let Some((done_key, best)) = current.take() {
-                if !emit(done_key, best, &mut items)? {
-                    full = true;
+            if let Some((key, best, seen)) = current.as_mut() {
+                *seen += 1;
+                if *seen > SEEK_AFTER_VERSIONS {
+                    seek = Some(std::mem::take(key));
                     return Ok(false);
                 }
+                if rev <= revision {
+                    *best = Some((rev, raw_value.to_vec()));
+                }
             }
-            current = Some((key.to_owned(), None));
+            Ok(true)
+        })?;
+        if full {
+            break;
         }
-        if rev <= revision {
-            if let Some((_, best)) = current.as_mut() {
-                *best = Some((rev, raw_value.to_vec()));
+        let Some(key) = seek else {
+            if let Some((done_key, best, _)) = current.take() {
+                emit(path, limit, done_key, best, &mut items, &mut more)?;
             }
-        }
-        Ok(true)
-    })?;
-    if !full {
-        if let Some((done_key, best)) = current.take() {
-            emit(done_key, best, &mut items)?;
+            break;
+        };
+        let best = match view.last_in(
+            &codec::version_key(&key, 0),
+            &codec::version_key(&key, revision),
+        )? {
+            None => None,
+            Some((raw_key, raw_value)) => {
+                let (_, rev) = codec::parse_version_key(&raw_key)
+                    .ok_or_else(|| corrupt(path, format!("unreadable version key {raw_key:?}")))?;
+                Some((rev, raw_value))
+            }
+        };
+        low = codec::versions_after(&key);
+        if !emit(path, limit, key, best, &mut items, &mut more)? {
+            break;
         }
     }
     Ok(Scan { items, more })
+}
+
+/// Adds the object of a finished key group to `items`; returns false (and sets `more`) when the
+/// page is already full.
+fn emit(
+    path: &Path,
+    limit: Option<usize>,
+    key: String,
+    best: Option<RawVersion>,
+    items: &mut Vec<KeyValue>,
+    more: &mut bool,
+) -> Result<bool, StoreError> {
+    let Some((rev, raw)) = best else {
+        return Ok(true);
+    };
+    let version = Version::decode(&raw)
+        .ok_or_else(|| corrupt(path, format!("unreadable version of {key} at {rev}")))?;
+    if let Some(kv) = to_key_value(&key, rev, version) {
+        if limit.is_some_and(|limit| limit > 0 && items.len() >= limit) {
+            *more = true;
+            return Ok(false);
+        }
+        items.push(kv);
+    }
+    Ok(true)
 }
 
 /// The events under `prefix` with revisions in `(after, upto]`, in revision order.

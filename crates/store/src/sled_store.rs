@@ -33,9 +33,11 @@ pub struct SledStoreConfig {
     pub path: PathBuf,
     /// sled's page cache size. sled's own default (1 GiB) is too much for a 2 GiB node.
     pub cache_capacity_bytes: u64,
-    /// How often history is compacted automatically; `None` compacts only on request. Each run
-    /// keeps at least one interval of history (kube-apiserver's `--etcd-compaction-interval`)
-    /// and at least [`SledStoreConfig::compaction_retention`] revisions.
+    /// How much history automatic compaction keeps; `None` compacts only on request. History is
+    /// compacted four times per interval, each run to the newest revision at least one interval
+    /// old (kube-apiserver's `--etcd-compaction-interval`, in finer steps, so that the history
+    /// held stays below 1.25 intervals instead of reaching two), and never within the last
+    /// [`SledStoreConfig::compaction_retention`] revisions.
     pub compaction_interval: Option<Duration>,
     /// How many revisions behind the current one automatic compaction always keeps (kine keeps
     /// 1000; etcd's revision mode is the same idea), so a watcher that reconnects after a quiet

@@ -11,7 +11,7 @@
 //! Compaction first records the compacted revision (durably, in the commit of a group), then
 //! removes the history below it in chunks, each its own small commit, between groups of writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -29,6 +29,11 @@ use crate::{Deleted, KeyValue, Revision, StoreError, WatchEvent};
 const MAX_GROUP: usize = 512;
 /// How many events one compaction step removes before the writer serves writes again.
 const COMPACTION_CHUNK: usize = 1000;
+/// How many times per compaction interval automatic compaction runs. Each run compacts to the
+/// newest revision that is at least one interval old, so the history kept stays between one
+/// interval and one interval plus a tick (one run per interval would let it reach two intervals,
+/// and the database would have to hold all of it just before each run).
+const COMPACTION_TICKS: u32 = 4;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -112,17 +117,22 @@ pub(crate) struct Writer<B> {
     /// The newest version of each key changed by the group being applied (not yet committed).
     pending: HashMap<String, (Revision, Version)>,
     compaction: Option<CompactionJob>,
-    /// When automatic compaction next runs, and the revision it will compact to then.
-    next_auto_compaction: Option<(Instant, Revision)>,
+    /// When automatic compaction next runs.
+    next_auto_compaction: Option<Instant>,
+    /// The revision at each automatic compaction tick, oldest first: a run compacts to the
+    /// newest of them that is at least one interval old.
+    checkpoints: VecDeque<(Instant, Revision)>,
 }
 
 impl<B: Backend> Writer<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, requests: mpsc::Receiver<Request>) -> Writer<B> {
         let next_revision = shared.durable_revision() + 1;
+        let now = Instant::now();
         let next_auto_compaction = shared
             .settings
             .compaction_interval
-            .map(|every| (Instant::now() + every, next_revision - 1));
+            .map(|every| now + every / COMPACTION_TICKS);
+        let checkpoints = VecDeque::from([(now, next_revision - 1)]);
         let mut writer = Writer {
             shared,
             requests,
@@ -131,6 +141,7 @@ impl<B: Backend> Writer<B> {
             pending: HashMap::new(),
             compaction: None,
             next_auto_compaction,
+            checkpoints,
         };
         // A compaction cut short by a crash left history at or below the compacted revision.
         let compacted = writer.shared.compacted_revision();
@@ -184,26 +195,39 @@ impl<B: Backend> Writer<B> {
 
     fn idle_timeout(&self) -> Duration {
         match self.next_auto_compaction {
-            Some((at, _)) => at.saturating_duration_since(Instant::now()),
+            Some(at) => at.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
         }
     }
 
     /// Starts automatic compaction when it is due. Returns false when the store must stop.
     fn maybe_start_auto_compaction(&mut self) -> bool {
-        let (Some(every), Some((at, target))) = (
+        let (Some(every), Some(at)) = (
             self.shared.settings.compaction_interval,
             self.next_auto_compaction,
         ) else {
             return true;
         };
-        if Instant::now() < at || self.compaction.is_some() {
+        let now = Instant::now();
+        if now < at || self.compaction.is_some() {
             return true;
         }
         let current = self.next_revision - 1;
-        self.next_auto_compaction = Some((Instant::now() + every, current));
-        // Keep at least one interval of history (compact to where we stood an interval ago) and
-        // at least the retained number of revisions.
+        self.next_auto_compaction = Some(now + every / COMPACTION_TICKS);
+        self.checkpoints.push_back((now, current));
+        // Keep at least one interval of history (compact to the newest revision we stood at an
+        // interval ago or earlier) and at least the retained number of revisions.
+        let mut target = None;
+        while let Some(&(at, revision)) = self.checkpoints.front() {
+            if now.saturating_duration_since(at) < every {
+                break;
+            }
+            target = Some(revision);
+            self.checkpoints.pop_front();
+        }
+        let Some(target) = target else {
+            return true;
+        };
         let retention = self.shared.settings.compaction_retention.max(0);
         let target = target.min(current.saturating_sub(retention));
         if target > self.shared.compacted_revision() {

@@ -178,6 +178,97 @@ async fn pages_are_read_at_one_revision(kind: Kind) {
     assert!(matches!(err, StoreError::InvalidContinue { .. }), "{err}");
 }
 
+/// Lists read each key's version as of the list's revision however long its history is (a
+/// scan seeks past long histories instead of reading them): keys with one version, a few, and
+/// many, some deleted and re-created, paged and at an older revision.
+async fn lists_see_the_right_version_through_long_histories(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(kind, dir.path());
+    // /h/0 has 1 version, /h/1 3, /h/2 5, /h/3 9, /h/4 20 (deleted then re-created), /h/5 is
+    // deleted after 12 versions, /h/6 has 7.
+    let counts = [1usize, 3, 5, 9, 20, 12, 7];
+    let mut revisions = Vec::new();
+    for (k, _) in counts.iter().enumerate() {
+        revisions.push(
+            store
+                .create(&format!("/h/{k}"), b"0".to_vec())
+                .await
+                .unwrap()
+                .mod_revision,
+        );
+    }
+    let mut middle = None;
+    for round in 1..20usize {
+        for (k, count) in counts.iter().enumerate() {
+            if round >= *count {
+                continue;
+            }
+            let key = format!("/h/{k}");
+            if k == 4 && round == 10 {
+                store.delete(&key, None).await.unwrap();
+                revisions[k] = store
+                    .create(&key, round.to_string().into_bytes())
+                    .await
+                    .unwrap()
+                    .mod_revision;
+                continue;
+            }
+            revisions[k] = store
+                .update(&key, round.to_string().into_bytes(), revisions[k])
+                .await
+                .unwrap()
+                .mod_revision;
+        }
+        if round == 6 {
+            middle = Some(store.current_revision());
+        }
+    }
+    store.delete("/h/5", None).await.unwrap();
+    let values = |page: &[k3rs_store::KeyValue]| -> Vec<(String, String)> {
+        page.iter()
+            .map(|kv| (kv.key.clone(), String::from_utf8(kv.value.clone()).unwrap()))
+            .collect()
+    };
+    let want_now: Vec<(String, String)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != 5)
+        .map(|(k, count)| (format!("/h/{k}"), (count - 1).to_string()))
+        .collect();
+    let now = store.list("/h/", ListOptions::default()).await.unwrap();
+    assert_eq!(values(&now.items), want_now);
+    let middle = middle.unwrap();
+    assert!(now.items[4].create_revision > middle, "re-created");
+    let want_middle: Vec<(String, String)> = counts
+        .iter()
+        .enumerate()
+        .map(|(k, count)| (format!("/h/{k}"), (count - 1).min(6).to_string()))
+        .collect();
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store
+            .list(
+                "/h/",
+                ListOptions {
+                    limit: Some(2),
+                    revision: token.is_none().then_some(middle),
+                    continue_token: token.take(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.revision, middle);
+        seen.extend(values(&page.items));
+        match page.continue_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want_middle);
+    assert_eq!(store.count("/h/").await.unwrap(), 6);
+}
+
 async fn list_at_a_compacted_revision_is_too_old(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(kind, dir.path());
@@ -636,6 +727,7 @@ backend_tests!(
     bad_keys_are_refused,
     revisions_survive_reopen,
     pages_are_read_at_one_revision,
+    lists_see_the_right_version_through_long_histories,
     list_at_a_compacted_revision_is_too_old,
     watch_replays_then_streams_with_previous_values,
     concurrent_writes_reach_watchers_exactly_once_in_order,
