@@ -33,6 +33,8 @@
 //!
 //! Both keep the same key spaces (`codec.rs`) and a `FORMAT` file naming their format
 //! ([`FORMAT_VERSION`], [`REDB_FORMAT_VERSION`]); neither opens the other's directory.
+//! [`recorded_format`] tells which one wrote a directory: the server opens new stores with redb
+//! and a directory sled wrote with sled.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_code)]
