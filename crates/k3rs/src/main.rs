@@ -29,7 +29,7 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     // Before any thread exists (see `sys`).
-    let one_arena = sys::use_one_malloc_arena();
+    let arenas_limited = sys::limit_malloc_arenas();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         // Prints help/version (exit 0) or the usage error (exit 2).
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     init_logging();
-    tracing::debug!(one_arena, "malloc arenas");
+    tracing::debug!(arenas_limited, "malloc arenas");
 
     match cli.command {
         Command::Server(args) => {
