@@ -21,8 +21,9 @@ fn arena_count_set_by_user() -> bool {
         || std::env::var("GLIBC_TUNABLES").is_ok_and(|tunables| tunables.contains("arena_max"))
 }
 
-/// Limits glibc malloc to [`MALLOC_ARENAS`] arenas. Must run before the process starts any thread (later
-/// threads would already have their own arenas). Returns whether the setting was applied.
+/// Limits glibc malloc to [`MALLOC_ARENAS`] arenas. Must run before the process starts any
+/// thread (later threads would already have their own arenas). Returns whether the setting was
+/// applied.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn limit_malloc_arenas() -> bool {
     if arena_count_set_by_user() {
