@@ -7,10 +7,14 @@
 //! (defaults: sled, 300 rounds, the backend's default cache, 500 ms; `background_ms` is sled's
 //! background thread, 0 starts none, and redb ignores it).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k3rs_store::{RedbStore, RedbStoreConfig, SledStore, SledStoreConfig, Store};
+
+use common::{arg, value};
 
 const KEYS: usize = 100;
 const COMPACT_EVERY: usize = 30;
@@ -70,13 +74,6 @@ impl Churned {
     }
 }
 
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .nth(n)
-        .and_then(|raw| raw.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let backend = std::env::args().nth(1).unwrap_or_else(|| "sled".to_owned());
@@ -110,14 +107,17 @@ async fn main() -> anyhow::Result<()> {
     let store = churned.store();
     println!(
         "{backend}: cache {cache_mib} MiB, background {background_ms} ms, {KEYS} keys, values {} bytes, compaction every {COMPACT_EVERY} rounds",
-        value(KEYS - 1, rounds).len()
+        value(KEYS - 1, rounds, 0).len()
     );
     println!("round\twrites\tsecs\tw_per_s\tdb_mb\tdir_mb\trss_mib");
     let start = Instant::now();
     let mut revisions = Vec::with_capacity(KEYS);
     for k in 0..KEYS {
         let kv = store
-            .create(&format!("/registry/configmaps/default/cm-{k}"), value(k, 0))
+            .create(
+                &format!("/registry/configmaps/default/cm-{k}"),
+                value(k, 0, 0),
+            )
             .await?;
         revisions.push(kv.mod_revision);
     }
@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             let kv = store
                 .update(
                     &format!("/registry/configmaps/default/cm-{k}"),
-                    value(k, round),
+                    value(k, round, 0),
                     *revision,
                 )
                 .await?;
@@ -154,15 +154,4 @@ fn report(label: &str, writes: usize, start: Instant, store: &Churned) -> anyhow
         rss_mib()
     );
     Ok(())
-}
-
-/// A ConfigMap-sized JSON value (~1.5 KiB) that changes every round.
-fn value(key: usize, round: usize) -> Vec<u8> {
-    let data: String = (0..31)
-        .map(|i| format!("\"k{i}\":\"value-{key}-{round}-{i}-padding-padding\","))
-        .collect();
-    format!(
-        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{key}\",\"namespace\":\"default\",\"resourceVersion\":\"{round}\",\"labels\":{{\"churn\":\"yes\"}}}},\"data\":{{{data}\"round\":\"{round}\"}}}}"
-    )
-    .into_bytes()
 }

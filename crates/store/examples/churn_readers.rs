@@ -9,21 +9,18 @@
 //! (defaults: 240 s, 4 readers, 60 writes/s, compaction every 120 s, reads unthrottled (0), and
 //! no bytes added to the ~1.3 KiB values).
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k3rs_store::{ListOptions, RedbStore, RedbStoreConfig, Store};
 
+use common::{arg, value};
+
 const KEYS: usize = 100;
 const PREFIX: &str = "/registry/configmaps/default/";
-
-fn arg(n: usize, default: u64) -> u64 {
-    std::env::args()
-        .nth(n)
-        .and_then(|raw| raw.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Default)]
 struct Counters {
@@ -157,20 +154,4 @@ async fn main() -> anyhow::Result<()> {
         task.await??;
     }
     Ok(())
-}
-
-/// A ConfigMap-sized JSON value (~1.3 KiB, plus `extra` bytes) that changes every round.
-fn value(key: usize, round: usize, extra: usize) -> Vec<u8> {
-    let pad = if extra > 0 {
-        format!("\"pad\":\"{}\",", "p".repeat(extra))
-    } else {
-        String::new()
-    };
-    let data: String = (0..31)
-        .map(|i| format!("\"k{i}\":\"value-{key}-{round}-{i}-padding-padding\","))
-        .collect();
-    format!(
-        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{key}\",\"namespace\":\"default\",\"resourceVersion\":\"{round}\",\"labels\":{{\"churn\":\"yes\"}}}},\"data\":{{{data}{pad}\"round\":\"{round}\"}}}}"
-    )
-    .into_bytes()
 }
