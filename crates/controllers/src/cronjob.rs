@@ -29,6 +29,7 @@ use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::events::Recorder;
 use k3rs_runtime::informer::{Change, Informer};
 use k3rs_runtime::runner::Action;
+use k3rs_runtime::status::Written;
 use k3rs_runtime::Controller;
 
 /// The annotation with the time a Job was scheduled for (RFC 3339 in the CronJob's zone).
@@ -213,20 +214,17 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     }
 
     status.active = (!active.is_empty()).then_some(active);
-    if cronjob.status.as_ref() != Some(&status) {
-        let api: Api<CronJob> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if k3rs_runtime::status::write(
-            &api,
-            &key.name,
-            cronjob.status.as_ref(),
-            &status,
-            &crate::patch_params(),
-        )
-        .await?
-        .is_none()
-        {
-            return Ok(Action::Done);
-        }
+    let api: Api<CronJob> = Api::namespaced(shared.client.clone(), &key.namespace);
+    if let Written::Gone = k3rs_runtime::status::write(
+        &api,
+        &key.name,
+        cronjob.status.as_ref(),
+        &status,
+        &crate::patch_params(),
+    )
+    .await?
+    {
+        return Ok(Action::Done);
     }
     clean_up_history(shared, &cronjob, &jobs_api, &jobs).await?;
     Ok(requeue.map_or(Action::Done, |d| Action::RequeueAfter(d + REQUEUE_SLACK)))

@@ -336,17 +336,15 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
         collision_count: set.status.as_ref().and_then(|s| s.collision_count),
         conditions: set.status.as_ref().and_then(|s| s.conditions.clone()),
     };
-    if set.status.as_ref() != Some(&status) {
-        let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        k3rs_runtime::status::write(
-            &api,
-            &key.name,
-            set.status.as_ref(),
-            &status,
-            &crate::patch_params(),
-        )
-        .await?;
-    }
+    let api: Api<DaemonSet> = Api::namespaced(shared.client.clone(), &key.namespace);
+    k3rs_runtime::status::write(
+        &api,
+        &key.name,
+        set.status.as_ref(),
+        &status,
+        &crate::patch_params(),
+    )
+    .await?;
     Ok(if min_ready > 0 && available < ready {
         Action::RequeueAfter(std::time::Duration::from_secs(1))
     } else {

@@ -37,6 +37,7 @@ use crate::Context;
 use k3rs_api::well_known;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::runner::Action;
+use k3rs_runtime::status::Written;
 
 /// The label and annotation that carry an Indexed Job pod's index.
 pub const COMPLETION_INDEX: &str = well_known::ANNOTATION_JOB_COMPLETION_INDEX;
@@ -142,33 +143,34 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
     let missing = i32::try_from(plan.create.len() - created).unwrap_or(0);
     status.active = Some(status.active.unwrap_or(0) - missing).filter(|a| *a != 0);
 
-    if job.status.as_ref() != Some(&status) {
-        let api: Api<Job> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if k3rs_runtime::status::write(
-            &api,
-            &key.name,
-            job.status.as_ref(),
-            &status,
-            &crate::patch_params(),
-        )
-        .await?
-        .is_none()
-        {
-            return Ok(Action::Done);
-        }
-        for event in &plan.events {
-            match event {
-                JobEvent::Normal(reason, message) => {
-                    shared
-                        .events
-                        .normal(job.as_ref(), reason, (*message).to_owned())
-                        .await;
-                }
-                JobEvent::Warning(reason, message) => {
-                    shared
-                        .events
-                        .warning(job.as_ref(), reason, (*message).to_owned())
-                        .await;
+    let api: Api<Job> = Api::namespaced(shared.client.clone(), &key.namespace);
+    let written = k3rs_runtime::status::write(
+        &api,
+        &key.name,
+        job.status.as_ref(),
+        &status,
+        &crate::patch_params(),
+    )
+    .await?;
+    match written {
+        Written::Gone => return Ok(Action::Done),
+        Written::Unchanged => {}
+        // A plan's events describe its status change: they go out once it is written.
+        Written::Updated(_) => {
+            for event in &plan.events {
+                match event {
+                    JobEvent::Normal(reason, message) => {
+                        shared
+                            .events
+                            .normal(job.as_ref(), reason, (*message).to_owned())
+                            .await;
+                    }
+                    JobEvent::Warning(reason, message) => {
+                        shared
+                            .events
+                            .warning(job.as_ref(), reason, (*message).to_owned())
+                            .await;
+                    }
                 }
             }
         }

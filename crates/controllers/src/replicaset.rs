@@ -31,6 +31,7 @@ use crate::pods;
 use crate::Context;
 use k3rs_runtime::cache::ObjectKey;
 use k3rs_runtime::runner::Action;
+use k3rs_runtime::status::Written;
 
 /// The most pods one sync creates or deletes (upstream's `burstReplicas`).
 const BURST: usize = 500;
@@ -193,20 +194,17 @@ async fn sync<K: Replicated>(shared: &PodOwners<K>, key: &ObjectKey) -> Result<A
 
     let now = Timestamp::now();
     let status = K::status_from(status_of(&set, &owned, &active, failure.as_ref(), now));
-    if owner.status() != Some(&status) {
-        let api: Api<K> = Api::namespaced(shared.client.clone(), &key.namespace);
-        if k3rs_runtime::status::write(
-            &api,
-            &key.name,
-            owner.status(),
-            &status,
-            &crate::patch_params(),
-        )
-        .await?
-        .is_none()
-        {
-            return Ok(Action::Done);
-        }
+    let api: Api<K> = Api::namespaced(shared.client.clone(), &key.namespace);
+    if let Written::Gone = k3rs_runtime::status::write(
+        &api,
+        &key.name,
+        owner.status(),
+        &status,
+        &crate::patch_params(),
+    )
+    .await?
+    {
+        return Ok(Action::Done);
     }
     if let Some((_, err)) = failure {
         return Err(err);

@@ -431,17 +431,15 @@ async fn sync(shared: &Shared, key: &ObjectKey) -> Result<Action, Error> {
         collision_count: set.status.as_ref().and_then(|s| s.collision_count),
         conditions: set.status.as_ref().and_then(|s| s.conditions.clone()),
     };
-    if set.status.as_ref() != Some(&status) {
-        let api: Api<StatefulSet> = Api::namespaced(shared.client.clone(), &namespace);
-        k3rs_runtime::status::write(
-            &api,
-            &key.name,
-            set.status.as_ref(),
-            &status,
-            &crate::patch_params(),
-        )
-        .await?;
-    }
+    let api: Api<StatefulSet> = Api::namespaced(shared.client.clone(), &namespace);
+    k3rs_runtime::status::write(
+        &api,
+        &key.name,
+        set.status.as_ref(),
+        &status,
+        &crate::patch_params(),
+    )
+    .await?;
     // Readiness that only becomes availability later needs another look.
     Ok(if min_ready > 0 && available < ready {
         Action::RequeueAfter(Duration::from_secs(1))

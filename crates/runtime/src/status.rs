@@ -56,27 +56,42 @@ pub fn merge_patch<S: serde::Serialize>(
     Ok(status)
 }
 
+/// What [`write`] did.
+#[derive(Debug)]
+pub enum Written<K> {
+    /// The new status equals the old one: nothing was sent (a write would only bump the
+    /// object's resource version and wake every watcher).
+    Unchanged,
+    /// The status was written; the object as the API server returned it.
+    Updated(K),
+    /// The object is gone (the API answered 404).
+    Gone,
+}
+
 /// Writes `new` as the status of `name` (see [`merge_patch`]) with `params` (which name the
-/// field manager). `None` when the object is gone.
+/// field manager), unless it equals `old`.
 pub async fn write<K, S>(
     api: &Api<K>,
     name: &str,
     old: Option<&S>,
     new: &S,
     params: &PatchParams,
-) -> Result<Option<K>, StatusError>
+) -> Result<Written<K>, StatusError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    S: serde::Serialize,
+    S: serde::Serialize + PartialEq,
 {
+    if old == Some(new) {
+        return Ok(Written::Unchanged);
+    }
     let status = merge_patch(old, new).map_err(|source| StatusError::Serialize {
         name: name.to_owned(),
         source,
     })?;
     let patch = json!({ "status": status });
     match api.patch_status(name, params, &Patch::Merge(&patch)).await {
-        Ok(object) => Ok(Some(object)),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Ok(object) => Ok(Written::Updated(object)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Written::Gone),
         Err(source) => Err(StatusError::Write {
             name: name.to_owned(),
             source,
@@ -107,5 +122,28 @@ mod tests {
             .as_object()
             .unwrap()
             .contains_key("conditions"));
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_sent() {
+        use k8s_openapi::api::apps::v1::ReplicaSet;
+        // Nothing listens on the discard port: a write that is sent fails.
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let api: Api<ReplicaSet> = Api::namespaced(client, "default");
+        let params = PatchParams::default();
+        let status = ReplicaSetStatus {
+            replicas: 2,
+            ..ReplicaSetStatus::default()
+        };
+        let same = write(&api, "a", Some(&status.clone()), &status, &params).await;
+        assert!(matches!(same, Ok(Written::Unchanged)), "{same:?}");
+        let changed = ReplicaSetStatus {
+            replicas: 3,
+            ..status.clone()
+        };
+        let sent = write(&api, "a", Some(&status), &changed, &params).await;
+        assert!(matches!(&sent, Err(StatusError::Write { .. })), "{sent:?}");
     }
 }
