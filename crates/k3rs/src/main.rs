@@ -29,7 +29,7 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     // Before any thread exists (see `sys`).
-    let arenas_limited = sys::limit_malloc_arenas();
+    let malloc = sys::tune_malloc();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         // Prints help/version (exit 0) or the usage error (exit 2).
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     init_logging();
-    tracing::debug!(arenas_limited, "malloc arenas");
+    tracing::debug!(?malloc, "malloc tuning");
 
     match cli.command {
         Command::Server(args) => {

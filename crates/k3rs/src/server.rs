@@ -103,7 +103,7 @@ fn node_timing(args: &[ControllerManagerArg]) -> node_lifecycle::Timing {
 }
 
 /// How often free heap pages go back to the kernel (see `sys`).
-const RELEASE_FREE_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const RELEASE_FREE_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Gives malloc's free pages back to the kernel every [`RELEASE_FREE_MEMORY_EVERY`], so that
 /// the memory a burst of requests used is not kept at its peak while the server idles.
