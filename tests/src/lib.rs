@@ -152,6 +152,9 @@ impl K3rsServer {
             // keeps a host's /etc/k3rs/config.yaml out of the test.
             "--config".into(),
             self.root.join("config.yaml").display().to_string(),
+            // The control plane alone: tests of the node side start their own node, with its
+            // own containerd and network namespace.
+            "--disable-agent".into(),
         ];
         args.extend(self.extra_args.iter().cloned());
         args

@@ -53,6 +53,8 @@ impl K3rsServer {
             .arg(&data)
             .args(["--https-listen-port", &port.to_string()])
             .args(["--bind-address", "127.0.0.1", "--node-name", "bench"])
+            // The control plane alone: these benchmarks bring hollow nodes.
+            .arg("--disable-agent")
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
             .args(flags)

@@ -67,30 +67,6 @@ impl HollowNodeConfig {
         self.status_update_interval = interval;
         self
     }
-
-    /// Why this configuration cannot describe a node, if it cannot.
-    pub(crate) fn problem(&self) -> Option<String> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 253
-            && self.name.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !name_ok {
-            return Some("the name must be a lowercase DNS subdomain".into());
-        }
-        if self.lease_duration_seconds <= 0 {
-            return Some("lease_duration_seconds must be positive".into());
-        }
-        if self.heartbeat_interval.is_zero() || self.status_update_interval.is_zero() {
-            return Some("the heartbeat and status intervals must be positive".into());
-        }
-        None
-    }
 }
 
 impl Default for HollowNodeConfig {
@@ -98,24 +74,5 @@ impl Default for HollowNodeConfig {
     /// [`crate::HollowCluster`], which names its nodes).
     fn default() -> Self {
         HollowNodeConfig::new("")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checks_the_name_and_intervals() {
-        assert_eq!(HollowNodeConfig::new("hollow-1.example").problem(), None);
-        for bad in ["", "Hollow", "-a", "a..b", "a_b"] {
-            assert!(HollowNodeConfig::new(bad).problem().is_some(), "{bad}");
-        }
-        let mut config = HollowNodeConfig::new("a").with_heartbeat(Duration::ZERO);
-        assert!(config.problem().is_some());
-        config = config.with_heartbeat(Duration::from_secs(1));
-        assert_eq!(config.problem(), None);
-        config.lease_duration_seconds = 0;
-        assert!(config.problem().is_some());
     }
 }

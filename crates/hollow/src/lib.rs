@@ -32,19 +32,16 @@ pub mod annotations;
 mod clock;
 mod cluster;
 mod config;
-mod error;
 mod fake_network;
-mod heartbeat;
 mod ip_pool;
-mod lease;
 mod node;
-mod node_object;
 mod pod_status;
 mod pod_worker;
 mod retry;
 
 pub use cluster::HollowCluster;
 pub use config::HollowNodeConfig;
-pub use error::HollowError;
-pub use lease::NODE_LEASE_NAMESPACE;
+/// What a hollow node could not do: the kubelet's node agent's error.
+pub use k3rs_kubelet::KubeletError as HollowError;
+pub use k3rs_kubelet::node::NODE_LEASE_NAMESPACE;
 pub use node::HollowNode;

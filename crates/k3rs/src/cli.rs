@@ -96,6 +96,29 @@ pub(crate) struct ServerArgs {
     /// watch that reconnects after a quiet spell resumes instead of relisting.
     #[arg(long, value_name = "REVISIONS", default_value_t = k3rs_store::DEFAULT_COMPACTION_RETENTION as u64)]
     pub(crate) store_compaction_retention: u64,
+
+    /// Run the control plane only: no kubelet, no containerd, no pods on this node.
+    #[arg(long)]
+    pub(crate) disable_agent: bool,
+
+    /// An existing CRI socket (`unix:///run/containerd/containerd.sock` or a path) to run pods
+    /// with, instead of the containerd k3rs starts itself.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) container_runtime_endpoint: Option<String>,
+
+    /// The cluster DNS server written into pods' resolv.conf (default: the tenth address of
+    /// the service CIDR, 10.43.0.10).
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    pub(crate) cluster_dns: Vec<IpAddr>,
+
+    /// The cluster's DNS domain.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
+
+    /// The resolv.conf pods with `dnsPolicy: Default` get, and whose search domains
+    /// `ClusterFirst` pods add (default: /etc/resolv.conf).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) resolv_conf: Option<PathBuf>,
 }
 
 /// The default `--cluster-cidr`, as k3s's.

@@ -42,6 +42,11 @@ pub(crate) struct ConfigFile {
     pub(crate) write_kubeconfig_mode: Option<FileMode>,
     pub(crate) etcd_compaction_interval: Option<GoDuration>,
     pub(crate) store_compaction_retention: Option<u64>,
+    pub(crate) disable_agent: Option<bool>,
+    pub(crate) container_runtime_endpoint: Option<String>,
+    pub(crate) cluster_dns: Option<StringList>,
+    pub(crate) cluster_domain: Option<String>,
+    pub(crate) resolv_conf: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -68,10 +73,10 @@ impl ConfigFile {
         let parsed: Option<Self> =
             serde_yaml_ng::from_str(text).map_err(|err| one_line(&err.to_string()))?;
         let config = parsed.unwrap_or_default();
-        if let Some(ips) = &config.node_ip {
-            for ip in &ips.0 {
+        for (key, list) in [("node-ip", &config.node_ip), ("cluster-dns", &config.cluster_dns)] {
+            for ip in list.iter().flat_map(|list| list.0.iter()) {
                 ip.parse::<IpAddr>()
-                    .map_err(|_| format!("node-ip: {ip:?} is not an IP address"))?;
+                    .map_err(|_| format!("{key}: {ip:?} is not an IP address"))?;
             }
         }
         Ok(config)
@@ -79,12 +84,20 @@ impl ConfigFile {
 
     /// The node IPs, already checked by [`ConfigFile::parse`].
     pub(crate) fn node_ips(&self) -> Vec<IpAddr> {
-        self.node_ip
-            .iter()
-            .flat_map(|list| list.0.iter())
-            .filter_map(|ip| ip.parse().ok())
-            .collect()
+        ips(self.node_ip.as_ref())
     }
+
+    /// The cluster DNS servers, already checked by [`ConfigFile::parse`].
+    pub(crate) fn cluster_dns(&self) -> Vec<IpAddr> {
+        ips(self.cluster_dns.as_ref())
+    }
+}
+
+fn ips(list: Option<&StringList>) -> Vec<IpAddr> {
+    list.iter()
+        .flat_map(|list| list.0.iter())
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
 }
 
 /// serde's messages speak of fields; a config file has keys. Folded onto one line.
@@ -262,7 +275,7 @@ mod tests {
     #[test]
     fn errors_name_the_key_on_one_line() {
         for (text, key) in [
-            ("cluster-dns: 10.43.0.10", "cluster-dns"),
+            ("cluster-dns: [[1]]", "cluster-dns"),
             ("https-listen-port: abc", "https-listen-port"),
             ("https-listen-port: 70000", "https-listen-port"),
             ("tls-san: 5", "tls-san"),
@@ -278,7 +291,7 @@ mod tests {
                 "store-compaction-retention",
             ),
             // Flags k3rs does not have yet are unknown keys, not silently ignored ones.
-            ("disable-agent: true", "disable-agent"),
+            ("disable-agent: maybe", "disable-agent"),
         ] {
             let err = ConfigFile::parse(text).unwrap_err();
             assert!(err.contains(key), "{text}: {err}");

@@ -29,6 +29,18 @@ pub(crate) struct ServerSettings {
     /// Zero disables automatic compaction.
     pub(crate) etcd_compaction_interval: Duration,
     pub(crate) store_compaction_retention: u64,
+    /// The node side: `None` with `--disable-agent`.
+    pub(crate) agent: Option<AgentSettings>,
+}
+
+/// What the node side (kubelet, containerd, pod network) runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AgentSettings {
+    /// An existing CRI socket instead of k3rs's own containerd.
+    pub(crate) container_runtime_endpoint: Option<String>,
+    pub(crate) cluster_dns: Vec<IpAddr>,
+    pub(crate) cluster_domain: String,
+    pub(crate) resolv_conf: PathBuf,
 }
 
 /// Whether the user gave this argument (on the command line or through the environment), as
@@ -76,6 +88,47 @@ pub(crate) fn merge(
     } else {
         node_ips
     };
+    let file_cluster_dns = file.cluster_dns();
+    let disable_agent = pick(matches, "disable_agent", args.disable_agent, file.disable_agent);
+    let service_cidr = pick(
+        matches,
+        "service_cidr",
+        args.service_cidr,
+        file.service_cidr,
+    );
+    let cluster_dns = pick(
+        matches,
+        "cluster_dns",
+        args.cluster_dns,
+        (!file_cluster_dns.is_empty()).then_some(file_cluster_dns),
+    );
+    let cluster_dns = if cluster_dns.is_empty() {
+        default_cluster_dns(&service_cidr)
+    } else {
+        cluster_dns
+    };
+    let agent = (!disable_agent).then(|| AgentSettings {
+        container_runtime_endpoint: pick(
+            matches,
+            "container_runtime_endpoint",
+            args.container_runtime_endpoint,
+            file.container_runtime_endpoint.map(Some),
+        ),
+        cluster_dns,
+        cluster_domain: pick(
+            matches,
+            "cluster_domain",
+            args.cluster_domain,
+            file.cluster_domain,
+        ),
+        resolv_conf: pick(
+            matches,
+            "resolv_conf",
+            args.resolv_conf,
+            file.resolv_conf.map(Some),
+        )
+        .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+    });
     let node_name = match pick(
         matches,
         "node_name",
@@ -107,12 +160,7 @@ pub(crate) fn merge(
             args.tls_san,
             file.tls_san.map(|list| list.0),
         ),
-        service_cidr: pick(
-            matches,
-            "service_cidr",
-            args.service_cidr,
-            file.service_cidr,
-        ),
+        service_cidr,
         cluster_cidr: pick(
             matches,
             "cluster_cidr",
@@ -149,7 +197,20 @@ pub(crate) fn merge(
             args.store_compaction_retention,
             file.store_compaction_retention,
         ),
+        agent,
     })
+}
+
+/// k3s's default cluster DNS: the tenth address of the (first) service CIDR, 10.43.0.10.
+fn default_cluster_dns(service_cidr: &str) -> Vec<IpAddr> {
+    let first = service_cidr.split(',').next().unwrap_or_default().trim();
+    match k3rs_api::cidr::parse_ipv4(first) {
+        Ok(cidr) => {
+            let base = u32::from(cidr.network());
+            vec![IpAddr::V4(std::net::Ipv4Addr::from(base.wrapping_add(10)))]
+        }
+        Err(_) => vec![IpAddr::V4(std::net::Ipv4Addr::new(10, 43, 0, 10))],
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +285,19 @@ mod tests {
         assert_eq!(settings.store_compaction_retention, 1000);
         assert_eq!(settings.node_ips.len(), 1, "the detected primary address");
         assert!(!settings.node_name.is_empty());
+        let agent = settings.agent.unwrap();
+        assert_eq!(agent.cluster_dns, ["10.43.0.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(agent.cluster_domain, "cluster.local");
+        assert_eq!(agent.container_runtime_endpoint, None);
+        assert_eq!(merged(&["--service-cidr", "10.96.0.0/12"], "").agent.unwrap().cluster_dns,
+            ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn the_agent_can_be_disabled_by_flag_or_file() {
+        assert!(merged(&["--disable-agent"], "").agent.is_none());
+        assert!(merged(&[], "disable-agent: true\n").agent.is_none());
+        let dns = merged(&[], "cluster-dns: 10.0.0.53\n").agent.unwrap().cluster_dns;
+        assert_eq!(dns, ["10.0.0.53".parse::<IpAddr>().unwrap()]);
     }
 }

@@ -15,3 +15,25 @@
 //!   annotations.
 
 #![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod cgroups;
+pub mod clock;
+pub mod container_config;
+pub mod cri_runtime;
+pub mod env;
+mod error;
+pub mod images;
+mod kubelet;
+pub mod node;
+pub mod plan;
+pub mod pod_runtime;
+pub mod pod_status;
+pub mod pod_sync;
+pub mod pod_workers;
+pub mod retry;
+pub mod runtime;
+pub mod sandbox_config;
+
+pub use error::KubeletError;
+pub use kubelet::{readiness_message, Kubelet, KubeletConfig, PodNetwork};

@@ -28,6 +28,8 @@ pub(crate) struct ParsedCert {
     pub(crate) sans: BTreeSet<SubjectAltName>,
     /// The raw subject public key (the BIT STRING contents of the SPKI).
     pub(crate) public_key: Vec<u8>,
+    /// The subject's common name.
+    pub(crate) common_name: Option<String>,
 }
 
 /// Parses the first PEM certificate in `pem`.
@@ -63,11 +65,18 @@ pub(crate) fn parse_cert(pem: &str, path: &Path) -> Result<ParsedCert, PkiError>
             }
         }
     }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
     Ok(ParsedCert {
         not_after: cert.validity().not_after.timestamp(),
         public_key: cert.public_key().subject_public_key.data.to_vec(),
         sans,
         der: block.contents.clone(),
+        common_name,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The k3rs cluster PKI: the cluster CA, the API server's serving certificate, the client
 //! certificates of the admin (`system:masters`), the controllers
-//! (`system:kube-controller-manager`) and the scheduler (`system:kube-scheduler`), the
+//! (`system:kube-controller-manager`), the scheduler (`system:kube-scheduler`) and the local
+//! kubelet (`system:node:<node>`, with its serving certificate), the
 //! service-account signing key, and admin kubeconfig files.
 //!
 //! [`ensure_server_pki`] is called at every server start. It reuses what is on disk and only
@@ -34,9 +35,10 @@ pub use kubeconfig::{
 };
 pub use sans::{first_service_ip, SubjectAltName, KUBERNETES_SERVICE_NAMES};
 pub use server::{
-    ensure_server_pki, CertAction, CertifiedKeyPem, PrivateKeyPem, ServerPki, ServerPkiConfig,
-    ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, CONTROLLER_USER, DEFAULT_CA_VALIDITY,
-    DEFAULT_LEAF_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_SERVICE_CIDR, SCHEDULER_USER,
+    ensure_server_pki, node_user, CertAction, CertifiedKeyPem, KubeletCerts, PrivateKeyPem,
+    ServerPki, ServerPkiConfig, ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, CONTROLLER_USER,
+    DEFAULT_CA_VALIDITY, DEFAULT_LEAF_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_SERVICE_CIDR,
+    NODES_GROUP, SCHEDULER_USER,
 };
 
 #[cfg(test)]

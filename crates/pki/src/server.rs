@@ -34,6 +34,13 @@ pub const ADMIN_GROUP: &str = "system:masters";
 pub const CONTROLLER_USER: &str = "system:kube-controller-manager";
 /// The Kubernetes user the in-process scheduler authenticates as.
 pub const SCHEDULER_USER: &str = "system:kube-scheduler";
+/// The group every kubelet's user (`system:node:<node>`) is in.
+pub const NODES_GROUP: &str = "system:nodes";
+
+/// The Kubernetes user of the kubelet of `node`.
+pub fn node_user(node: &str) -> String {
+    format!("system:node:{node}")
+}
 
 /// Where the server's TLS files live, k3s names (`<data-dir>/server/tls/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +69,14 @@ pub struct ServerTlsPaths {
     pub scheduler_key: PathBuf,
     /// The key service-account tokens are signed with (`service.key`, as k3s names it).
     pub service_key: PathBuf,
+    /// The local kubelet's client certificate (`system:node:<node>`, group `system:nodes`).
+    pub kubelet_client_cert: PathBuf,
+    /// The local kubelet's client key.
+    pub kubelet_client_key: PathBuf,
+    /// The local kubelet's serving certificate (its `:10250` server).
+    pub kubelet_serving_cert: PathBuf,
+    /// The local kubelet's serving key.
+    pub kubelet_serving_key: PathBuf,
 }
 
 impl ServerTlsPaths {
@@ -80,6 +95,10 @@ impl ServerTlsPaths {
             scheduler_cert: dir.join("client-scheduler.crt"),
             scheduler_key: dir.join("client-scheduler.key"),
             service_key: dir.join("service.key"),
+            kubelet_client_cert: dir.join("client-kubelet.crt"),
+            kubelet_client_key: dir.join("client-kubelet.key"),
+            kubelet_serving_cert: dir.join("serving-kubelet.crt"),
+            kubelet_serving_key: dir.join("serving-kubelet.key"),
             dir,
         }
     }
@@ -104,6 +123,9 @@ pub struct ServerPkiConfig {
     pub leaf_validity: Duration,
     /// Leaves with less than this left are re-issued.
     pub renew_before: Duration,
+    /// The node of the local kubelet (`k3rs server` without `--disable-agent`): its client and
+    /// serving certificates are issued too.
+    pub kubelet_node: Option<String>,
 }
 
 impl ServerPkiConfig {
@@ -118,6 +140,7 @@ impl ServerPkiConfig {
             ca_validity: DEFAULT_CA_VALIDITY,
             leaf_validity: DEFAULT_LEAF_VALIDITY,
             renew_before: DEFAULT_RENEW_BEFORE,
+            kubelet_node: None,
         }
     }
 
@@ -237,6 +260,17 @@ pub struct ServerPki {
     /// What happened to the CA, the serving, the admin, the controller and the scheduler
     /// certificate, in that order.
     pub actions: [CertAction; 5],
+    /// The local kubelet's certificates, when [`ServerPkiConfig::kubelet_node`] names one.
+    pub kubelet: Option<KubeletCerts>,
+}
+
+/// A kubelet's certificates, signed by the cluster CA.
+#[derive(Clone, Debug)]
+pub struct KubeletCerts {
+    /// Its client certificate and key (`system:node:<node>`, group `system:nodes`).
+    pub client: CertifiedKeyPem,
+    /// Its serving certificate and key (the node's names and addresses).
+    pub serving: CertifiedKeyPem,
 }
 
 /// Makes sure the cluster CA, the serving certificate and the admin client certificate exist and
@@ -302,6 +336,44 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
     )?;
 
     let service_account_key = ensure_service_account_key(&paths.service_key)?;
+    let kubelet = match config.kubelet_node.as_deref() {
+        Some(node) => {
+            let user = node_user(node);
+            let (client, _) = ensure_leaf(
+                &ctx,
+                "kubelet client certificate",
+                &LeafKind::Client {
+                    common_name: &user,
+                    organizations: &[NODES_GROUP],
+                },
+                &paths.kubelet_client_cert,
+                &paths.kubelet_client_key,
+            )?;
+            let mut node_sans = vec![SubjectAltName::dns(node)?];
+            node_sans.extend(config.node_ips.iter().copied().map(SubjectAltName::Ip));
+            node_sans.extend(
+                config
+                    .hostnames
+                    .iter()
+                    .filter(|h| h.as_str() != node)
+                    .map(|h| SubjectAltName::dns(h))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            node_sans.push(SubjectAltName::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+            let (serving, _) = ensure_leaf(
+                &ctx,
+                "kubelet serving certificate",
+                &LeafKind::Serving {
+                    common_name: node,
+                    sans: &node_sans,
+                },
+                &paths.kubelet_serving_cert,
+                &paths.kubelet_serving_key,
+            )?;
+            Some(KubeletCerts { client, serving })
+        }
+        None => None,
+    };
 
     Ok(ServerPki {
         ca_cert_pem: ca.pem.clone(),
@@ -318,6 +390,7 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
             controller_action,
             scheduler_action,
         ],
+        kubelet,
     })
 }
 
@@ -478,6 +551,14 @@ fn reissue_reason(
     };
     if key.public_key_raw() != cert.public_key.as_slice() {
         return Some("its key does not match it".into());
+    }
+    let wanted_name = match kind {
+        LeafKind::Serving { common_name, .. } | LeafKind::Client { common_name, .. } => {
+            *common_name
+        }
+    };
+    if cert.common_name.as_deref() != Some(wanted_name) {
+        return Some(format!("it is not for {wanted_name}"));
     }
     if !certs::is_signed_by(&cert, &ctx.ca.parsed) {
         return Some("it was not signed by the current cluster CA".into());

@@ -45,8 +45,6 @@ fn help_lists_the_server_and_its_flags() {
 fn unknown_and_unimplemented_flags_exit_2() {
     for flag in [
         "--no-such-flag",
-        "--disable-agent",
-        "--cluster-dns=10.43.0.10",
         "--kube-controller-manager-arg=terminated-pod-gc-threshold=10",
         "--disable=traefik",
         "--token=secret",

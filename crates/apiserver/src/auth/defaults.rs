@@ -429,6 +429,50 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 ],
             ),
         ),
+        // Upstream's `NodeRules()`: what a kubelet reads and writes.
+        cluster_role(
+            "system:node",
+            &[],
+            vec![
+                rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+                rule(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews", "localsubjectaccessreviews"],
+                ),
+                rule(READ, &[""], &["services"]),
+                rule(&["create", "get", "list", "watch"], &[""], &["nodes"]),
+                rule(&["update", "patch"], &[""], &["nodes/status"]),
+                rule(&["update", "patch"], &[""], &["nodes"]),
+                rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+                rule(READ, &[""], &["pods"]),
+                rule(&["create", "delete"], &[""], &["pods"]),
+                rule(&["update", "patch"], &[""], &["pods/status"]),
+                rule(&["create"], &[""], &["pods/eviction"]),
+                rule(&["get", "list", "watch"], &[""], &["secrets", "configmaps"]),
+                rule(&["get"], &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+                rule(&["get"], &[""], &["endpoints"]),
+                rule(
+                    &["create", "get", "list", "watch"],
+                    &["certificates.k8s.io"],
+                    &["certificatesigningrequests"],
+                ),
+                rule(
+                    &["get", "create", "update", "patch", "delete"],
+                    &["coordination.k8s.io"],
+                    &["leases"],
+                ),
+                rule(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
+                rule(&["create"], &[""], &["serviceaccounts/token"]),
+                rule(&["get", "update", "patch"], &[""], &["persistentvolumeclaims/status"]),
+                rule(
+                    &["get", "watch", "list", "create", "update", "patch", "delete"],
+                    &["storage.k8s.io"],
+                    &["csinodes"],
+                ),
+                rule(&["get", "list", "watch"], &["node.k8s.io"], &["runtimeclasses"]),
+            ],
+        ),
         cluster_role(
             "system:node-bootstrapper",
             &[],
@@ -493,6 +537,10 @@ pub(crate) fn cluster_role_bindings() -> Vec<Value> {
             &[],
             &["system:kube-scheduler"],
         ),
+        // Upstream leaves `system:node` unbound and limits each kubelet with the Node
+        // authorizer; k3rs has no Node authorizer yet, so every kubelet (group `system:nodes`)
+        // gets the role, as clusters did before the Node authorizer existed.
+        binding("system:node", "system:node", &["system:nodes"], &[]),
     ]
 }
 

@@ -1,64 +1,43 @@
-//! The `Node` a hollow node registers and the status it reports, as the kubelet writes them
+//! The `Node` the kubelet registers and the status it reports, as upstream's kubelet writes them
 //! (`pkg/kubelet/kubelet_node_status.go` and `nodestatus/setters.go`): pure functions of the
-//! configuration, the node read back from the API, and the clock.
+//! configuration, the node's readiness, the node read back from the API, and the clock.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    DaemonEndpoint, Node, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
+use super::{NodeConfig, NodeReadiness};
 use crate::clock;
-use crate::HollowNodeConfig;
 use k3rs_api::well_known;
 
 /// The `kubeletVersion` reported: the Kubernetes version k3rs serves (k8s-openapi's `v1_37`)
 /// with k3rs's version as build metadata, as the server's `/version` has it.
-pub(crate) fn kubelet_version() -> String {
+pub fn kubelet_version() -> String {
     format!("v1.37.0+k3rs.{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The kubelet's port, published in `status.daemonEndpoints` (nothing listens on it).
-const KUBELET_PORT: i32 = 10250;
-
-/// What identifies one running hollow node beyond its configuration.
-#[derive(Clone, Debug)]
-pub(crate) struct NodeIdentity {
-    /// The node's InternalIP.
-    pub(crate) internal_ip: Ipv4Addr,
-    /// `nodeInfo.bootID`: new for every start, as after a reboot.
-    pub(crate) boot_id: String,
-}
-
-impl NodeIdentity {
-    /// A fresh identity (new boot ID) with `internal_ip`.
-    pub(crate) fn new(internal_ip: Ipv4Addr) -> Self {
-        NodeIdentity {
-            internal_ip,
-            boot_id: uuid_text(rand::random()),
-        }
-    }
-}
-
 /// The labels the kubelet puts on its Node, then the configured ones.
-pub(crate) fn labels(config: &HollowNodeConfig) -> BTreeMap<String, String> {
+pub(crate) fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
+    let arch = config.node_info.architecture.as_str();
     let mut labels: BTreeMap<String, String> = [
         (well_known::LABEL_HOSTNAME, config.name.as_str()),
         (well_known::LABEL_OS, "linux"),
-        (well_known::LABEL_ARCH, "amd64"),
+        (well_known::LABEL_ARCH, arch),
         ("beta.kubernetes.io/os", "linux"),
-        ("beta.kubernetes.io/arch", "amd64"),
-        (well_known::LABEL_INSTANCE_TYPE, "hollow"),
+        ("beta.kubernetes.io/arch", arch),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    if let Some(instance_type) = config.instance_type.as_deref() {
+        labels.insert(well_known::LABEL_INSTANCE_TYPE.to_owned(), instance_type.to_owned());
+    }
     labels.extend(config.labels.clone());
     labels
 }
@@ -66,8 +45,9 @@ pub(crate) fn labels(config: &HollowNodeConfig) -> BTreeMap<String, String> {
 /// The Node to create: labels, taints and the full status (nodes may be created with their
 /// status, which is how the kubelet registers).
 pub(crate) fn node_to_register(
-    config: &HollowNodeConfig,
-    identity: &NodeIdentity,
+    config: &NodeConfig,
+    boot_id: &str,
+    readiness: &NodeReadiness,
     now: Timestamp,
 ) -> Node {
     Node {
@@ -86,30 +66,32 @@ pub(crate) fn node_to_register(
             taints: (!config.taints.is_empty()).then(|| config.taints.clone()),
             ..NodeSpec::default()
         }),
-        status: Some(status(config, identity, None, now)),
+        status: Some(status(config, boot_id, readiness, None, now)),
     }
 }
 
 /// The merge patch that takes over an existing Node: the kubelet's and the configured labels
 /// (other labels and the taints stay, as when a kubelet re-registers).
-pub(crate) fn takeover_patch(config: &HollowNodeConfig) -> serde_json::Value {
+pub(crate) fn takeover_patch(config: &NodeConfig) -> serde_json::Value {
     serde_json::json!({"metadata": {"labels": labels(config)}})
+}
+
+fn quantities(map: &BTreeMap<String, String>) -> BTreeMap<String, Quantity> {
+    map.iter()
+        .map(|(name, quantity)| (name.clone(), Quantity(quantity.clone())))
+        .collect()
 }
 
 /// The status to write at `now`, given the node's current one: every condition heartbeats at
 /// `now` and keeps its `lastTransitionTime` unless its status changes (as the kubelet's
 /// condition setters do).
 pub(crate) fn status(
-    config: &HollowNodeConfig,
-    identity: &NodeIdentity,
+    config: &NodeConfig,
+    boot_id: &str,
+    readiness: &NodeReadiness,
     old: Option<&NodeStatus>,
     now: Timestamp,
 ) -> NodeStatus {
-    let capacity: BTreeMap<String, Quantity> = config
-        .capacity
-        .iter()
-        .map(|(name, quantity)| (name.clone(), Quantity(quantity.clone())))
-        .collect();
     let old_conditions = old.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         let transition = old_conditions
@@ -126,9 +108,23 @@ pub(crate) fn status(
             last_transition_time: Some(transition),
         }
     };
+    let ready = match readiness {
+        NodeReadiness::Ready => condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
+        NodeReadiness::NotReady(message) => {
+            condition("Ready", "False", "KubeletNotReady", message)
+        }
+    };
+    let mut node_info = config.node_info.clone();
+    node_info.boot_id = boot_id.to_owned();
+    node_info.kubelet_version = kubelet_version();
     NodeStatus {
-        allocatable: Some(capacity.clone()),
-        capacity: Some(capacity),
+        allocatable: Some(quantities(&config.allocatable)),
+        capacity: Some(quantities(&config.capacity)),
         conditions: Some(vec![
             condition(
                 "MemoryPressure",
@@ -148,46 +144,27 @@ pub(crate) fn status(
                 "KubeletHasSufficientPID",
                 "kubelet has sufficient PID available",
             ),
-            condition(
-                "Ready",
-                "True",
-                "KubeletReady",
-                "kubelet is posting ready status",
-            ),
+            ready,
         ]),
-        addresses: Some(vec![
-            NodeAddress {
-                type_: "InternalIP".into(),
-                address: identity.internal_ip.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".into(),
-                address: config.name.clone(),
-            },
-        ]),
+        addresses: Some(config.addresses.clone()),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: config.kubelet_port,
+            }),
         }),
-        node_info: Some(NodeSystemInfo {
-            architecture: "amd64".into(),
-            boot_id: identity.boot_id.clone(),
-            container_runtime_version: format!("hollow://{}", env!("CARGO_PKG_VERSION")),
-            kernel_version: "hollow".into(),
-            kube_proxy_version: String::new(),
-            kubelet_version: kubelet_version(),
-            machine_id: machine_id(&config.name),
-            operating_system: "linux".into(),
-            os_image: "k3rs hollow node".into(),
-            system_uuid: uuid_text(name_hash(&config.name, 1)),
-            ..NodeSystemInfo::default()
-        }),
+        node_info: Some(node_info),
         ..NodeStatus::default()
     }
 }
 
-/// `nodeInfo.machineID`: 32 hex digits derived from the name, stable across restarts.
-fn machine_id(name: &str) -> String {
+/// 32 hex digits derived from a name, stable across restarts (a made-up `machineID`).
+pub fn machine_id(name: &str) -> String {
     format!("{:032x}", name_hash(name, 0))
+}
+
+/// A UUID-shaped value derived from a name (a made-up `systemUUID`).
+pub fn name_uuid(name: &str) -> String {
+    uuid_text(name_hash(name, 1))
 }
 
 /// A 128-bit value from the name (SipHash with fixed keys: the same in every process).
@@ -201,7 +178,7 @@ fn name_hash(name: &str, salt: u8) -> u128 {
 }
 
 /// `value` in the 8-4-4-4-12 form of a UUID.
-fn uuid_text(value: u128) -> String {
+pub(crate) fn uuid_text(value: u128) -> String {
     let field = |shift: u32, bits: u32| (value >> shift) & ((1u128 << bits) - 1);
     format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -213,46 +190,68 @@ fn uuid_text(value: u128) -> String {
     )
 }
 
+/// A fresh random boot ID (`nodeInfo.bootID` of a node that cannot read its own).
+pub fn random_boot_id() -> String {
+    uuid_text(rand::random())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::{NodeAddress, NodeSystemInfo};
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()
     }
 
-    fn identity() -> NodeIdentity {
-        NodeIdentity {
-            internal_ip: Ipv4Addr::new(100, 64, 0, 7),
-            boot_id: "boot".into(),
-        }
+    fn config(name: &str) -> NodeConfig {
+        let mut config = NodeConfig::new(name);
+        config.capacity = [("memory".to_owned(), "8Gi".to_owned())].into();
+        config.allocatable = [("memory".to_owned(), "7Gi".to_owned())].into();
+        config.addresses = vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: "100.64.0.7".into(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: name.into(),
+            },
+        ];
+        config.node_info = NodeSystemInfo {
+            architecture: "amd64".into(),
+            operating_system: "linux".into(),
+            ..NodeSystemInfo::default()
+        };
+        config
     }
 
     #[test]
     fn registers_like_a_kubelet() {
-        let mut config = HollowNodeConfig::new("hollow-1");
+        let mut config = config("node-1");
         config.labels.insert("zone".into(), "a".into());
-        let node = node_to_register(&config, &identity(), at("2026-01-01T00:00:00Z"));
+        config.instance_type = Some("hollow".into());
+        let node = node_to_register(&config, "boot", &NodeReadiness::Ready, at("2026-01-01T00:00:00Z"));
         let json = serde_json::to_value(&node).unwrap();
-        assert_eq!(
-            json["metadata"]["labels"]["kubernetes.io/hostname"],
-            "hollow-1"
-        );
+        assert_eq!(json["metadata"]["labels"]["kubernetes.io/hostname"], "node-1");
         assert_eq!(json["metadata"]["labels"]["kubernetes.io/os"], "linux");
+        assert_eq!(json["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
+        assert_eq!(json["metadata"]["labels"]["node.kubernetes.io/instance-type"], "hollow");
         assert_eq!(json["metadata"]["labels"]["zone"], "a");
         assert!(json["spec"].get("taints").is_none());
         let status = &json["status"];
         assert_eq!(status["capacity"]["memory"], "8Gi");
-        assert_eq!(status["allocatable"], status["capacity"]);
+        assert_eq!(status["allocatable"]["memory"], "7Gi");
         assert_eq!(
             status["addresses"],
             serde_json::json!([
                 {"type": "InternalIP", "address": "100.64.0.7"},
-                {"type": "Hostname", "address": "hollow-1"},
+                {"type": "Hostname", "address": "node-1"},
             ])
         );
         assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         assert_eq!(status["nodeInfo"]["kubeletVersion"], kubelet_version());
+        assert_eq!(status["nodeInfo"]["bootID"], "boot");
         let ready = &status["conditions"][3];
         assert_eq!(ready["type"], "Ready");
         assert_eq!(ready["status"], "True");
@@ -262,42 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn a_node_whose_runtime_is_not_ready_says_why() {
+        let readiness = NodeReadiness::NotReady("container runtime network not ready".into());
+        let status = status(&config("n"), "boot", &readiness, None, at("2026-01-01T00:00:00Z"));
+        let ready = &status.conditions.unwrap()[3];
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+        assert_eq!(ready.message.as_deref(), Some("container runtime network not ready"));
+    }
+
+    #[test]
     fn heartbeats_keep_transition_times_unless_the_status_changed() {
-        let config = HollowNodeConfig::new("hollow-1");
-        let first = status(&config, &identity(), None, at("2026-01-01T00:00:00Z"));
+        let config = config("node-1");
+        let first = status(&config, "boot", &NodeReadiness::Ready, None, at("2026-01-01T00:00:00Z"));
         let mut old = first.clone();
         // The node lifecycle controller marked the node unreachable meanwhile.
         let conditions = old.conditions.as_mut().unwrap();
         conditions[3].status = "Unknown".into();
-        let later = status(&config, &identity(), Some(&old), at("2026-01-01T00:01:00Z"));
+        let later = status(&config, "boot", &NodeReadiness::Ready, Some(&old), at("2026-01-01T00:01:00Z"));
         let conditions = later.conditions.unwrap();
         for condition in &conditions {
             assert_eq!(
-                condition
-                    .last_heartbeat_time
-                    .as_ref()
-                    .unwrap()
-                    .0
-                    .to_string(),
+                condition.last_heartbeat_time.as_ref().unwrap().0.to_string(),
                 "2026-01-01T00:01:00Z"
             );
         }
         assert_eq!(
-            conditions[0]
-                .last_transition_time
-                .as_ref()
-                .unwrap()
-                .0
-                .to_string(),
+            conditions[0].last_transition_time.as_ref().unwrap().0.to_string(),
             "2026-01-01T00:00:00Z"
         );
         assert_eq!(
-            conditions[3]
-                .last_transition_time
-                .as_ref()
-                .unwrap()
-                .0
-                .to_string(),
+            conditions[3].last_transition_time.as_ref().unwrap().0.to_string(),
             "2026-01-01T00:01:00Z"
         );
     }
@@ -315,7 +309,7 @@ mod tests {
 
     #[test]
     fn takeover_sets_only_labels() {
-        let patch = takeover_patch(&HollowNodeConfig::new("n"));
+        let patch = takeover_patch(&config("n"));
         assert_eq!(patch["metadata"]["labels"]["kubernetes.io/hostname"], "n");
         assert_eq!(patch.as_object().unwrap().len(), 1);
     }

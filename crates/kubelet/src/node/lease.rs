@@ -8,7 +8,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::retry::timed;
-use crate::HollowError;
+use crate::KubeletError;
 
 /// The namespace of node heartbeat Leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -87,7 +87,7 @@ impl LeaseKeeper {
 
     /// Renews the Lease now (creating it when missing). After a failure the next renewal reads
     /// the Lease first.
-    pub(crate) async fn renew(&mut self) -> Result<(), HollowError> {
+    pub(crate) async fn renew(&mut self) -> Result<(), KubeletError> {
         let node = self.holder.node.clone();
         let result = timed(
             || format!("lease {NODE_LEASE_NAMESPACE}/{node}"),
@@ -100,9 +100,9 @@ impl LeaseKeeper {
         result
     }
 
-    async fn renew_once(&mut self) -> Result<(), HollowError> {
+    async fn renew_once(&mut self) -> Result<(), KubeletError> {
         let node = self.holder.node.clone();
-        let error = move |action, source| HollowError::Lease {
+        let error = move |action, source| KubeletError::Lease {
             node: node.clone(),
             action,
             source,

@@ -10,41 +10,50 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use crate::lease::LeaseKeeper;
-use crate::node_object::{self, NodeIdentity};
+use super::lease::LeaseKeeper;
+use super::{object, NodeConfig, NodeReadiness};
 use crate::retry::{delay_after, timed};
-use crate::{clock, HollowError, HollowNodeConfig};
+use crate::{clock, KubeletError};
 
 /// Writes the Node's status.
 #[derive(Clone, Debug)]
 pub(crate) struct NodeStatusReporter {
     api: Api<Node>,
-    config: HollowNodeConfig,
-    identity: NodeIdentity,
+    config: NodeConfig,
+    boot_id: String,
+    readiness: watch::Receiver<NodeReadiness>,
 }
 
 impl NodeStatusReporter {
-    pub(crate) fn new(client: Client, config: HollowNodeConfig, identity: NodeIdentity) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        config: NodeConfig,
+        boot_id: String,
+        readiness: watch::Receiver<NodeReadiness>,
+    ) -> Self {
         NodeStatusReporter {
             api: Api::all(client),
             config,
-            identity,
+            boot_id,
+            readiness,
         }
     }
 
     /// Reads the Node and patches its status (strategic merge: conditions merge by type, so
     /// conditions others own stay).
-    async fn report(&self) -> Result<(), HollowError> {
+    async fn report(&self) -> Result<(), KubeletError> {
         let name = &self.config.name;
-        let error = |action, source| HollowError::NodeStatus {
+        let error = |action, source| KubeletError::NodeStatus {
             node: name.clone(),
             action,
             source,
         };
         let node = self.api.get(name).await.map_err(|e| error("reading", e))?;
-        let status = node_object::status(
+        let readiness = self.readiness.borrow().clone();
+        let status = object::status(
             &self.config,
-            &self.identity,
+            &self.boot_id,
+            &readiness,
             node.status.as_ref(),
             clock::now(),
         );
@@ -65,12 +74,25 @@ pub(crate) enum Heartbeat {
 }
 
 impl Heartbeat {
-    pub(crate) async fn beat(&mut self) -> Result<(), HollowError> {
+    pub(crate) async fn beat(&mut self) -> Result<(), KubeletError> {
         match self {
             Heartbeat::Lease(keeper) => keeper.renew().await,
             Heartbeat::NodeStatus(reporter) => {
                 let node = reporter.config.name.clone();
                 timed(|| format!("node {node}: status"), reporter.report()).await
+            }
+        }
+    }
+
+    /// Resolves when the heartbeat should beat before its interval is up: the node's
+    /// readiness changed (never for the Lease).
+    async fn changed(&mut self) {
+        match self {
+            Heartbeat::Lease(_) => std::future::pending().await,
+            Heartbeat::NodeStatus(reporter) => {
+                if reporter.readiness.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
@@ -89,6 +111,7 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
+            () = heartbeat.changed() => {}
             changed = paused.changed() => if changed.is_err() {
                 return;
             },

@@ -1,11 +1,11 @@
-//! The one error type of the crate: what a hollow node could not do, naming the object.
+//! What the node agent could not do, naming the object.
 
-/// A failed step of a hollow node. Only [`crate::HollowNode::start`] returns one to the caller;
-/// the running node logs the others and retries.
+/// A failed step of the node agent. Only starting a node returns one to the caller;
+/// the running agent logs the others and retries.
 #[derive(Debug, thiserror::Error)]
-pub enum HollowError {
+pub enum KubeletError {
     /// The configuration cannot describe a node.
-    #[error("hollow node {node:?}: invalid configuration: {reason}")]
+    #[error("node {node:?}: invalid configuration: {reason}")]
     Config {
         /// The node's name.
         node: String,
@@ -59,6 +59,16 @@ pub enum HollowError {
         source: kube::Error,
     },
 
+    /// The container runtime did not answer as the kubelet needs.
+    #[error("node {node}: the container runtime: {source}")]
+    Runtime {
+        /// The node's name.
+        node: String,
+        /// The runtime's error.
+        #[source]
+        source: crate::runtime::RuntimeError,
+    },
+
     /// An API call did not answer in time.
     #[error("{what}: no answer within {seconds} s")]
     Timeout {
@@ -69,15 +79,17 @@ pub enum HollowError {
     },
 }
 
-impl HollowError {
+impl KubeletError {
     /// The HTTP status code of the API's answer, when the error is one.
     pub fn status_code(&self) -> Option<u16> {
         let source = match self {
-            HollowError::Register { source, .. }
-            | HollowError::Lease { source, .. }
-            | HollowError::NodeStatus { source, .. }
-            | HollowError::Pod { source, .. } => source,
-            HollowError::Config { .. } | HollowError::Timeout { .. } => return None,
+            KubeletError::Register { source, .. }
+            | KubeletError::Lease { source, .. }
+            | KubeletError::NodeStatus { source, .. }
+            | KubeletError::Pod { source, .. } => source,
+            KubeletError::Config { .. }
+            | KubeletError::Timeout { .. }
+            | KubeletError::Runtime { .. } => return None,
         };
         match source {
             kube::Error::Api(status) => Some(status.code),

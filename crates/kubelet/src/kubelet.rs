@@ -1,0 +1,302 @@
+//! [`Kubelet`]: the node agent of `k3rs server` and `k3rs agent` — the node registered and
+//! heartbeating ([`crate::node`]), its readiness following the runtime's, the pod network set
+//! up for the node's pod CIDR, and one worker per pod bound to the node.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k3rs_runtime::events::Recorder;
+use k3rs_runtime::informer::{Change, Informers};
+use k3rs_runtime::supervisor::{supervise, Supervised};
+use k3rs_runtime::Health;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::node::{NodeAgent, NodeConfig, NodeReadiness};
+use crate::pod_sync::{NodeFacts, PodContext};
+use crate::pod_workers::{relist, PodWorkers};
+use crate::runtime::{Runtime, RuntimeReadiness};
+use crate::sandbox_config::NodeSettings;
+use crate::volumes::Volumes;
+use crate::KubeletError;
+
+/// How often the runtime's readiness is checked.
+const READINESS_EVERY: Duration = Duration::from_secs(5);
+
+/// The node's pod network, set up once the node has a pod CIDR (the CNI configuration the
+/// runtime reads, masquerading); the kubelet calls it again when the CIDR changes.
+#[async_trait]
+pub trait PodNetwork: Send + Sync + fmt::Debug + 'static {
+    async fn set_pod_cidr(
+        &self,
+        pod_cidr: &str,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// What a kubelet needs to know about its node and where it keeps things.
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    /// The Node to register: name, labels, capacity, addresses, machine identity.
+    pub node: NodeConfig,
+    pub settings: NodeSettings,
+    /// The kubelet's directory (`<data-dir>/agent/kubelet`): pod volumes under `pods/`.
+    pub root_dir: PathBuf,
+    pub host_ips: Vec<IpAddr>,
+    pub allocatable_milli_cpu: i64,
+    pub allocatable_memory: i64,
+}
+
+/// A running kubelet. Dropping it stops it; containers keep running.
+#[derive(Debug)]
+pub struct Kubelet {
+    agent: NodeAgent,
+    tasks: Vec<Supervised>,
+    health: Arc<Health>,
+}
+
+/// The Ready condition's message for a runtime that is not ready, in upstream's words.
+pub fn readiness_message(readiness: &RuntimeReadiness) -> NodeReadiness {
+    let mut problems = Vec::new();
+    if !readiness.runtime.ready {
+        problems.push(format!(
+            "container runtime is down: RuntimeReady=false reason:{} message:{}",
+            readiness.runtime.reason, readiness.runtime.message
+        ));
+    }
+    if !readiness.network.ready {
+        problems.push(format!(
+            "container runtime network not ready: NetworkReady=false reason:{} message:{}",
+            readiness.network.reason, readiness.network.message
+        ));
+    }
+    if problems.is_empty() {
+        NodeReadiness::Ready
+    } else {
+        NodeReadiness::NotReady(problems.join(", "))
+    }
+}
+
+/// The first IPv4 pod CIDR of a Node.
+fn pod_cidr(node: &Node) -> Option<String> {
+    let spec = node.spec.as_ref()?;
+    spec.pod_cidrs
+        .iter()
+        .flatten()
+        .chain(spec.pod_cidr.iter())
+        .find(|cidr| !cidr.contains(':'))
+        .cloned()
+}
+
+impl Kubelet {
+    /// Registers the node and starts serving the pods bound to it.
+    pub async fn start(
+        client: Client,
+        mut config: KubeletConfig,
+        runtime: Arc<dyn Runtime>,
+        network: Arc<dyn PodNetwork>,
+    ) -> Result<Kubelet, KubeletError> {
+        let version = runtime.version().await.map_err(|source| KubeletError::Runtime {
+            node: config.node.name.clone(),
+            source,
+        })?;
+        config.node.node_info.container_runtime_version = version.to_string();
+        let initial = match runtime.readiness().await {
+            Ok(readiness) => readiness_message(&readiness),
+            Err(err) => NodeReadiness::NotReady(format!("container runtime status check may not have completed yet: {err}")),
+        };
+        let (readiness, readiness_seen) = watch::channel(initial);
+        let health = Arc::new(Health::default());
+        let node_name = config.node.name.clone();
+        let agent = NodeAgent::start(client.clone(), config.node.clone(), readiness_seen, health.clone()).await?;
+
+        let informers = Informers::new(client.clone(), health.clone());
+        let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={node_name}"));
+        let node = informers.get_selected::<Node>(&format!("metadata.name={node_name}"));
+        let services = informers.get::<Service>();
+        let ctx = Arc::new(PodContext {
+            runtime: runtime.clone(),
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), "kubelet"),
+            volumes: Arc::new(Volumes::new(client.clone(), config.root_dir.join("pods"))),
+            settings: Arc::new(config.settings.clone()),
+            facts: NodeFacts {
+                host_ips: config.host_ips.clone(),
+                allocatable_milli_cpu: config.allocatable_milli_cpu,
+                allocatable_memory: config.allocatable_memory,
+                runtime_name: version.name.clone(),
+            },
+            services: services.clone(),
+        });
+        let workers = PodWorkers::new(ctx);
+        pods.on_change({
+            let workers = workers.clone();
+            move |change| match change {
+                Change::Applied { new, .. } => PodWorkers::update(&workers, new.clone()),
+                Change::Deleted(old) => {
+                    if let Some(uid) = old.uid() {
+                        PodWorkers::gone(&workers, &uid);
+                    }
+                }
+            }
+        });
+        let (cidr_sender, cidr) = watch::channel(None::<String>);
+        node.on_change(move |change| {
+            let found = match change {
+                Change::Applied { new, .. } => pod_cidr(new),
+                Change::Deleted(_) => None,
+            };
+            cidr_sender.send_if_modified(|current| {
+                let changed = *current != found && found.is_some();
+                if changed {
+                    current.clone_from(&found);
+                }
+                changed
+            });
+        });
+        informers.start();
+
+        let mut tasks = Vec::new();
+        // The pod network follows the node's pod CIDR.
+        tasks.push(Supervised(supervise(
+            format!("kubelet {node_name}: pod network"),
+            health.clone(),
+            {
+                let cidr = cidr.clone();
+                let runtime = runtime.clone();
+                let network = network.clone();
+                move || follow_pod_cidr(cidr.clone(), runtime.clone(), network.clone())
+            },
+        )));
+        // Readiness follows the runtime's.
+        tasks.push(Supervised(supervise(
+            format!("kubelet {node_name}: runtime readiness"),
+            health.clone(),
+            {
+                let runtime = runtime.clone();
+                let readiness = readiness.clone();
+                move || follow_readiness(runtime.clone(), readiness.clone())
+            },
+        )));
+        // Runtime changes wake pod workers; leftovers of deleted pods are removed, once the
+        // pod cache holds every pod of the node.
+        tasks.push(Supervised(supervise(
+            format!("kubelet {node_name}: relist"),
+            health.clone(),
+            {
+                let workers = workers.clone();
+                let pods = pods.clone();
+                let runtime = runtime.clone();
+                move || {
+                    let workers = workers.clone();
+                    let pods = pods.clone();
+                    let runtime = runtime.clone();
+                    async move {
+                        pods.wait_synced().await;
+                        let cache = pods.clone();
+                        relist(workers, runtime, move |uid| {
+                            cache.cache().all().iter().any(|p| p.uid().as_deref() == Some(uid))
+                        })
+                        .await;
+                    }
+                }
+            },
+        )));
+        // The informers and workers live as long as the tasks: held by this one, which never
+        // ends by itself.
+        tasks.push(Supervised(supervise(
+            format!("kubelet {node_name}: keeper"),
+            health.clone(),
+            {
+                let keep = Arc::new((informers, workers, readiness));
+                move || {
+                    let keep = keep.clone();
+                    async move {
+                        let _keep = keep;
+                        std::future::pending::<()>().await;
+                    }
+                }
+            },
+        )));
+        tracing::info!(node = %node_name, runtime = %version, "kubelet started");
+        Ok(Kubelet {
+            agent,
+            tasks,
+            health,
+        })
+    }
+
+    /// Whether every task of the kubelet runs.
+    pub fn health(&self) -> Result<(), k3rs_runtime::health::Unhealthy> {
+        self.health.check()
+    }
+
+    /// Stops the kubelet (not the containers) and waits until its tasks have ended.
+    pub async fn stop(self) {
+        self.agent.stop().await;
+        for task in self.tasks {
+            task.stop().await;
+        }
+        self.health.wait_stopped().await;
+    }
+}
+
+async fn follow_pod_cidr(
+    mut cidr: watch::Receiver<Option<String>>,
+    runtime: Arc<dyn Runtime>,
+    network: Arc<dyn PodNetwork>,
+) {
+    loop {
+        let current = cidr.borrow_and_update().clone();
+        if let Some(current) = current {
+            let mut failures = 0u32;
+            loop {
+                let network_done = network.set_pod_cidr(&current).await;
+                let runtime_done = runtime.update_pod_cidr(&current).await;
+                match (network_done, runtime_done) {
+                    (Ok(()), Ok(())) => {
+                        tracing::info!(pod_cidr = %current, "pod network configured");
+                        break;
+                    }
+                    (network_done, runtime_done) => {
+                        failures = failures.saturating_add(1);
+                        if let Err(err) = network_done {
+                            tracing::warn!(pod_cidr = %current, "setting up the pod network: {err}");
+                        }
+                        if let Err(err) = runtime_done {
+                            tracing::warn!(pod_cidr = %current, "telling the runtime the pod CIDR: {err}");
+                        }
+                        tokio::time::sleep(crate::retry::delay_after(failures)).await;
+                    }
+                }
+            }
+        }
+        if cidr.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn follow_readiness(runtime: Arc<dyn Runtime>, readiness: watch::Sender<NodeReadiness>) {
+    loop {
+        let now = match runtime.readiness().await {
+            Ok(found) => readiness_message(&found),
+            Err(err) => NodeReadiness::NotReady(format!(
+                "container runtime is down: {err}"
+            )),
+        };
+        readiness.send_if_modified(|current| {
+            let changed = *current != now;
+            if changed {
+                tracing::info!(readiness = ?now, "node readiness changed");
+                *current = now;
+            }
+            changed
+        });
+        tokio::time::sleep(READINESS_EVERY).await;
+    }
+}

@@ -1,0 +1,714 @@
+//! One pod's sync, as upstream's `SyncPod`/`KillPod` do it: read what the runtime has, plan
+//! ([`crate::plan`]), kill what must go, create the sandbox (volumes first), start containers
+//! (back-off, image, environment, mounts, create, start), collect old runs, then compute the
+//! status ([`crate::pod_status`]) and write it when it changed. Terminating pods are stopped
+//! within their grace period and then deleted for good; pods the API no longer has are removed
+//! from the runtime and the disk.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_cri::v1 as cri;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PatchParams, Preconditions};
+use kube::{Api, Client, ResourceExt};
+
+use crate::backoff::{go_duration, Backoff};
+use crate::cgroups::QosClass;
+use crate::container_config::{container_config, ImageUser, RunSettings};
+use crate::env::{self, EnvSources};
+use crate::images::{ensure_image, Presence};
+use crate::plan::{self, ContainerKind, ProbeFailures};
+use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
+use crate::pod_status::{pod_status, ProbeState, StatusInputs, Waiting};
+use crate::runtime::Runtime;
+use crate::sandbox_config::{sandbox_config, NodeSettings};
+use crate::volumes::Volumes;
+use k3rs_runtime::events::Recorder;
+
+/// How often a pod is synced when nothing happens (volume contents, token rotation).
+pub const RESYNC: Duration = Duration::from_secs(10);
+/// The shortest grace period a container gets (upstream's `minimumGracePeriodInSeconds`).
+const MIN_GRACE_SECONDS: i64 = 2;
+/// How many runs of each container are kept (the current one and the one before, for
+/// `lastState` and `kubectl logs --previous`).
+const RUNS_KEPT: usize = 2;
+
+/// What the node tells every pod sync.
+#[derive(Clone, Debug)]
+pub struct NodeFacts {
+    /// The node's IPs: `hostIP(s)`.
+    pub host_ips: Vec<IpAddr>,
+    pub allocatable_milli_cpu: i64,
+    pub allocatable_memory: i64,
+    /// The runtime's name: the scheme of container IDs.
+    pub runtime_name: String,
+}
+
+/// What every pod worker of a node shares.
+pub struct PodContext {
+    pub runtime: Arc<dyn Runtime>,
+    pub client: Client,
+    pub recorder: Recorder,
+    pub volumes: Arc<Volumes>,
+    pub settings: Arc<NodeSettings>,
+    pub facts: NodeFacts,
+    /// The Services the pods' environments link to.
+    pub services: Arc<k3rs_runtime::informer::Informer<Service>>,
+}
+
+impl std::fmt::Debug for PodContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodContext")
+            .field("runtime", &self.runtime)
+            .field("settings", &self.settings)
+            .field("facts", &self.facts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pod's worker remembers between syncs (all of it can be lost: a restarted kubelet
+/// starts from the runtime and the pod).
+#[derive(Debug, Default)]
+pub struct PodWorkerState {
+    restart_backoff: Backoff,
+    pull_backoff: Backoff,
+    /// Why containers are waiting (start failures), by name.
+    waiting: HashMap<String, Waiting>,
+    /// The last status written and the server's answer to it.
+    last_write: Option<(PodStatus, Option<PodStatus>)>,
+    /// The final delete was accepted.
+    deleted: bool,
+    /// The earliest moment the pod needs another sync by itself.
+    wake_at: Option<Timestamp>,
+}
+
+/// `name_namespace(uid)`, upstream's `format.Pod`.
+fn pod_text(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.name_any(),
+        pod.namespace().unwrap_or_default(),
+        pod.uid().unwrap_or_default()
+    )
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
+fn container_of(pod: &Pod, kind: ContainerKind) -> Option<&Container> {
+    let spec = pod.spec.as_ref()?;
+    match kind {
+        ContainerKind::Init(i) | ContainerKind::Sidecar(i) => {
+            spec.init_containers.as_ref()?.get(i)
+        }
+        ContainerKind::Regular(i) => spec.containers.get(i),
+    }
+}
+
+/// The grace period for stopping the pod's containers now.
+fn grace_seconds(pod: Option<&Pod>) -> i64 {
+    let seconds = pod
+        .and_then(|p| {
+            p.metadata.deletion_grace_period_seconds.or_else(|| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+        })
+        .unwrap_or(30);
+    seconds.max(MIN_GRACE_SECONDS)
+}
+
+impl PodWorkerState {
+    fn wake_no_later_than(&mut self, at: Timestamp) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Takes the moment of the next sync the worker asked for.
+    pub fn take_wake(&mut self) -> Option<Timestamp> {
+        self.wake_at.take()
+    }
+}
+
+impl PodContext {
+    /// One sync of a pod that exists in the API. Returns false when the worker is done with it
+    /// (deleted for good).
+    pub async fn sync(&self, pod: &Pod, state: &mut PodWorkerState) -> bool {
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.terminate(pod, state).await;
+            return !state.deleted;
+        }
+        let uid = pod.uid().unwrap_or_default();
+        let runtime_pod = match read_pod(self.runtime.as_ref(), &uid).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(pod = %pod_key(pod), "reading the runtime: {err}");
+                return true;
+            }
+        };
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        if finished {
+            // A finished pod never runs again: make sure nothing of it does.
+            if runtime_pod.any_running() || runtime_pod.sandboxes.iter().any(|s| s.ready) {
+                self.kill_pod(Some(pod), &runtime_pod).await;
+            }
+            return true;
+        }
+        let runtime_pod = self.apply_plan(pod, runtime_pod, state).await;
+        self.collect_garbage(&runtime_pod).await;
+        self.write_status(pod, &runtime_pod, state, false).await;
+        true
+    }
+
+    /// Plans and applies one sync; returns what the runtime holds afterwards.
+    async fn apply_plan(
+        &self,
+        pod: &Pod,
+        runtime_pod: RuntimePod,
+        state: &mut PodWorkerState,
+    ) -> RuntimePod {
+        let uid = pod.uid().unwrap_or_default();
+        let actions = plan::plan(pod, &runtime_pod, &ProbeFailures::default());
+        if actions.kill_pod {
+            self.kill_pod(Some(pod), &runtime_pod).await;
+        }
+        for kill in &actions.to_kill {
+            self.recorder
+                .normal(pod, "Killing", kill.message.clone())
+                .await;
+            self.stop_container(&kill.container_id, grace_seconds(Some(pod)))
+                .await;
+        }
+        if actions.create_sandbox.is_none() && actions.sandbox_id.is_none() {
+            return self.reread(&uid, runtime_pod).await;
+        }
+        let qos = QosClass::of(pod);
+        let attempt = actions.create_sandbox.unwrap_or_else(|| {
+            runtime_pod.sandbox().map_or(0, |s| s.attempt)
+        });
+        let config = sandbox_config(pod, attempt, &self.settings, qos);
+        let volumes = match self.volumes.set_up(pod).await {
+            Ok(volumes) => volumes,
+            Err(err) => {
+                self.recorder
+                    .warning(pod, "FailedMount", err.to_string())
+                    .await;
+                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
+                return self.reread(&uid, runtime_pod).await;
+            }
+        };
+        let sandbox_id = match actions.create_sandbox {
+            Some(_) => match self.runtime.run_pod_sandbox(config.clone()).await {
+                Ok(id) => id,
+                Err(err) => {
+                    self.recorder
+                        .warning(
+                            pod,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {}", err.message),
+                        )
+                        .await;
+                    state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
+                    return self.reread(&uid, runtime_pod).await;
+                }
+            },
+            None => actions.sandbox_id.clone().unwrap_or_default(),
+        };
+        let runtime_pod = if actions.create_sandbox.is_some() {
+            self.reread(&uid, runtime_pod).await
+        } else {
+            runtime_pod
+        };
+        let pod_ips: Vec<String> = runtime_pod.ips().iter().map(IpAddr::to_string).collect();
+        if let Err(err) = crate::volumes::write_etc_hosts(&self.volumes, pod, &pod_ips) {
+            tracing::warn!(pod = %pod_key(pod), "writing /etc/hosts: {err}");
+        }
+        for kind in &actions.to_start {
+            self.start_container(pod, *kind, &sandbox_id, &config, &runtime_pod, &volumes, &pod_ips, state)
+                .await;
+        }
+        self.reread(&uid, runtime_pod).await
+    }
+
+    async fn reread(&self, uid: &str, fallback: RuntimePod) -> RuntimePod {
+        read_pod(self.runtime.as_ref(), uid).await.unwrap_or(fallback)
+    }
+
+    /// Starts one container of the pod (upstream's `startContainer`), recording why it could
+    /// not.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        kind: ContainerKind,
+        sandbox_id: &str,
+        sandbox: &cri::PodSandboxConfig,
+        runtime_pod: &RuntimePod,
+        volumes: &crate::volumes::PodVolumes,
+        pod_ips: &[String],
+        state: &mut PodWorkerState,
+    ) {
+        let Some(container) = container_of(pod, kind) else {
+            return;
+        };
+        let name = container.name.clone();
+        let latest = runtime_pod.latest(&name);
+        let now = Timestamp::now();
+        // A container that ran before waits out its back-off.
+        if let Some(exited) = latest.filter(|run| run.state == ContainerState::Exited) {
+            let key = name.clone();
+            let finished = exited.finished_at.unwrap_or(now);
+            if state.restart_backoff.in_backoff_since(&key, finished, now) {
+                let backoff = state.restart_backoff.get(&key);
+                state.waiting.insert(
+                    name.clone(),
+                    Waiting {
+                        reason: "CrashLoopBackOff".to_owned(),
+                        message: format!(
+                            "back-off {} restarting failed container={name} pod={}",
+                            go_duration(backoff),
+                            pod_text(pod)
+                        ),
+                    },
+                );
+                self.recorder
+                    .warning(
+                        pod,
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            pod_text(pod)
+                        ),
+                    )
+                    .await;
+                state.wake_no_later_than(state.restart_backoff.until(&key, finished));
+                return;
+            }
+            state.restart_backoff.next(&key, finished, now);
+        }
+        let restart_count = latest.map_or(0, |run| run.restart_count + 1);
+
+        let (image, presence) = match ensure_image(
+            self.runtime.as_ref(),
+            container,
+            &pod_text(pod),
+            &mut state.pull_backoff,
+            None,
+            sandbox,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                let image = container.image.clone().unwrap_or_default();
+                if err.reason == "ErrImagePull" {
+                    self.recorder
+                        .warning(
+                            pod,
+                            "Failed",
+                            format!("Failed to pull image {image:?}: {}", err.message),
+                        )
+                        .await;
+                }
+                self.recorder
+                    .warning(pod, "Failed", format!("Error: {}", err.reason))
+                    .await;
+                state.waiting.insert(
+                    name,
+                    Waiting {
+                        reason: err.reason.to_owned(),
+                        message: err.message,
+                    },
+                );
+                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
+                return;
+            }
+        };
+        let image_name = container.image.clone().unwrap_or_default();
+        match presence {
+            Presence::AlreadyPresent => {
+                self.recorder
+                    .normal(
+                        pod,
+                        "Pulled",
+                        format!("Container image {image_name:?} already present on machine"),
+                    )
+                    .await;
+            }
+            Presence::Pulled { millis, size } => {
+                let seconds = millis as f64 / 1000.0;
+                self.recorder
+                    .normal(
+                        pod,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image {image_name:?} in {seconds:.3}s ({seconds:.3}s including waiting). Image size: {size} bytes."
+                        ),
+                    )
+                    .await;
+            }
+        }
+        let config = match self.container_config(pod, container, restart_count, &image, volumes, pod_ips).await {
+            Ok(config) => config,
+            Err(message) => {
+                self.recorder
+                    .warning(pod, "Failed", format!("Error: {message}"))
+                    .await;
+                state.waiting.insert(
+                    name,
+                    Waiting {
+                        reason: "CreateContainerConfigError".to_owned(),
+                        message,
+                    },
+                );
+                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
+                return;
+            }
+        };
+        let id = match self
+            .runtime
+            .create_container(sandbox_id, config, sandbox.clone())
+            .await
+        {
+            Ok(id) => id,
+            Err(err) => {
+                self.recorder
+                    .warning(pod, "Failed", format!("Error: {}", err.message))
+                    .await;
+                state.waiting.insert(
+                    name,
+                    Waiting {
+                        reason: "CreateContainerError".to_owned(),
+                        message: err.message,
+                    },
+                );
+                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
+                return;
+            }
+        };
+        self.recorder
+            .normal(pod, "Created", format!("Created container: {name}"))
+            .await;
+        if let Err(err) = self.runtime.start_container(&id).await {
+            self.recorder
+                .warning(pod, "Failed", format!("Error: {}", err.message))
+                .await;
+            state.waiting.insert(
+                name,
+                Waiting {
+                    reason: "RunContainerError".to_owned(),
+                    message: err.message,
+                },
+            );
+            state.wake_no_later_than(in_seconds(1));
+            return;
+        }
+        state.waiting.remove(&name);
+        self.recorder
+            .normal(pod, "Started", format!("Started container {name}"))
+            .await;
+    }
+
+    /// The configuration of one run, with its environment read from the API.
+    async fn container_config(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        restart_count: i32,
+        image: &cri::Image,
+        volumes: &crate::volumes::PodVolumes,
+        pod_ips: &[String],
+    ) -> Result<cri::ContainerConfig, String> {
+        let sources = self.env_sources(pod, container, pod_ips).await?;
+        let environment =
+            env::environment(pod, container, &sources).map_err(|err| err.to_string())?;
+        let mounts = crate::volumes::container_mounts(&self.volumes, pod, container, volumes, &environment)
+            .map_err(|err| err.to_string())?;
+        let image_user = ImageUser {
+            uid: image.uid.as_ref().map(|uid| uid.value),
+            username: image.username.clone(),
+        };
+        let image_ref = if image.id.is_empty() {
+            container.image.clone().unwrap_or_default()
+        } else {
+            image.id.clone()
+        };
+        container_config(
+            pod,
+            container,
+            RunSettings {
+                restart_count,
+                image_ref: &image_ref,
+                image_user: &image_user,
+                env: &environment,
+                mounts,
+                qos: QosClass::of(pod),
+                node_memory: self.facts.allocatable_memory,
+            },
+        )
+        .map_err(|err| err.to_string())
+    }
+
+    /// Reads the ConfigMaps and Secrets the container's environment refers to, and the
+    /// Services it links to.
+    async fn env_sources(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        pod_ips: &[String],
+    ) -> Result<EnvSources, String> {
+        let namespace = pod.namespace().unwrap_or_default();
+        let (config_map_names, secret_names) = env::referenced_objects(container);
+        let mut sources = EnvSources {
+            node_allocatable_milli_cpu: self.facts.allocatable_milli_cpu,
+            node_allocatable_memory: self.facts.allocatable_memory,
+            host_ips: self.facts.host_ips.iter().map(IpAddr::to_string).collect(),
+            pod_ips: pod_ips.to_vec(),
+            ..EnvSources::default()
+        };
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
+        for name in config_map_names {
+            let found = config_maps
+                .get_opt(&name)
+                .await
+                .map_err(|err| format!("configmap {name:?}: {err}"))?;
+            sources.config_maps.insert(name, found);
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        for name in secret_names {
+            let found = secrets
+                .get_opt(&name)
+                .await
+                .map_err(|err| format!("secret {name:?}: {err}"))?;
+            sources.secrets.insert(name, found);
+        }
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        for service in self.services.cache().all() {
+            let service_namespace = service.namespace().unwrap_or_default();
+            let master = service_namespace == "default" && service.name_any() == "kubernetes";
+            if master || (links && service_namespace == namespace) {
+                sources.services.push(Arc::unwrap_or_clone(service));
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Stops one container within `grace` seconds (its stop signal, then SIGKILL).
+    async fn stop_container(&self, id: &str, grace: i64) {
+        if let Err(err) = self.runtime.stop_container(id, grace).await {
+            if !err.is_not_found() {
+                tracing::warn!(container = %id, "stopping: {err}");
+            }
+        }
+    }
+
+    /// Stops every running container of the pod (regular containers first, then sidecars and
+    /// init containers), in parallel within the grace period, then its sandboxes.
+    pub async fn kill_pod(&self, pod: Option<&Pod>, runtime_pod: &RuntimePod) {
+        let grace = grace_seconds(pod);
+        let sidecars: Vec<String> = pod
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.init_containers.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let running: Vec<_> = runtime_pod
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Unknown | ContainerState::Created))
+            .collect();
+        for second_wave in [false, true] {
+            let stops = running
+                .iter()
+                .filter(|c| sidecars.contains(&c.name) == second_wave)
+                .map(|c| {
+                    let grace = if pod.is_some() {
+                        grace
+                    } else {
+                        c.termination_grace_period.unwrap_or(grace).max(MIN_GRACE_SECONDS)
+                    };
+                    async move {
+                        if let Some(pod) = pod {
+                            self.recorder
+                                .normal(pod, "Killing", format!("Stopping container {}", c.name))
+                                .await;
+                        }
+                        self.stop_container(&c.id, grace).await;
+                    }
+                });
+            futures::future::join_all(stops).await;
+        }
+        for sandbox in runtime_pod.sandboxes.iter().filter(|s| s.ready) {
+            if let Err(err) = self.runtime.stop_pod_sandbox(&sandbox.id).await {
+                if !err.is_not_found() {
+                    tracing::warn!(sandbox = %sandbox.id, "stopping: {err}");
+                }
+            }
+        }
+    }
+
+    /// Removes runs beyond the kept ones and sandboxes that are neither the newest nor
+    /// holding a kept run.
+    async fn collect_garbage(&self, runtime_pod: &RuntimePod) {
+        let mut kept: HashMap<&str, usize> = HashMap::new();
+        let mut in_use = std::collections::HashSet::new();
+        for run in &runtime_pod.containers {
+            let count = kept.entry(run.name.as_str()).or_default();
+            *count += 1;
+            if *count > RUNS_KEPT && run.state == ContainerState::Exited {
+                if let Err(err) = self.runtime.remove_container(&run.id).await {
+                    if !err.is_not_found() {
+                        tracing::debug!(container = %run.id, "removing: {err}");
+                    }
+                }
+            } else {
+                in_use.insert(run.sandbox_id.as_str());
+            }
+        }
+        for (index, sandbox) in runtime_pod.sandboxes.iter().enumerate() {
+            if index > 0 && !sandbox.ready && !in_use.contains(sandbox.id.as_str()) {
+                if let Err(err) = self.runtime.remove_pod_sandbox(&sandbox.id).await {
+                    if !err.is_not_found() {
+                        tracing::debug!(sandbox = %sandbox.id, "removing: {err}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Computes the pod's status and writes it when it changed.
+    async fn write_status(
+        &self,
+        pod: &Pod,
+        runtime_pod: &RuntimePod,
+        state: &mut PodWorkerState,
+        terminal: bool,
+    ) -> bool {
+        // Without probes, a running container is ready and started.
+        let running: Vec<String> = runtime_pod
+            .containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .map(|c| c.id.clone())
+            .collect();
+        let probes = ProbeState {
+            ready: running.iter().cloned().collect(),
+            started: running.into_iter().collect(),
+        };
+        let inputs = StatusInputs {
+            runtime: runtime_pod,
+            runtime_name: &self.facts.runtime_name,
+            host_ips: &self.facts.host_ips,
+            waiting: &state.waiting,
+            probes: &probes,
+            terminal,
+            now: crate::clock::now(),
+        };
+        let desired = pod_status(pod, &inputs);
+        let unchanged = pod.status.as_ref() == Some(&desired)
+            || state
+                .last_write
+                .as_ref()
+                .is_some_and(|(written, answer)| *written == desired && *answer == pod.status);
+        if unchanged {
+            return true;
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let params = PatchParams::default();
+        match k3rs_runtime::status::write(&api, &pod.name_any(), pod.status.as_ref(), &desired, &params).await {
+            Ok(k3rs_runtime::status::Written::Updated(written)) => {
+                state.last_write = Some((desired, written.status));
+                true
+            }
+            Ok(k3rs_runtime::status::Written::Unchanged) => true,
+            Ok(k3rs_runtime::status::Written::Gone) => false,
+            Err(err) => {
+                tracing::warn!(pod = %pod_key(pod), "writing status: {err}");
+                state.wake_no_later_than(in_seconds(1));
+                false
+            }
+        }
+    }
+
+    /// A pod with a `deletionTimestamp`: stop its containers within the grace period, write
+    /// its final status, then delete it for good (grace period 0, uid precondition), as the
+    /// kubelet's status manager does.
+    async fn terminate(&self, pod: &Pod, state: &mut PodWorkerState) {
+        if state.deleted {
+            return;
+        }
+        let uid = pod.uid().unwrap_or_default();
+        let runtime_pod = read_pod(self.runtime.as_ref(), &uid).await.unwrap_or_default();
+        self.kill_pod(Some(pod), &runtime_pod).await;
+        let runtime_pod = self.reread(&uid, runtime_pod).await;
+        // The final status is a courtesy to watchers: one the server refuses does not hold up
+        // the deletion.
+        self.write_status(pod, &runtime_pod, state, true).await;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &params).await {
+            Ok(_) => state.deleted = true,
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+                state.deleted = true;
+            }
+            Err(err) => {
+                tracing::warn!(pod = %pod_key(pod), "deleting: {err}; will retry");
+                state.wake_no_later_than(in_seconds(1));
+            }
+        }
+    }
+
+    /// Removes everything of a pod the API no longer has: containers (stopped within the grace
+    /// period they were created with), sandboxes, volumes.
+    pub async fn clean_up(&self, uid: &str) {
+        let runtime_pod = match read_pod(self.runtime.as_ref(), uid).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(pod_uid = %uid, "reading the runtime: {err}");
+                return;
+            }
+        };
+        self.kill_pod(None, &runtime_pod).await;
+        for run in &runtime_pod.containers {
+            if let Err(err) = self.runtime.remove_container(&run.id).await {
+                if !err.is_not_found() {
+                    tracing::warn!(container = %run.id, "removing: {err}");
+                }
+            }
+        }
+        for sandbox in &runtime_pod.sandboxes {
+            if let Err(err) = self.runtime.remove_pod_sandbox(&sandbox.id).await {
+                if !err.is_not_found() {
+                    tracing::warn!(sandbox = %sandbox.id, "removing: {err}");
+                }
+            }
+        }
+        if let Err(err) = self.volumes.tear_down(uid).await {
+            tracing::warn!(pod_uid = %uid, "removing volumes: {err}");
+        }
+    }
+}
+
+fn in_seconds(seconds: u64) -> Timestamp {
+    crate::clock::plus_seconds(Timestamp::now(), seconds)
+}
