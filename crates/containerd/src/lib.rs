@@ -14,3 +14,10 @@
 //! - The generated protocol code (CRI, containerd's API) is used as is, never edited.
 
 #![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod oci;
+pub mod plan;
+pub mod reference;
+
+pub use archive::{ArchiveError, ImageArchive};
