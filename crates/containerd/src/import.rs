@@ -440,7 +440,9 @@ impl<'a> BlobWriter<'a> {
             session,
             digest: blob.digest.clone(),
             size: i64::try_from(blob.size).unwrap_or(i64::MAX),
-            reference: format!("k3rs-import-{}", blob.digest),
+            // Unique to the import: two imports writing the same blob at once do not wait on
+            // each other's ingest lock, the slower commit just finds the blob there.
+            reference: format!("{}-{}", session.lease, blob.digest),
             offset: 0,
             stream: None,
             exists: false,

@@ -575,6 +575,34 @@ async fn archives_import_into_containerd() {
         .is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_the_same_blobs_both_succeed() {
+    let Some(containerd) = Containerd::start() else {
+        return;
+    };
+    let importer = Importer::connect(&containerd.socket).await.unwrap();
+    let image = TestImage::new(6);
+    let mut paths = Vec::new();
+    for name in ["k3rs/same:a", "k3rs/same:b"] {
+        let (tar, _) = image.oci_layout(&[("io.containerd.image.name", name)]);
+        let path = containerd
+            .dir
+            .path()
+            .join(format!("{}.tar", name.replace([':', '/'], "-")));
+        std::fs::write(&path, tar).unwrap();
+        paths.push(ImageArchive::file(path));
+    }
+    let (a, b) = tokio::join!(importer.import(&paths[0]), importer.import(&paths[1]));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a[0].target, b[0].target);
+    let check = containerd.ctr_ok("k8s.io", &["images", "check"]);
+    assert_eq!(
+        check.lines().filter(|l| l.contains("complete")).count(),
+        2,
+        "{check}"
+    );
+}
+
 fn runc_works() -> Result<(), String> {
     match Command::new("runc").arg("--version").output() {
         Ok(output) if output.status.success() => Ok(()),
