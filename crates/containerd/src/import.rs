@@ -205,13 +205,7 @@ impl Session<'_> {
             .filter(|b| !present.contains_key(b.digest.as_str()))
         {
             match &blob.source {
-                BlobSource::Memory(bytes) => {
-                    let mut writer = BlobWriter::new(self, blob);
-                    for chunk in bytes.chunks(archive::CHUNK_SIZE) {
-                        writer.write(chunk.to_vec()).await?;
-                    }
-                    writer.commit().await?;
-                }
+                BlobSource::Memory(bytes) => self.write_from_memory(blob, bytes).await?,
                 BlobSource::Entry(path) => {
                     streamed.insert(
                         path.clone(),
@@ -259,6 +253,17 @@ impl Session<'_> {
             });
         }
         Ok(imported)
+    }
+
+    async fn write_from_memory(&self, blob: &PlannedBlob, bytes: &[u8]) -> Result<(), ImportError> {
+        let mut writer = BlobWriter::new(self, blob);
+        for chunk in bytes.chunks(archive::CHUNK_SIZE) {
+            if let Err(err) = writer.write(chunk.to_vec()).await {
+                writer.abort().await;
+                return Err(err);
+            }
+        }
+        writer.commit().await
     }
 
     async fn info(&self, digest: &str) -> Result<Option<Info>, ImportError> {
@@ -506,9 +511,8 @@ impl<'a> BlobWriter<'a> {
         let step = format!("writing blob {}", self.digest);
         let response = match &mut self.stream {
             Some((sender, responses)) => {
-                if sender.send(message).await.is_err() {
-                    // The stream ended: its status comes with the next read.
-                }
+                // A send fails only when the call has ended; its status comes with the read.
+                let _ = sender.send(message).await;
                 responses.message().await
             }
             None => {
