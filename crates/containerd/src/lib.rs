@@ -14,3 +14,15 @@
 //! - The generated protocol code (CRI, containerd's API) is used as is, never edited.
 
 #![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod channel;
+pub mod import;
+pub mod oci;
+pub mod pause;
+pub mod plan;
+pub mod reference;
+
+pub use archive::{ArchiveError, ImageArchive};
+pub use import::{ImageChange, ImportError, ImportedImage, Importer, K8S_NAMESPACE};
+pub use pause::{PauseError, PAUSE_IMAGE};
