@@ -15,3 +15,5 @@
 //!   annotations.
 
 #![forbid(unsafe_code)]
+
+pub mod volumes;
