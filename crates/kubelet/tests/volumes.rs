@@ -343,3 +343,79 @@ async fn hosts_file_is_written_in_place() {
     assert!(fs::read_to_string(&path).unwrap().contains("10.42.0.8"));
     volumes.tear_down("uid-hosts").await.unwrap();
 }
+
+#[tokio::test]
+async fn sub_path_is_bind_mounted_outside_the_containers_reach() {
+    if !is_root() {
+        eprintln!("skipping: bind-mounting a subPath needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = MountGuard(dir.path().to_path_buf());
+    let volumes = Volumes::new(offline_client(), dir.path().join("pods"), BTreeMap::new());
+    let pod = pod("uid-sub", vec![empty_dir("data", None, None)], None);
+    let set_up = volumes.set_up(&pod).await.unwrap();
+    let data = set_up.get("data").unwrap().host_path.clone();
+    let env = BTreeMap::from([("POD_NAME".to_owned(), "web".to_owned())]);
+    let container = Container {
+        name: "app".into(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: "/whole".into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "data".into(),
+                mount_path: "/logs".into(),
+                sub_path_expr: Some("logs/$(POD_NAME)".into()),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    let options = ContainerMountOptions {
+        env: &env,
+        etc_hosts: None,
+        supports_recursive_read_only: false,
+    };
+    let mounts = container_mounts(&container, &set_up, &options).unwrap();
+    let target = dir.path().join("pods/uid-sub/volume-subpaths/data/app/1");
+    assert_eq!(mounts[0].host_path, data.to_string_lossy());
+    assert_eq!(mounts[1].host_path, target.to_string_lossy());
+    assert!(mount_line(&target).is_some(), "bind-mounted");
+    let created = data.join("logs/web");
+    assert_eq!(
+        fs::metadata(&created).unwrap().permissions().mode() & 0o7777,
+        0o777,
+        "the volume's mode"
+    );
+    fs::write(target.join("through-the-bind"), "x").unwrap();
+    assert_eq!(
+        fs::read_to_string(created.join("through-the-bind")).unwrap(),
+        "x"
+    );
+
+    // The container restarts: the bind is replaced, not stacked.
+    container_mounts(&container, &set_up, &options).unwrap();
+    let canonical = fs::canonicalize(&target).unwrap();
+    let binds = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == canonical.to_str())
+        .count();
+    assert_eq!(binds, 1);
+
+    // A symlink swapped in after the bind changes nothing for the mount.
+    fs::rename(data.join("logs"), data.join("logs-moved")).unwrap();
+    std::os::unix::fs::symlink("/etc", data.join("logs")).unwrap();
+    assert!(target.join("through-the-bind").exists());
+
+    volumes.tear_down("uid-sub").await.unwrap();
+    assert!(mount_line(&canonical).is_none());
+    assert!(!dir.path().join("pods/uid-sub").exists());
+    assert!(
+        Path::new("/etc/hostname").exists() || Path::new("/etc/passwd").exists(),
+        "the host's /etc is untouched"
+    );
+}

@@ -38,6 +38,7 @@ mod hosts;
 mod mounts;
 mod ownership;
 mod payload;
+mod sub_path;
 mod token;
 
 pub use atomic_writer::{AtomicWriteError, FileProjection, Payload, Written};

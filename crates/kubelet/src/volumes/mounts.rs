@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use k8s_cri::v1::{Mount, MountPropagation};
 use k8s_openapi::api::core::v1::{Container, VolumeMount};
 
-use super::PodVolumes;
+use super::{sub_path, PodVolumes};
 
 const ETC_HOSTS: &str = "/etc/hosts";
 
@@ -193,47 +193,15 @@ pub(crate) fn recursive_read_only(
     }
 }
 
-/// Creates the missing directories of `sub_path` below `volume` with `mode`, refusing to go
-/// through a symlink that leads out of the volume.
-fn make_sub_path_dirs(volume: &Path, sub_path: &str, mode: u32) -> io::Result<()> {
-    let base = fs::canonicalize(volume)?;
-    let mut current = base.clone();
-    for part in sub_path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let next = current.join(part);
-        match fs::symlink_metadata(&next) {
-            Ok(metadata) if metadata.file_type().is_symlink() => {
-                let resolved = fs::canonicalize(&next)?;
-                if !resolved.starts_with(&base) {
-                    return Err(io::Error::other(format!(
-                        "{} leads out of the volume",
-                        next.display()
-                    )));
-                }
-                current = resolved;
-            }
-            Ok(metadata) if metadata.is_dir() => current = next,
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a directory",
-                    next.display()
-                )))
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&next)?;
-                fs::set_permissions(&next, fs::Permissions::from_mode(mode))?;
-                current = next;
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-/// The host path of a subPath in `volume`, created as a directory when missing and resolved, so
-/// the runtime is handed a path that stays inside the volume.
+/// Prepares a subPath mount (upstream's `SafeMakeDir` + `PrepareSafeSubpath`): creates the
+/// subPath as a directory with the volume's mode when missing, resolves it, checks it stays in
+/// the volume, and bind-mounts it (through a descriptor opened without following symlinks) onto
+/// `target`, a path below the pod directory that containers cannot change. The runtime is given
+/// `target`, so a symlink swapped into the volume later cannot redirect the mount.
 fn prepare_sub_path(
     volume: &Path,
     sub_path: &str,
+    target: &Path,
     mount: &str,
     container: &str,
 ) -> Result<PathBuf, ContainerMountError> {
@@ -243,7 +211,8 @@ fn prepare_sub_path(
         let mode = fs::metadata(volume)
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o750);
-        make_sub_path_dirs(volume, sub_path, mode).map_err(|source| {
+        sub_path::make_dirs(volume, sub_path, mode).map_err(|source| {
+            // Not passed on to the user: it could tell about the host's filesystem.
             tracing::error!(error = %source, mount, container, "creating the subPath directory");
             ContainerMountError::CreateSubPath {
                 mount: mount.to_owned(),
@@ -260,16 +229,9 @@ fn prepare_sub_path(
             source,
         }
     };
-    let base = fs::canonicalize(volume).map_err(prepare_error)?;
-    let resolved = fs::canonicalize(&path).map_err(prepare_error)?;
-    if !resolved.starts_with(&base) {
-        return Err(prepare_error(io::Error::other(format!(
-            "subpath {} not within volume path {}",
-            resolved.display(),
-            base.display()
-        ))));
-    }
-    Ok(resolved)
+    let resolved = sub_path::resolve(volume, sub_path).map_err(prepare_error)?;
+    sub_path::bind(volume, &resolved, target).map_err(prepare_error)?;
+    Ok(target.to_path_buf())
 }
 
 /// A fresh empty termination-message file for one run of `container`:
@@ -295,7 +257,7 @@ pub fn container_mounts(
 ) -> Result<Vec<Mount>, ContainerMountError> {
     let mut mounts = Vec::new();
     let mut mount_etc_hosts = options.etc_hosts.is_some();
-    for volume_mount in container.volume_mounts.iter().flatten() {
+    for (index, volume_mount) in container.volume_mounts.iter().flatten().enumerate() {
         mount_etc_hosts &= volume_mount.mount_path != ETC_HOSTS;
         let volume =
             volumes
@@ -308,9 +270,17 @@ pub fn container_mounts(
         let host_path = if sub_path.is_empty() {
             volume.host_path.clone()
         } else {
+            // Upstream's layout: `<pod dir>/volume-subpaths/<volume>/<container>/<mount index>`.
+            let target = volumes
+                .pod_dir()
+                .join("volume-subpaths")
+                .join(&volume_mount.name)
+                .join(&container.name)
+                .join(index.to_string());
             prepare_sub_path(
                 &volume.host_path,
                 &sub_path,
+                &target,
                 &volume_mount.name,
                 &container.name,
             )?
@@ -499,7 +469,6 @@ mod tests {
                 VolumeMount {
                     name: "data".into(),
                     mount_path: "/data".into(),
-                    sub_path_expr: Some("logs/$(POD_NAME)".into()),
                     mount_propagation: Some("HostToContainer".into()),
                     ..Default::default()
                 },
@@ -518,13 +487,7 @@ mod tests {
         };
         let mounts = container_mounts(&container, &volumes, &options).unwrap();
         assert_eq!(mounts.len(), 4);
-        let sub = fs::canonicalize(data.join("logs/web-0")).unwrap();
-        assert_eq!(mounts[0].host_path, sub.to_string_lossy());
-        assert_eq!(
-            fs::metadata(&sub).unwrap().permissions().mode() & 0o7777,
-            0o777,
-            "the volume's mode"
-        );
+        assert_eq!(mounts[0].host_path, data.to_string_lossy());
         assert_eq!(
             mounts[0].propagation,
             MountPropagation::PropagationHostToContainer as i32
@@ -549,7 +512,6 @@ mod tests {
             volume_mounts: Some(vec![VolumeMount {
                 name: "data".into(),
                 mount_path: "/etc/hosts".into(),
-                sub_path: Some("hosts".into()),
                 ..Default::default()
             }]),
             ..Default::default()
@@ -567,8 +529,6 @@ mod tests {
         fs::create_dir_all(&data).unwrap();
         // What a container could plant in a shared emptyDir.
         std::os::unix::fs::symlink("/etc", data.join("escape")).unwrap();
-        std::os::unix::fs::symlink("inside", data.join("ok")).unwrap();
-        fs::create_dir(data.join("inside")).unwrap();
         let volumes = pod_volumes(&pod_dir, &[("data", &data, false)]);
         let env = BTreeMap::new();
         let options = ContainerMountOptions {
@@ -597,13 +557,6 @@ mod tests {
             "failed to create subPath directory for volumeMount \"data\" of container \"c\""
         );
         assert!(!Path::new("/etc/new").exists());
-        let mounts = container_mounts(&mount("ok/deeper"), &volumes, &options).unwrap();
-        assert_eq!(
-            mounts[0].host_path,
-            fs::canonicalize(data.join("inside/deeper"))
-                .unwrap()
-                .to_string_lossy()
-        );
         let err = container_mounts(&mount("x"), &pod_volumes(&pod_dir, &[]), &options).unwrap_err();
         assert_eq!(
             err.to_string(),
