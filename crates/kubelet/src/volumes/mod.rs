@@ -647,17 +647,7 @@ impl Volumes {
                     .map_err(Into::into)
             } else if let Some(token) = &projection.service_account_token {
                 self.service_account_token(pod, token).await.map(|data| {
-                    // With an fsGroup the ownership pass makes it 0640.
-                    let mode = if fs_user.is_some() || fs_group.is_some() {
-                        0o600
-                    } else {
-                        u32::try_from(default_mode).unwrap_or(0) & 0o7777
-                    };
-                    let file = FileProjection {
-                        data: data.into_bytes(),
-                        mode,
-                        fs_user: fs_user.and_then(|u| u32::try_from(u).ok()),
-                    };
+                    let file = token::token_file(data, default_mode, fs_user, fs_group);
                     Payload::from([(token.path.clone(), file)])
                 })
             } else if projection.cluster_trust_bundle.is_some() {

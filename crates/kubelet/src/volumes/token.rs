@@ -10,6 +10,8 @@ use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, T
 use k8s_openapi::api::core::v1::{Pod, ServiceAccountTokenProjection};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::atomic_writer::FileProjection;
+
 /// `expirationSeconds` when the projection does not say (the API server's default too).
 pub(crate) const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// A token is replaced once this old, whatever its lifetime.
@@ -99,6 +101,26 @@ pub(crate) fn requires_refresh(
     }
     let margin = SignedDuration::from_secs(expiration_seconds * 20 / 100);
     now > expiration - margin - jitter
+}
+
+/// The file of a token: the volume's mode, or 0600 when the pod has an fsUser or fsGroup (the
+/// fsGroup pass then makes it 0640), owned by the pod's single run-as user if it has one.
+pub(crate) fn token_file(
+    token: String,
+    default_mode: i32,
+    fs_user: Option<i64>,
+    fs_group: Option<i64>,
+) -> FileProjection {
+    let mode = if fs_user.is_some() || fs_group.is_some() {
+        0o600
+    } else {
+        u32::try_from(default_mode).unwrap_or(0) & 0o7777
+    };
+    FileProjection {
+        data: token.into_bytes(),
+        mode,
+        fs_user: fs_user.and_then(|u| u32::try_from(u).ok()),
+    }
 }
 
 /// A jitter in whole seconds below [`MAX_JITTER`], as upstream draws it.
@@ -232,6 +254,17 @@ mod tests {
             "the API server's own audience"
         );
         assert_eq!(service_account_of(&Pod::default()), "default");
+    }
+
+    #[test]
+    fn token_file_modes() {
+        let plain = token_file("t".into(), 0o644, None, None);
+        assert_eq!((plain.mode, plain.fs_user), (0o644, None));
+        let grouped = token_file("t".into(), 0o644, None, Some(2000));
+        assert_eq!((grouped.mode, grouped.fs_user), (0o600, None));
+        let user = token_file("t".into(), 0o644, Some(1000), None);
+        assert_eq!((user.mode, user.fs_user), (0o600, Some(1000)));
+        assert_eq!(user.data, b"t");
     }
 
     #[test]
