@@ -34,6 +34,7 @@ pub mod pod_workers;
 pub mod retry;
 pub mod runtime;
 pub mod sandbox_config;
+pub mod volumes;
 
 pub use error::KubeletError;
 pub use kubelet::{readiness_message, Kubelet, KubeletConfig, PodNetwork};
