@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceFieldSelector, Secret, Service};
+
+use crate::volumes::downward_api::{self, NodeAllocatable};
 
 /// Why a container's environment cannot be built: shown as `CreateContainerConfigError`
 /// with upstream's message.
@@ -23,10 +25,9 @@ pub struct EnvSources {
     /// The Services whose links go into the environment: the pod's namespace's (when
     /// `enableServiceLinks` is not false) and the `kubernetes` Service of `default`.
     pub services: Vec<Service>,
-    /// The node's allocatable cpu (millicores) and memory (bytes): the value of a
-    /// `resourceFieldRef` to a limit the container does not set.
-    pub node_allocatable_milli_cpu: i64,
-    pub node_allocatable_memory: i64,
+    /// The node's allocatable resources: the value of a `resourceFieldRef` to a limit the
+    /// container does not set.
+    pub node_allocatable: NodeAllocatable,
     /// `status.hostIP(s)` and `status.podIP(s)`.
     pub host_ips: Vec<String>,
     pub pod_ips: Vec<String>,
@@ -149,57 +150,11 @@ fn service_vars(service: &Service, out: &mut BTreeMap<String, String>) {
     }
 }
 
-/// A label or annotation map as the downward API writes it: `key="value"` lines, sorted, with
-/// the value quoted as Go's `%q` does.
-pub fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Go's `strconv.Quote` for the characters labels and annotations hold.
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The value of a `fieldRef` (upstream's `podFieldSelectorRuntimeValue`).
+/// The value of a `fieldRef` (upstream's `podFieldSelectorRuntimeValue`): the pod's metadata as
+/// the downward API writes it, and the node, service account and IPs.
 pub fn field_value(pod: &Pod, path: &str, sources: &EnvSources) -> Result<String, EnvError> {
-    let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
-    let label_or_annotation = |prefix: &str, map: Option<&BTreeMap<String, String>>| {
-        path.strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix("']"))
-            .map(|key| map.and_then(|m| m.get(key)).cloned().unwrap_or_default())
-    };
-    if let Some(value) = label_or_annotation("metadata.labels['", meta.labels.as_ref()) {
-        return Ok(value);
-    }
-    if let Some(value) = label_or_annotation("metadata.annotations['", meta.annotations.as_ref())
-    {
-        return Ok(value);
-    }
     let value = match path {
-        "metadata.name" => meta.name.clone().unwrap_or_default(),
-        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
-        "metadata.labels" => format_map(meta.labels.as_ref()),
-        "metadata.annotations" => format_map(meta.annotations.as_ref()),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec
             .and_then(|s| s.service_account_name.clone())
@@ -208,64 +163,10 @@ pub fn field_value(pod: &Pod, path: &str, sources: &EnvSources) -> Result<String
         "status.hostIPs" => sources.host_ips.join(","),
         "status.podIP" => sources.pod_ips.first().cloned().unwrap_or_default(),
         "status.podIPs" => sources.pod_ips.join(","),
-        other => return Err(EnvError(format!("unsupported fieldPath: {other}"))),
+        metadata => downward_api::field_path_value(pod, metadata)
+            .map_err(|err| EnvError(err.to_string()))?,
     };
     Ok(value)
-}
-
-/// The value of a `resourceFieldRef` (upstream's `ExtractContainerResourceValue`): the
-/// container's request or limit in units of the divisor, rounded up; a limit the container
-/// does not set is the node's allocatable.
-pub fn resource_value(
-    container: &Container,
-    resource: &str,
-    divisor: Option<&str>,
-    sources: &EnvSources,
-) -> Result<String, EnvError> {
-    let (limits, name) = match resource.split_once('.') {
-        Some(("limits", name)) => (true, name),
-        Some(("requests", name)) => (false, name),
-        _ => {
-            return Err(EnvError(format!("unsupported container resource : {resource}")));
-        }
-    };
-    let divisor = divisor.filter(|d| !d.is_empty() && *d != "0");
-    let quantity = |text: &str| {
-        let resources = container.resources.as_ref();
-        let map = if limits {
-            resources.and_then(|r| r.limits.as_ref())
-        } else {
-            resources.and_then(|r| r.requests.as_ref())
-        };
-        map.and_then(|m| m.get(text)).map(|q| q.0.clone())
-    };
-    match name {
-        "cpu" => {
-            let milli = match quantity("cpu") {
-                Some(q) => k3rs_api::quantity::milli_value(&q).unwrap_or(0),
-                None if limits => sources.node_allocatable_milli_cpu,
-                None => 0,
-            };
-            let divisor_milli = divisor
-                .and_then(k3rs_api::quantity::milli_value)
-                .unwrap_or(1000)
-                .max(1);
-            Ok(((milli + divisor_milli - 1) / divisor_milli).to_string())
-        }
-        "memory" | "ephemeral-storage" => {
-            let bytes = match quantity(name) {
-                Some(q) => k3rs_api::quantity::value(&q).unwrap_or(0),
-                None if limits && name == "memory" => sources.node_allocatable_memory,
-                None => 0,
-            };
-            let divisor = divisor.and_then(k3rs_api::quantity::value).unwrap_or(1).max(1);
-            Ok(((bytes + divisor - 1) / divisor).to_string())
-        }
-        other => Err(EnvError(format!(
-            "unsupported container resource : {}.{other}",
-            if limits { "limits" } else { "requests" }
-        ))),
-    }
 }
 
 /// The container's environment, ordered by name.
@@ -313,26 +214,19 @@ pub fn environment(
             if let Some(field) = &from.field_ref {
                 field_value(pod, &field.field_path, sources)?
             } else if let Some(resource) = &from.resource_field_ref {
-                // A reference may name another container of the pod.
-                let target = match resource.container_name.as_deref().filter(|n| !n.is_empty()) {
-                    Some(name) => pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| {
-                            s.containers
-                                .iter()
-                                .chain(s.init_containers.iter().flatten())
-                                .find(|c| c.name == name)
-                        })
-                        .unwrap_or(container),
-                    None => container,
+                // A reference without a container name is to this container.
+                let selector = ResourceFieldSelector {
+                    container_name: Some(
+                        resource
+                            .container_name
+                            .clone()
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(|| container.name.clone()),
+                    ),
+                    ..resource.clone()
                 };
-                resource_value(
-                    target,
-                    &resource.resource,
-                    resource.divisor.as_ref().map(|d| d.0.as_str()),
-                    sources,
-                )?
+                downward_api::resource_value(pod, &selector, &sources.node_allocatable)
+                    .map_err(|err| EnvError(err.to_string()))?
             } else if let Some(key) = &from.config_map_key_ref {
                 let optional = key.optional == Some(true);
                 match sources.config_maps.get(&key.name).cloned().flatten() {
@@ -440,8 +334,11 @@ mod tests {
             config_maps: [("cfg".to_owned(), Some(cm))].into(),
             secrets: [("db".to_owned(), Some(secret))].into(),
             services: vec![kubernetes],
-            node_allocatable_milli_cpu: 2000,
-            node_allocatable_memory: 1 << 30,
+            node_allocatable: [
+                ("cpu".to_owned(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into())),
+                ("memory".to_owned(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into())),
+            ]
+            .into(),
             host_ips: vec!["192.0.2.10".into()],
             pod_ips: vec!["10.42.0.5".into()],
         }
@@ -494,11 +391,5 @@ mod tests {
             environment(&p, container, &s).unwrap_err().to_string(),
             "couldn't find key password in Secret shop/db"
         );
-    }
-
-    #[test]
-    fn maps_are_written_as_the_downward_api_writes_them() {
-        let p = pod();
-        assert_eq!(format_map(p.metadata.labels.as_ref()), "app=\"web\"\ntier=\"a\\\"b\"");
     }
 }

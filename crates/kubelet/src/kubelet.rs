@@ -47,7 +47,7 @@ pub struct KubeletConfig {
     /// The kubelet's directory (`<data-dir>/agent/kubelet`): pod volumes under `pods/`.
     pub root_dir: PathBuf,
     pub host_ips: Vec<IpAddr>,
-    pub allocatable_milli_cpu: i64,
+    /// Allocatable memory in bytes (the node's `status.allocatable` is in `node`).
     pub allocatable_memory: i64,
 }
 
@@ -114,6 +114,17 @@ impl Kubelet {
         let node_name = config.node.name.clone();
         let agent = NodeAgent::start(client.clone(), config.node.clone(), readiness_seen, health.clone()).await?;
 
+        let allocatable: crate::volumes::NodeAllocatable = config
+            .node
+            .allocatable
+            .iter()
+            .map(|(name, quantity)| {
+                (
+                    name.clone(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity(quantity.clone()),
+                )
+            })
+            .collect();
         let informers = Informers::new(client.clone(), health.clone());
         let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={node_name}"));
         let node = informers.get_selected::<Node>(&format!("metadata.name={node_name}"));
@@ -122,11 +133,15 @@ impl Kubelet {
             runtime: runtime.clone(),
             client: client.clone(),
             recorder: Recorder::new(client.clone(), "kubelet"),
-            volumes: Arc::new(Volumes::new(client.clone(), config.root_dir.join("pods"))),
+            volumes: Arc::new(Volumes::new(
+                client.clone(),
+                config.root_dir.join("pods"),
+                allocatable.clone(),
+            )),
             settings: Arc::new(config.settings.clone()),
             facts: NodeFacts {
                 host_ips: config.host_ips.clone(),
-                allocatable_milli_cpu: config.allocatable_milli_cpu,
+                allocatable,
                 allocatable_memory: config.allocatable_memory,
                 runtime_name: version.name.clone(),
             },

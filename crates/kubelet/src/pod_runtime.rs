@@ -188,7 +188,7 @@ pub async fn read_pod_from(
     let mut pod = RuntimePod::default();
     let mut sandboxes: Vec<&cri::PodSandbox> =
         snapshot.sandboxes.get(uid).into_iter().flatten().collect();
-    sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     for (index, sandbox) in sandboxes.iter().enumerate() {
         let ready = sandbox.state == cri::PodSandboxState::SandboxReady as i32;
         let mut ips = Vec::new();
@@ -209,7 +209,7 @@ pub async fn read_pod_from(
     }
     let mut containers: Vec<&cri::Container> =
         snapshot.containers.get(uid).into_iter().flatten().collect();
-    containers.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     for container in containers {
         let status = match runtime.container_status(&container.id).await {
             Ok(status) => status,

@@ -26,7 +26,17 @@ use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
 use crate::pod_status::{pod_status, ProbeState, StatusInputs, Waiting};
 use crate::runtime::Runtime;
 use crate::sandbox_config::{sandbox_config, NodeSettings};
-use crate::volumes::Volumes;
+use crate::volumes::{container_mounts, ContainerMountOptions, NodeAllocatable, PodVolumes, Volumes};
+
+/// Where a pod's containers start: its sandbox, volumes, hosts file and IPs.
+#[derive(Clone, Copy, Debug)]
+struct StartTarget<'a> {
+    sandbox_id: &'a str,
+    sandbox: &'a cri::PodSandboxConfig,
+    volumes: &'a PodVolumes,
+    etc_hosts: Option<&'a std::path::Path>,
+    pod_ips: &'a [String],
+}
 use k3rs_runtime::events::Recorder;
 
 /// How often a pod is synced when nothing happens (volume contents, token rotation).
@@ -42,7 +52,9 @@ const RUNS_KEPT: usize = 2;
 pub struct NodeFacts {
     /// The node's IPs: `hostIP(s)`.
     pub host_ips: Vec<IpAddr>,
-    pub allocatable_milli_cpu: i64,
+    /// The node's allocatable resources (`status.allocatable`).
+    pub allocatable: NodeAllocatable,
+    /// Allocatable memory in bytes (a burstable container's OOM score).
     pub allocatable_memory: i64,
     /// The runtime's name: the scheme of container IDs.
     pub runtime_name: String,
@@ -199,7 +211,7 @@ impl PodContext {
             Ok(volumes) => volumes,
             Err(err) => {
                 self.recorder
-                    .warning(pod, "FailedMount", err.to_string())
+                    .warning(pod, "FailedMount", err.event_message())
                     .await;
                 state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
                 return self.reread(&uid, runtime_pod).await;
@@ -228,11 +240,29 @@ impl PodContext {
             runtime_pod
         };
         let pod_ips: Vec<String> = runtime_pod.ips().iter().map(IpAddr::to_string).collect();
-        if let Err(err) = crate::volumes::write_etc_hosts(&self.volumes, pod, &pod_ips) {
-            tracing::warn!(pod = %pod_key(pod), "writing /etc/hosts: {err}");
-        }
+        let etc_hosts = if pod_ips.is_empty() {
+            None
+        } else {
+            match self
+                .volumes
+                .write_etc_hosts(pod, &pod_ips, &self.settings.cluster_domain)
+            {
+                Ok(path) => Some(path),
+                Err(err) => {
+                    tracing::warn!(pod = %pod_key(pod), "writing /etc/hosts: {err}");
+                    None
+                }
+            }
+        };
+        let target = StartTarget {
+            sandbox_id: &sandbox_id,
+            sandbox: &config,
+            volumes: &volumes,
+            etc_hosts: etc_hosts.as_deref(),
+            pod_ips: &pod_ips,
+        };
         for kind in &actions.to_start {
-            self.start_container(pod, *kind, &sandbox_id, &config, &runtime_pod, &volumes, &pod_ips, state)
+            self.start_container(pod, *kind, &target, &runtime_pod, state)
                 .await;
         }
         self.reread(&uid, runtime_pod).await
@@ -244,18 +274,19 @@ impl PodContext {
 
     /// Starts one container of the pod (upstream's `startContainer`), recording why it could
     /// not.
-    #[allow(clippy::too_many_arguments)]
     async fn start_container(
         &self,
         pod: &Pod,
         kind: ContainerKind,
-        sandbox_id: &str,
-        sandbox: &cri::PodSandboxConfig,
+        target: &StartTarget<'_>,
         runtime_pod: &RuntimePod,
-        volumes: &crate::volumes::PodVolumes,
-        pod_ips: &[String],
         state: &mut PodWorkerState,
     ) {
+        let StartTarget {
+            sandbox_id,
+            sandbox,
+            ..
+        } = *target;
         let Some(container) = container_of(pod, kind) else {
             return;
         };
@@ -356,7 +387,7 @@ impl PodContext {
                     .await;
             }
         }
-        let config = match self.container_config(pod, container, restart_count, &image, volumes, pod_ips).await {
+        let config = match self.container_config(pod, container, restart_count, &image, target).await {
             Ok(config) => config,
             Err(message) => {
                 self.recorder
@@ -424,14 +455,21 @@ impl PodContext {
         container: &Container,
         restart_count: i32,
         image: &cri::Image,
-        volumes: &crate::volumes::PodVolumes,
-        pod_ips: &[String],
+        target: &StartTarget<'_>,
     ) -> Result<cri::ContainerConfig, String> {
-        let sources = self.env_sources(pod, container, pod_ips).await?;
+        let sources = self.env_sources(pod, container, target.pod_ips).await?;
         let environment =
             env::environment(pod, container, &sources).map_err(|err| err.to_string())?;
-        let mounts = crate::volumes::container_mounts(&self.volumes, pod, container, volumes, &environment)
-            .map_err(|err| err.to_string())?;
+        let mounts = container_mounts(
+            container,
+            target.volumes,
+            &ContainerMountOptions {
+                env: &environment,
+                etc_hosts: target.etc_hosts,
+                supports_recursive_read_only: false,
+            },
+        )
+        .map_err(|err| err.to_string())?;
         let image_user = ImageUser {
             uid: image.uid.as_ref().map(|uid| uid.value),
             username: image.username.clone(),
@@ -468,8 +506,7 @@ impl PodContext {
         let namespace = pod.namespace().unwrap_or_default();
         let (config_map_names, secret_names) = env::referenced_objects(container);
         let mut sources = EnvSources {
-            node_allocatable_milli_cpu: self.facts.allocatable_milli_cpu,
-            node_allocatable_memory: self.facts.allocatable_memory,
+            node_allocatable: self.facts.allocatable.clone(),
             host_ips: self.facts.host_ips.iter().map(IpAddr::to_string).collect(),
             pod_ips: pod_ips.to_vec(),
             ..EnvSources::default()

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Pod, PodSecurityContext, SeccompProfile};
 
 use crate::cgroups::{CgroupDriver, QosClass};
 use crate::runtime::labels;
+use crate::volumes::pod_hostname_and_domain;
 
 /// The node settings a pod's runtime configuration depends on.
 #[derive(Clone, Debug)]
@@ -97,26 +98,12 @@ fn host_network(pod: &Pod) -> bool {
         .unwrap_or(false)
 }
 
-/// The pod's hostname: `spec.hostname`, else its name cut to 63 characters (and with no
-/// trailing `-` or `.`), as upstream's `GeneratePodHostNameAndDomain`.
-pub fn hostname(pod: &Pod) -> String {
-    if let Some(name) = pod.spec.as_ref().and_then(|s| s.hostname.clone()) {
-        return name;
-    }
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    if name.len() <= 63 {
-        return name;
-    }
-    name[..63].trim_end_matches(['-', '.']).to_owned()
-}
-
-/// The pod's DNS domain when it has a subdomain: `<subdomain>.<ns>.svc.<cluster domain>`.
-pub fn host_domain(pod: &Pod, cluster_domain: &str) -> Option<String> {
-    let subdomain = pod.spec.as_ref()?.subdomain.clone()?;
-    Some(format!(
-        "{subdomain}.{}.svc.{cluster_domain}",
-        pod.metadata.namespace.as_deref().unwrap_or("default")
-    ))
+/// The pod's hostname (see [`pod_hostname_and_domain`]; a name that cannot be one has been
+/// refused by validation, so the pod's name stands in).
+pub fn hostname(pod: &Pod, cluster_domain: &str) -> String {
+    pod_hostname_and_domain(pod, cluster_domain)
+        .map(|(hostname, _)| hostname)
+        .unwrap_or_else(|_| pod.metadata.name.clone().unwrap_or_default())
 }
 
 /// The DNS configuration of the pod's sandbox (upstream's `dns.go`), or `None` to use the
@@ -285,7 +272,7 @@ pub fn sandbox_config(
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: hostname(pod),
+        hostname: hostname(pod, &node.cluster_domain),
         log_directory: pod_log_dir(&node.pod_logs_dir, pod)
             .to_string_lossy()
             .into_owned(),
@@ -409,19 +396,6 @@ mod tests {
         assert_eq!(
             security.seccomp.unwrap().profile_type,
             cri::security_profile::ProfileType::Unconfined as i32
-        );
-    }
-
-    #[test]
-    fn long_names_make_valid_hostnames() {
-        let long = "a".repeat(62) + "-bc";
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": long}, "spec": {"containers": []}})).unwrap();
-        assert_eq!(hostname(&p), "a".repeat(62));
-        let named = pod(json!({"hostname": "db-0", "subdomain": "db", "containers": []}));
-        assert_eq!(hostname(&named), "db-0");
-        assert_eq!(
-            host_domain(&named, "cluster.local").as_deref(),
-            Some("db.shop.svc.cluster.local")
         );
     }
 }

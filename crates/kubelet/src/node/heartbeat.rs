@@ -69,8 +69,9 @@ impl NodeStatusReporter {
 /// One of the node's heartbeats (a copy starts a restarted heartbeat afresh).
 #[derive(Clone, Debug)]
 pub(crate) enum Heartbeat {
-    Lease(LeaseKeeper),
-    NodeStatus(NodeStatusReporter),
+    /// Both boxed: each is large and the tasks hold one or the other.
+    Lease(Box<LeaseKeeper>),
+    NodeStatus(Box<NodeStatusReporter>),
 }
 
 impl Heartbeat {

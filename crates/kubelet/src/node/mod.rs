@@ -159,22 +159,22 @@ impl NodeAgent {
                 Err(err) => return Err(err),
             }
         };
-        let mut reporter = Heartbeat::NodeStatus(NodeStatusReporter::new(
+        let mut reporter = Heartbeat::NodeStatus(Box::new(NodeStatusReporter::new(
             client.clone(),
             config.clone(),
             boot_id,
             readiness,
-        ));
+        )));
         beat_patiently(&mut reporter).await?;
         let uid = node.uid().unwrap_or_default();
-        let mut lease = Heartbeat::Lease(LeaseKeeper::new(
+        let mut lease = Heartbeat::Lease(Box::new(LeaseKeeper::new(
             client.clone(),
             LeaseHolder {
                 node: config.name.clone(),
                 node_uid: uid.clone(),
                 duration_seconds: config.lease_duration_seconds,
             },
-        ));
+        )));
         beat_patiently(&mut lease).await?;
 
         let (paused, _) = watch::channel(false);

@@ -31,7 +31,7 @@ use kube::Api;
 pub mod atomic_writer;
 mod claim;
 mod cleanup;
-mod downward_api;
+pub(crate) mod downward_api;
 mod empty_dir;
 mod host_path;
 mod hosts;

@@ -67,58 +67,23 @@ pub enum ContainerMountError {
 }
 
 /// Expands `$(VAR)` references as upstream's `expansion.Expand` does (`$$` is a literal `$`, an
-/// unclosed `$(` stays as written), collecting the names that have no value or an empty one.
+/// unclosed `$(` stays as written), collecting the names that have no value or an empty one
+/// (they expand to nothing).
 pub(crate) fn expand(
     input: &str,
     env: &BTreeMap<String, String>,
     missing: &mut BTreeSet<String>,
 ) -> String {
-    let bytes = input.as_bytes();
-    let mut out = String::with_capacity(input.len());
-    let mut checkpoint = 0;
-    let mut cursor = 0;
-    while cursor < bytes.len() {
-        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
-            out.push_str(&input[checkpoint..cursor]);
-            let rest = &input[cursor + 1..];
-            let advance = match rest.as_bytes()[0] {
-                b'$' => {
-                    out.push('$');
-                    1
-                }
-                b'(' => match rest.find(')') {
-                    Some(close) => {
-                        let name = &rest[1..close];
-                        match env.get(name).filter(|v| !v.is_empty()) {
-                            Some(value) => out.push_str(value),
-                            None => {
-                                missing.insert(name.to_owned());
-                            }
-                        }
-                        close + 1
-                    }
-                    None => {
-                        out.push_str("$(");
-                        1
-                    }
-                },
-                _ => {
-                    // `$` then the next character, copied as they are.
-                    let next = rest.chars().next().map_or(1, char::len_utf8);
-                    out.push('$');
-                    out.push_str(&rest[..next]);
-                    next
-                }
-            };
-            cursor += advance;
-            checkpoint = cursor + 1;
-        }
-        cursor += 1;
-    }
-    if checkpoint < input.len() {
-        out.push_str(&input[checkpoint..]);
-    }
-    out
+    let missing = std::cell::RefCell::new(missing);
+    crate::env::expand(input, &|name: &str| {
+        Some(match env.get(name).filter(|v| !v.is_empty()) {
+            Some(value) => value.clone(),
+            None => {
+                missing.borrow_mut().insert(name.to_owned());
+                String::new()
+            }
+        })
+    })
 }
 
 /// The subPath of a mount: `subPath`, or `subPathExpr` expanded from the environment.
