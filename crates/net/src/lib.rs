@@ -5,10 +5,11 @@
 //! node's podCIDR, `portmap` for hostPort, optionally `bandwidth`; the CRI plugin adds
 //! `loopback` itself). Around the plugins the node needs forwarding enabled ([`sysctl`]), one
 //! set of egress masquerade and forwarding rules for the cluster range as flannel installs for
-//! k3s ([`masquerade`]), and a way back to a clean host ([`teardown`], over netlink in
-//! [`link`]). [`NodeNetwork`] puts them together for the kubelet: `ensure` and `teardown`.
-//! Routes to other nodes' podCIDRs (the multi-node overlay) belong here too, behind the same
-//! two calls, so the kubelet never changes for them.
+//! k3s ([`masquerade`]), and a way back to a clean host ([`teardown`]: the bridge over netlink
+//! in [`link`], our rules, the hostPort rules portmap left for pods killed without a CNI DEL in
+//! [`hostport`], host-local's directory). [`NodeNetwork`] puts them together for the kubelet:
+//! `ensure` and `teardown`. Routes to other nodes' podCIDRs (the multi-node overlay) belong here
+//! too, behind the same two calls, so the kubelet never changes for them.
 //!
 //! Callers pass CIDRs, names and directories; the crate knows no Kubernetes object types.
 //!
@@ -20,7 +21,8 @@
 //!   rules, no rewrite of an unchanged file), teardown of what is gone succeeds.
 //! - Nothing outside the names it is given is touched: the bridge named in the configuration
 //!   (and only if it is a bridge), the chains `K3RS-POSTROUTING` and `K3RS-FORWARD` and the jumps
-//!   to them, the configuration directory and IPAM directory given.
+//!   to them, portmap's per-pod chains commented with our network's name, the configuration
+//!   directory and IPAM directory given.
 //! - Everything acts in the network namespace of the calling thread (netlink sockets, `/proc/sys/net`
 //!   and the iptables children are bound to it), which is how the tests run it in a namespace of
 //!   their own.
@@ -31,6 +33,8 @@
 
 pub mod cni;
 pub mod config;
+pub mod hostport;
+mod iptables;
 pub mod link;
 pub mod masquerade;
 mod node;
@@ -41,6 +45,7 @@ pub mod teardown;
 mod snapshot;
 
 pub use config::{ConfigError, NetworkConfig, DEFAULT_BRIDGE, DEFAULT_MTU};
+pub use iptables::IptablesError;
 pub use node::{EnsureError, NodeNetwork};
 
 /// An error and its causes on one line, for logs.

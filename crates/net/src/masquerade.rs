@@ -18,11 +18,10 @@
 //! second time. Nothing outside these two chains and the jumps to them is read or changed.
 
 use std::fmt::Write as _;
-use std::process::Stdio;
 
 use ipnet::Ipv4Net;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+
+use crate::iptables::{self, declares, jumps_to, IptablesError};
 
 /// The chain in table `nat` with the masquerade rules.
 pub const NAT_CHAIN: &str = "K3RS-POSTROUTING";
@@ -32,13 +31,6 @@ pub const FORWARD_CHAIN: &str = "K3RS-FORWARD";
 
 /// Multicast, which is never masqueraded.
 const MULTICAST: &str = "224.0.0.0/4";
-
-/// `iptables-save`, `iptables-restore`: whichever backend (nft or legacy) the host's `PATH` has.
-const SAVE: &str = "iptables-save";
-const RESTORE: &str = "iptables-restore";
-
-/// Seconds `iptables-restore` waits for the legacy backend's xtables lock.
-const LOCK_WAIT_SECONDS: &str = "5";
 
 /// A chain of ours and the built-in chain that jumps to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +52,6 @@ const HOOKS: [Hook; 2] = [
         chain: FORWARD_CHAIN,
     },
 ];
-
-/// The tables [`apply`] and [`remove`] touch, in the order they are restored.
-pub const TABLES: [&str; 2] = ["nat", "filter"];
 
 /// The ranges the rules are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +89,7 @@ impl MasqueradeRanges {
     }
 }
 
-/// `iptables-save -t <table>` output for the tables in [`TABLES`].
+/// `iptables-save -t <table>` output for the two tables the rules are in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedTables {
     /// Table `nat`.
@@ -117,32 +106,6 @@ impl SavedTables {
             _ => "",
         }
     }
-}
-
-/// The rule specs (after `-A <from>`) of the rules in `saved` that jump to `chain`, with the
-/// chain each is in.
-fn jumps_to<'a>(saved: &'a str, chain: &str) -> Vec<(&'a str, &'a str)> {
-    saved
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("-A ")?;
-            let (from, spec) = rest.split_once(' ')?;
-            let tokens: Vec<&str> = spec.split_whitespace().collect();
-            let jumps = tokens
-                .windows(2)
-                .any(|pair| (pair[0] == "-j" || pair[0] == "-g") && pair[1] == chain);
-            jumps.then_some((from, spec))
-        })
-        .collect()
-}
-
-/// Whether `saved` declares `chain`.
-fn declares(saved: &str, chain: &str) -> bool {
-    saved.lines().any(|line| {
-        line.strip_prefix(':')
-            .and_then(|rest| rest.split_whitespace().next())
-            == Some(chain)
-    })
 }
 
 /// The `iptables-restore --noflush` input that makes the chains hold exactly the rules for
@@ -200,107 +163,31 @@ pub fn removal_ruleset(saved: &SavedTables) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Why the rules could not be read or changed.
-#[derive(Debug, thiserror::Error)]
-pub enum MasqueradeError {
-    /// The program could not be started or fed.
-    #[error("iptables: {step} {program}")]
-    Run {
-        /// The program.
-        program: &'static str,
-        /// What was being done.
-        step: &'static str,
-        /// The OS's reason.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The program ran and failed.
-    #[error("iptables: {program} {args} exited with {status}: {stderr}")]
-    Failed {
-        /// The program.
-        program: &'static str,
-        /// Its arguments.
-        args: String,
-        /// How it ended.
-        status: std::process::ExitStatus,
-        /// What it said.
-        stderr: String,
-    },
-}
-
 /// Makes the chains hold the rules for `ranges` and jumps point at them, in one transaction per
 /// table. Runs in the calling thread's network namespace (the programs are children of it).
-pub async fn apply(ranges: &MasqueradeRanges) -> Result<(), MasqueradeError> {
+pub async fn apply(ranges: &MasqueradeRanges) -> Result<(), IptablesError> {
     let saved = save().await?;
-    restore(&apply_ruleset(ranges, &saved)).await?;
+    iptables::restore(&apply_ruleset(ranges, &saved)).await?;
     tracing::debug!(cluster = %ranges.cluster_cidr, pod = %ranges.pod_cidr, "applied masquerade rules");
     Ok(())
 }
 
 /// Deletes the jumps and the chains; nothing to delete is not an error.
-pub async fn remove() -> Result<(), MasqueradeError> {
+pub async fn remove() -> Result<(), IptablesError> {
     let saved = save().await?;
     if let Some(text) = removal_ruleset(&saved) {
-        restore(&text).await?;
+        iptables::restore(&text).await?;
         tracing::info!("removed masquerade rules");
     }
     Ok(())
 }
 
 /// Reads the tables we touch.
-pub async fn save() -> Result<SavedTables, MasqueradeError> {
+pub async fn save() -> Result<SavedTables, IptablesError> {
     Ok(SavedTables {
-        nat: run(SAVE, &["-t", "nat"], None).await?,
-        filter: run(SAVE, &["-t", "filter"], None).await?,
+        nat: iptables::save_table("nat").await?,
+        filter: iptables::save_table("filter").await?,
     })
-}
-
-async fn restore(text: &str) -> Result<(), MasqueradeError> {
-    run(RESTORE, &["-w", LOCK_WAIT_SECONDS, "--noflush"], Some(text)).await?;
-    Ok(())
-}
-
-/// Runs `program` with `args`, `stdin` written to it, and returns its standard output.
-async fn run(
-    program: &'static str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<String, MasqueradeError> {
-    let failed = |step: &'static str| {
-        move |source: std::io::Error| MasqueradeError::Run {
-            program,
-            step,
-            source,
-        }
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(failed("start"))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .await
-            .map_err(failed("write rules to"))?;
-        drop(pipe);
-    }
-    let output = child.wait_with_output().await.map_err(failed("wait for"))?;
-    if !output.status.success() {
-        return Err(MasqueradeError::Failed {
-            program,
-            args: args.join(" "),
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]

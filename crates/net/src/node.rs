@@ -2,7 +2,8 @@
 
 use crate::cni::{self, ConflistError, WriteConflistError, Written};
 use crate::config::{ConfigError, NetworkConfig};
-use crate::masquerade::{self, MasqueradeError, MasqueradeRanges};
+use crate::iptables::IptablesError;
+use crate::masquerade::{self, MasqueradeRanges};
 use crate::sysctl::{self, SysctlError};
 use crate::teardown::{self, TeardownError, TeardownReport, TeardownTargets};
 
@@ -22,7 +23,7 @@ pub enum EnsureError {
     Sysctl(#[source] SysctlError),
     /// The masquerade and forwarding rules.
     #[error("pod network: masquerade rules")]
-    Masquerade(#[source] MasqueradeError),
+    Masquerade(#[source] IptablesError),
     /// Building the CNI configuration.
     #[error("pod network: cni configuration")]
     Conflist(#[source] ConflistError),

@@ -1,11 +1,13 @@
 //! Undoing the node's pod network, for `k3rs-killall` and uninstall: the bridge, the masquerade
-//! rules, host-local's allocations. Every step tolerates what is already gone, so it can run
+//! rules, portmap's hostPort rules of our network, host-local's allocations. Every step tolerates what is already gone, so it can run
 //! any number of times, and touches only the names it is given.
 
 use std::path::{Path, PathBuf};
 
+use crate::cni::NETWORK_NAME;
+use crate::iptables::IptablesError;
 use crate::link::{self, BridgeDeletion, LinkError};
-use crate::masquerade::{self, MasqueradeError};
+use crate::{hostport, masquerade};
 
 /// What to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct TeardownTargets {
 pub struct TeardownReport {
     /// The bridge.
     pub bridge: BridgeDeletion,
+    /// Whether portmap had left hostPort rules of pods of our network (pods gone without DEL).
+    pub hostport_rules_removed: bool,
     /// Whether the IPAM directory existed.
     pub ipam_data_dir_removed: bool,
 }
@@ -33,7 +37,10 @@ pub enum TeardownError {
     Bridge(#[source] LinkError),
     /// The rules could not be removed.
     #[error("teardown: masquerade rules")]
-    Masquerade(#[source] MasqueradeError),
+    Masquerade(#[source] IptablesError),
+    /// portmap's rules could not be removed.
+    #[error("teardown: hostPort rules of network {NETWORK_NAME}")]
+    Hostports(#[source] IptablesError),
     /// The IPAM directory could not be removed.
     #[error("teardown: remove {path}")]
     IpamDataDir {
@@ -45,8 +52,8 @@ pub enum TeardownError {
     },
 }
 
-/// Deletes the bridge, removes the masquerade rules and host-local's dataDir, in the calling
-/// thread's network namespace. Every step is tried even when an earlier one failed (a killall
+/// Deletes the bridge, removes the masquerade rules, portmap's per-pod rules of network
+/// [`NETWORK_NAME`] and host-local's dataDir, in the calling thread's network namespace. Every step is tried even when an earlier one failed (a killall
 /// removes what it can); the first failure is returned, later ones are logged.
 pub async fn teardown(targets: &TeardownTargets) -> Result<TeardownReport, TeardownError> {
     let bridge = link::delete_bridge(&targets.bridge)
@@ -55,11 +62,15 @@ pub async fn teardown(targets: &TeardownTargets) -> Result<TeardownReport, Teard
     let rules = masquerade::remove()
         .await
         .map_err(TeardownError::Masquerade);
+    let hostports = hostport::remove(NETWORK_NAME)
+        .await
+        .map_err(TeardownError::Hostports);
     let data_dir = remove_dir(&targets.ipam_data_dir).await;
 
     let failures = [
         bridge.as_ref().err(),
         rules.as_ref().err(),
+        hostports.as_ref().err(),
         data_dir.as_ref().err(),
     ];
     for later in failures.into_iter().flatten().skip(1) {
@@ -67,9 +78,11 @@ pub async fn teardown(targets: &TeardownTargets) -> Result<TeardownReport, Teard
     }
     let bridge = bridge?;
     rules?;
+    let hostport_rules_removed = hostports?;
     let ipam_data_dir_removed = data_dir?;
     Ok(TeardownReport {
         bridge,
+        hostport_rules_removed,
         ipam_data_dir_removed,
     })
 }

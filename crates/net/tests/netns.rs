@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 use k3rs_net::cni::NETWORK_NAME;
 use k3rs_net::masquerade::{self, MasqueradeRanges, FORWARD_CHAIN};
+use k3rs_net::teardown::TeardownReport;
 use k3rs_net::{link, sysctl, NetworkConfig, NodeNetwork};
 use nix::sched::CloneFlags;
 use serde_json::Value;
@@ -304,8 +305,14 @@ fn teardown_refuses_a_link_that_is_not_a_bridge() {
     assert!(ns.block_on(|| async move { link::exists("k3rs-test0").await.unwrap() }));
 }
 
+/// The hostPort every test pod asks for: 8080 on the node to 80 in the pod.
+fn port_mappings() -> Value {
+    serde_json::json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})
+}
+
 /// One plugin of the list the way libcni runs it: its entry plus the list's name and version,
-/// and the previous plugin's result; returns what the plugin printed.
+/// the runtime's values for the capabilities it asks for, and the previous plugin's result;
+/// returns what the plugin printed.
 fn run_plugin(
     list: &Value,
     index: usize,
@@ -316,6 +323,9 @@ fn run_plugin(
     let mut config = list["plugins"][index].clone();
     config["name"] = list["name"].clone();
     config["cniVersion"] = list["cniVersion"].clone();
+    if config["capabilities"]["portMappings"] == true {
+        config["runtimeConfig"] = port_mappings();
+    }
     if let Some(prev) = prev {
         config["prevResult"] = prev.clone();
     }
@@ -373,66 +383,141 @@ fn accept_one(listener: &TcpListener) -> Option<SocketAddr> {
     None
 }
 
+/// Connects from `client` to `listener` (bound in some other namespace); returns the address
+/// the listener saw, or why the connection failed.
+fn connection(client: &Netns, listener: &TcpListener) -> Result<SocketAddr, String> {
+    let target = listener.local_addr().unwrap();
+    std::thread::scope(|scope| {
+        let accepted = scope.spawn(|| accept_one(listener));
+        let connected = client.run(|| connect(target).map_err(|e| e.to_string()));
+        let accepted = accepted.join().unwrap();
+        connected.and_then(|_| accepted.ok_or_else(|| "nothing accepted".to_owned()))
+    })
+}
+
+/// A node namespace with an uplink to a "world" namespace that has no route to the pods (so only
+/// masqueraded traffic gets an answer there), our network ensured on the node, and one pod
+/// namespace added through the plugin chain with a hostPort.
+struct PodOnNode {
+    node: Netns,
+    pod: Netns,
+    world: Netns,
+    _dirs: tempfile::TempDir,
+    config: NetworkConfig,
+    network: NodeNetwork,
+    list: Value,
+    result: Value,
+    address: Ipv4Net,
+}
+
+const NODE_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const WORLD_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+impl PodOnNode {
+    fn start() -> Self {
+        let node = Netns::new("node");
+        let pod = Netns::new("pod");
+        let world = Netns::new("world");
+        let dirs = tempfile::tempdir().unwrap();
+        let mut config = NetworkConfig::new(
+            "10.244.0.0/16".parse().unwrap(),
+            "10.244.7.0/24".parse().unwrap(),
+            dirs.path().join("etc/cni/net.d"),
+            dirs.path().join("agent/cni/networks"),
+        );
+        config.bridge = "k3rs-test0".to_owned();
+        let network = NodeNetwork::new(config.clone()).unwrap();
+
+        node.exec_ok(
+            "ip",
+            &[
+                "link",
+                "add",
+                "up0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &world.name,
+            ],
+        );
+        node.exec_ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "up0"]);
+        node.exec_ok("ip", &["link", "set", "up0", "up"]);
+        world.exec_ok("ip", &["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+        world.exec_ok("ip", &["link", "set", "eth0", "up"]);
+
+        let network_ref = &network;
+        let written = node.block_on(|| async move { network_ref.ensure().await.unwrap() });
+        assert!(written.changed);
+        let again = node.block_on(|| async move { network_ref.ensure().await.unwrap() });
+        assert!(!again.changed, "ensure twice rewrites nothing");
+        let list: Value =
+            serde_json::from_str(&std::fs::read_to_string(&written.path).unwrap()).unwrap();
+        assert_eq!(list["name"], NETWORK_NAME);
+        assert_eq!(list["plugins"].as_array().unwrap().len(), 2);
+
+        // ADD through the chain, as containerd would.
+        let result = node.run(|| {
+            let bridge = run_plugin(&list, 0, "ADD", &pod, None);
+            run_plugin(&list, 1, "ADD", &pod, Some(&bridge))
+        });
+        let address: Ipv4Net = result["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            node,
+            pod,
+            world,
+            _dirs: dirs,
+            config,
+            network,
+            list,
+            result,
+            address,
+        }
+    }
+
+    fn allocation(&self) -> PathBuf {
+        self.config
+            .ipam_data_dir
+            .join(NETWORK_NAME)
+            .join(self.address.addr().to_string())
+    }
+
+    fn teardown(&self) -> TeardownReport {
+        let network = &self.network;
+        self.node
+            .block_on(|| async move { network.teardown().await.unwrap() })
+    }
+
+    /// Nothing of ours is left on the node: bridge, rules, portmap's pod rules, IPAM directory.
+    fn assert_node_clean(&self) {
+        let links = self.node.exec_ok("ip", &["-o", "link"]);
+        assert!(!links.contains("k3rs-test0"), "{links}");
+        let rules = self.node.exec_ok("iptables-save", &[]);
+        assert!(!rules.contains("K3RS"), "{rules}");
+        // portmap's shared CNI-HOSTPORT-* chains stay (its own DEL leaves them too); nothing
+        // of the pod may.
+        assert!(!rules.contains("CNI-DN-"), "{rules}");
+        assert!(!rules.contains(&self.address.addr().to_string()), "{rules}");
+        assert!(!self.config.ipam_data_dir.exists());
+    }
+}
+
 #[test]
-fn cni_chain_with_our_conflist_then_teardown() {
+fn cni_chain_with_our_conflist_then_del_and_teardown() {
     require_capabilities!();
-    let node = Netns::new("node");
-    let pod = Netns::new("pod");
-    let world = Netns::new("world");
-    let dirs = tempfile::tempdir().unwrap();
-    let mut config = NetworkConfig::new(
-        "10.244.0.0/16".parse().unwrap(),
-        "10.244.7.0/24".parse().unwrap(),
-        dirs.path().join("etc/cni/net.d"),
-        dirs.path().join("agent/cni/networks"),
-    );
-    config.bridge = "k3rs-test0".to_owned();
-    let network = NodeNetwork::new(config.clone()).unwrap();
-    let network = &network;
-
-    // The node's uplink: a veth to a "world" namespace that has no route to the pods, so only a
-    // masqueraded connection gets an answer.
-    node.exec_ok(
-        "ip",
-        &[
-            "link",
-            "add",
-            "up0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &world.name,
-        ],
-    );
-    node.exec_ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "up0"]);
-    node.exec_ok("ip", &["link", "set", "up0", "up"]);
-    world.exec_ok("ip", &["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
-    world.exec_ok("ip", &["link", "set", "eth0", "up"]);
-
-    let written = node.block_on(|| async move { network.ensure().await.unwrap() });
-    assert!(written.changed);
-    let again = node.block_on(|| async move { network.ensure().await.unwrap() });
-    assert!(!again.changed, "ensure twice rewrites nothing");
-    let list: Value =
-        serde_json::from_str(&std::fs::read_to_string(&written.path).unwrap()).unwrap();
-    assert_eq!(list["name"], NETWORK_NAME);
-    assert_eq!(list["plugins"].as_array().unwrap().len(), 2);
-
-    // ADD through the chain, as containerd would.
-    let result = node.run(|| {
-        let bridge = run_plugin(&list, 0, "ADD", &pod, None);
-        run_plugin(&list, 1, "ADD", &pod, Some(&bridge))
-    });
-    let address: Ipv4Net = result["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(config.pod_cidr.contains(&address.addr()), "{address}");
-    assert_eq!(result["ips"][0]["gateway"], "10.244.7.1");
+    let setup = PodOnNode::start();
+    let PodOnNode {
+        node, pod, world, ..
+    } = &setup;
+    let address = setup.address;
+    assert!(setup.config.pod_cidr.contains(&address.addr()), "{address}");
+    assert_eq!(setup.result["ips"][0]["gateway"], "10.244.7.1");
     let pod_addresses = pod.exec_ok("ip", &["-4", "-o", "addr", "show", "dev", "eth0"]);
     assert!(
         pod_addresses.contains(&address.to_string()),
@@ -448,61 +533,80 @@ fn cni_chain_with_our_conflist_then_teardown() {
         pod_routes.contains("default via 10.244.7.1 dev eth0"),
         "{pod_routes}"
     );
-    let allocation = config
-        .ipam_data_dir
-        .join(NETWORK_NAME)
-        .join(address.addr().to_string());
-    assert!(allocation.exists(), "{}", allocation.display());
+    assert!(
+        setup.allocation().exists(),
+        "{}",
+        setup.allocation().display()
+    );
 
     // The pod reaches its gateway on the node.
-    let gateway = SocketAddr::from((Ipv4Addr::new(10, 244, 7, 1), 0));
-    let listener = node.run(|| TcpListener::bind(gateway).unwrap());
-    let gateway = listener.local_addr().unwrap();
-    let from = pod.run(|| connect(gateway).unwrap());
-    assert_eq!(
-        accept_one(&listener).map(|peer| peer.ip()),
-        Some(address.addr().into())
-    );
-    assert_eq!(from.ip(), address.addr());
+    let listener = node.run(|| TcpListener::bind("10.244.7.1:0").unwrap());
+    let seen = connection(pod, &listener).unwrap();
+    assert_eq!(seen.ip(), address.addr());
 
     // The pod reaches the world through the node, masqueraded to the node's address.
-    let listener = world.run(|| TcpListener::bind("192.0.2.2:0").unwrap());
-    let target = listener.local_addr().unwrap();
+    let listener = world.run(|| TcpListener::bind((WORLD_ADDRESS, 0)).unwrap());
+    assert_eq!(
+        connection(pod, &listener).map(|peer| peer.ip()),
+        Ok(NODE_ADDRESS.into()),
+        "pod to world, masqueraded"
+    );
+
+    // The world reaches the pod through its hostPort and keeps its own address.
+    let listener = pod.run(|| TcpListener::bind("0.0.0.0:80").unwrap());
+    let host_port = SocketAddr::from((NODE_ADDRESS, 8080));
     let (connected, accepted) = std::thread::scope(|scope| {
         let accepted = scope.spawn(|| accept_one(&listener));
-        let connected = pod.run(|| connect(target).map_err(|e| e.to_string()));
+        let connected = world.run(|| connect(host_port).map_err(|e| e.to_string()));
         (connected, accepted.join().unwrap())
     });
-    assert!(connected.is_ok(), "pod to world: {connected:?}");
+    assert!(connected.is_ok(), "world to hostPort: {connected:?}");
     assert_eq!(
         accepted.map(|peer| peer.ip()),
-        Some(Ipv4Addr::new(192, 0, 2, 1).into()),
-        "masqueraded to the node's address"
+        Some(WORLD_ADDRESS.into()),
+        "the client's address is kept"
     );
 
     // DEL in reverse order with the chain's result, as libcni does.
     node.run(|| {
-        run_plugin(&list, 1, "DEL", &pod, Some(&result));
-        run_plugin(&list, 0, "DEL", &pod, Some(&result));
+        run_plugin(&setup.list, 1, "DEL", pod, Some(&setup.result));
+        run_plugin(&setup.list, 0, "DEL", pod, Some(&setup.result));
     });
     assert!(
         !pod.exec("ip", &["link", "show", "eth0"]).status.success(),
         "eth0 gone"
     );
-    assert!(!allocation.exists(), "address released");
-
-    let report = node.block_on(|| async move { network.teardown().await.unwrap() });
-    assert_eq!(report.bridge, link::BridgeDeletion::Deleted);
-    assert!(report.ipam_data_dir_removed);
+    assert!(!setup.allocation().exists(), "address released");
     let links = node.exec_ok("ip", &["-o", "link"]);
-    assert!(!links.contains("k3rs-test0"), "{links}");
     assert!(!links.contains("veth"), "{links}");
-    let rules = node.exec_ok("iptables-save", &[]);
-    assert!(!rules.contains("K3RS"), "{rules}");
-    assert!(!rules.contains("CNI-"), "{rules}");
-    assert!(!config.ipam_data_dir.exists());
 
-    let again = node.block_on(|| async move { network.teardown().await.unwrap() });
+    let report = setup.teardown();
+    assert_eq!(report.bridge, link::BridgeDeletion::Deleted);
+    assert!(!report.hostport_rules_removed, "DEL removed them");
+    assert!(report.ipam_data_dir_removed);
+    setup.assert_node_clean();
+
+    let again = setup.teardown();
     assert_eq!(again.bridge, link::BridgeDeletion::Absent);
-    assert!(!again.ipam_data_dir_removed);
+    assert!(!again.hostport_rules_removed && !again.ipam_data_dir_removed);
+}
+
+/// What `k3rs-killall` meets: pods killed without a CNI DEL. Teardown alone must leave the node
+/// clean.
+#[test]
+fn teardown_without_del_removes_what_the_pod_left() {
+    require_capabilities!();
+    let setup = PodOnNode::start();
+    let rules = setup.node.exec_ok("iptables-save", &["-t", "nat"]);
+    assert!(
+        rules.contains("CNI-DN-"),
+        "portmap made the pod's chain: {rules}"
+    );
+    assert!(setup.allocation().exists());
+
+    let report = setup.teardown();
+    assert_eq!(report.bridge, link::BridgeDeletion::Deleted);
+    assert!(report.hostport_rules_removed);
+    assert!(report.ipam_data_dir_removed);
+    setup.assert_node_clean();
 }
