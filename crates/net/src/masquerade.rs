@@ -15,7 +15,7 @@
 //! Both jumps are inserted first in their chain, so nothing a host appends (a REJECT, a catch-all
 //! rule) comes before them. Applying again replaces the chains' rules and adds a jump only where
 //! none is; removing deletes every jump to the chains and the chains, and finds nothing the
-//! second time. Nothing outside these two chains and the jumps to them is read or changed.
+//! second time. Nothing outside these two chains and the jumps to them is changed.
 
 use std::fmt::Write as _;
 

@@ -193,7 +193,8 @@ fn masquerade_rules_apply_once_and_remove_cleanly() {
     ];
     assert_eq!(our_rules(&ns), expected);
 
-    // Again, and after someone appended a rule of theirs to FORWARD and one to our chain.
+    // Again, after someone appended a rule of theirs to FORWARD, one to our chain and a second
+    // jump to our nat chain.
     ns.exec_ok(
         "iptables",
         &["-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "DROP"],
@@ -201,6 +202,10 @@ fn masquerade_rules_apply_once_and_remove_cleanly() {
     ns.exec_ok(
         "iptables",
         &["-A", FORWARD_CHAIN, "-s", "198.51.100.0/24", "-j", "DROP"],
+    );
+    ns.exec_ok(
+        "iptables",
+        &["-t", "nat", "-A", "POSTROUTING", "-j", "K3RS-POSTROUTING"],
     );
     ns.block_on(|| async move { masquerade::apply(&ranges).await.unwrap() });
     assert_eq!(our_rules(&ns), expected, "applying twice changes nothing");
