@@ -1,16 +1,33 @@
 //! `k3rs-containerd`: everything k3rs says to containerd, and nothing about Kubernetes objects.
 //!
-//! k3rs runs its own containerd (the host's binary) as a supervised child with a config it
-//! writes ([`config`]), its own root, state and socket, so it never touches a system containerd
-//! or Docker; or it uses an existing CRI endpoint (`--container-runtime-endpoint`). Pods run
-//! through containerd's built-in CRI plugin, the contract the upstream kubelet and k3s use
-//! ([`cri`]); the native API is used only where CRI has no verb: importing image archives
-//! ([`import`]), which is also how the pause image embedded in the binary ([`pause`]) gets in.
+//! k3rs runs its own containerd (the host's binary) as a supervised child ([`process`]) with a
+//! config it writes ([`config`], from the host facts [`host`] detects), its own root, state and
+//! socket derived from the node's data dir ([`paths`]), so it never touches a system containerd or
+//! Docker. Pods run through containerd's built-in CRI plugin, the contract the upstream kubelet
+//! and k3s use ([`cri`]: a CRI v1 client over the unix socket, usable with any CRI endpoint).
 //!
 //! **Invariants**
-//! - Containers outlive k3rs: containerd dies with k3rs (its shims and containers do not), and
-//!   a restarted k3rs starts containerd again, whose CRI plugin recovers them.
-//! - Nothing here is written outside the directories and socket paths it is given.
-//! - The generated protocol code (CRI, containerd's API) is used as is, never edited.
+//! - Containers outlive k3rs: containerd dies with k3rs (PR_SET_PDEATHSIG, set in a pre-exec
+//!   hook; its shims are detached from it and live on), and a restarted k3rs starts
+//!   containerd again, whose CRI plugin recovers them. A containerd that exits on its own is
+//!   restarted with back-off; its state is published for the kubelet.
+//! - Nothing here is written outside the directories and socket paths it is given, and a
+//!   socket something already answers on is never taken over.
+//! - The generated protocol code (CRI) is used as is, never edited.
+//!
+//! The crate's only unsafe code is the pre-exec hook in `sys.rs`; hence no
+//! `#![forbid(unsafe_code)]` here (the workspace denies unsafe code everywhere else).
 
-#![forbid(unsafe_code)]
+pub mod config;
+pub mod cri;
+pub mod host;
+pub mod paths;
+pub mod process;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use config::{ConfigError, ContainerdConfig};
+pub use cri::{CriClient, CriError, RuntimeConditions};
+pub use host::{CgroupDriver, CgroupLayout, HostError, HostFacts};
+pub use paths::ContainerdPaths;
+pub use process::{Containerd, ContainerdError, ContainerdSettings, RestartCause, RuntimeState};
