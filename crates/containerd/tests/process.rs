@@ -40,31 +40,50 @@ macro_rules! require_containerd {
 
 /// A node's data dir in a temporary directory, and the settings of its containerd.
 struct Node {
-    dir: TempDir,
+    /// Removed on drop; `None` in the stand-in k3rs, whose test owns the directory.
+    _temporary: Option<TempDir>,
+    root: PathBuf,
     paths: ContainerdPaths,
 }
 
 impl Node {
+    fn at(root: PathBuf) -> Node {
+        let paths = ContainerdPaths::for_data_dir(&root);
+        Node {
+            _temporary: None,
+            root,
+            paths,
+        }
+    }
+
     fn new() -> Node {
         let dir = tempfile::Builder::new()
             .prefix("k3rs-ctrd")
             .tempdir()
             .unwrap();
-        let paths = ContainerdPaths::for_data_dir(dir.path());
-        Node { dir, paths }
+        Node {
+            _temporary: None,
+            ..Node::at(dir.path().to_path_buf())
+        }
+        .owning(dir)
+    }
+
+    fn owning(mut self, dir: TempDir) -> Node {
+        self._temporary = Some(dir);
+        self
     }
 
     fn settings(&self, host: &HostFacts) -> ContainerdSettings {
         let cni_bin = if Path::new("/usr/lib/cni").is_dir() {
             PathBuf::from("/usr/lib/cni")
         } else {
-            self.dir.path().join("cni-bin")
+            self.root.join("cni-bin")
         };
         let mut config = ContainerdConfig::new(
             &self.paths,
             "k3rs.test/pause:none",
             cni_bin,
-            self.dir.path().join("agent/etc/cni/net.d"),
+            self.root.join("agent/etc/cni/net.d"),
         );
         config.stream_server_port = 0;
         config.restrict_oom_score_adj = host.restrict_oom_score_adj();
@@ -256,7 +275,7 @@ async fn socket_paths_too_long_are_refused_by_name() {
 async fn a_containerd_that_exits_during_start_is_reported_with_its_log() {
     // A stand-in binary that fails as a misconfigured containerd would.
     let node = Node::new();
-    let binary = node.dir.path().join("failing-containerd");
+    let binary = node.root.join("failing-containerd");
     fs::write(
         &binary,
         "#!/bin/sh\necho \"config: $2\"\necho 'containerd: failed to load plugin' >&2\nexit 3\n",
@@ -303,5 +322,84 @@ async fn a_containerd_that_exits_during_start_is_reported_with_its_log() {
     assert!(
         message.contains(&*node.paths.log_file.to_string_lossy()),
         "{message}"
+    );
+}
+
+/// Set for the child process that plays k3rs in [`containerd_dies_with_its_parent`]: the node's
+/// data dir.
+const STAND_IN_DATA_DIR: &str = "K3RS_CONTAINERD_TEST_STAND_IN_DATA_DIR";
+
+/// Not a test of its own: the body of the child process [`containerd_dies_with_its_parent`]
+/// starts (this test binary again, with [`STAND_IN_DATA_DIR`] set). It starts containerd, prints
+/// its pid and waits to be killed; without the variable it returns at once.
+#[test]
+fn stand_in_k3rs() {
+    let Some(data_dir) = std::env::var_os(STAND_IN_DATA_DIR) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let host = HostFacts::detect().unwrap();
+        let node = Node::at(PathBuf::from(data_dir));
+        let containerd = Containerd::start(node.settings(&host)).await.unwrap();
+        println!("containerd-pid={}", containerd.pid().unwrap());
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Kills this node's containerd processes, whatever happens in the test.
+struct KillLeftovers<'a>(&'a Node);
+
+impl Drop for KillLeftovers<'_> {
+    fn drop(&mut self) {
+        for pid in self.0.containerd_pids() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn containerd_dies_with_its_parent() {
+    require_containerd!();
+    use std::io::BufRead;
+    let node = Node::new();
+    let _leftovers = KillLeftovers(&node);
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stand_in_k3rs",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(STAND_IN_DATA_DIR, &node.root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(parent.stdout.take().unwrap());
+    // libtest prints "test stand_in_k3rs ... " before the line, without a newline.
+    let pid = stdout.lines().map_while(Result::ok).find_map(|line| {
+        line.split_once("containerd-pid=")
+            .map(|(_, pid)| pid.trim().parse::<i32>().unwrap())
+    });
+    let Some(pid) = pid else {
+        let _ = parent.kill();
+        panic!(
+            "the stand-in k3rs did not start containerd: {:?}",
+            parent.wait()
+        );
+    };
+    assert_eq!(node.containerd_pids(), [pid]);
+
+    // k3rs is killed without a chance to stop containerd: the kernel kills containerd.
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.containerd_pids().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        node.containerd_pids(),
+        Vec::<i32>::new(),
+        "containerd outlived k3rs"
     );
 }
