@@ -76,18 +76,21 @@ impl CriClient {
     /// Connects to the CRI endpoint at the unix socket `socket`; fails when nothing accepts
     /// there.
     pub async fn connect(socket: &Path) -> Result<CriClient, CriError> {
-        let target = socket.to_path_buf();
         let channel = endpoint()
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let target = target.clone();
-                async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(target).await?)) }
-            }))
+            .connect_with_connector(unix_connector(socket))
             .await
             .map_err(|source| CriError::Connect {
                 socket: socket.to_path_buf(),
                 source,
             })?;
         Ok(CriClient::from_channel(socket, channel))
+    }
+
+    /// A client for the CRI endpoint at `socket` that connects on its first call (so it can
+    /// be made before the runtime is up; calls fail until it is).
+    pub fn connect_lazy(socket: &Path) -> CriClient {
+        let channel = endpoint().connect_with_connector_lazy(unix_connector(socket));
+        CriClient::from_channel(socket, channel)
     }
 
     fn from_channel(socket: &Path, channel: Channel) -> CriClient {
@@ -168,6 +171,23 @@ impl CriClient {
             tokio::time::sleep(interval).await;
         }
     }
+}
+
+/// Dials `socket` for every new HTTP/2 connection of a channel.
+fn unix_connector(
+    socket: &Path,
+) -> impl tower::Service<
+    Uri,
+    Response = TokioIo<UnixStream>,
+    Error = io::Error,
+    Future = impl std::future::Future<Output = io::Result<TokioIo<UnixStream>>> + Send,
+> + Send
+       + 'static {
+    let target = socket.to_path_buf();
+    tower::service_fn(move |_: Uri| {
+        let target = target.clone();
+        async move { Ok(TokioIo::new(UnixStream::connect(target).await?)) }
+    })
 }
 
 fn endpoint() -> Endpoint {

@@ -15,8 +15,8 @@
 //!   socket something already answers on is never taken over.
 //! - The generated protocol code (CRI) is used as is, never edited.
 //!
-//! The crate's only unsafe code is the pre-exec hook in `sys.rs`; hence no
-//! `#![forbid(unsafe_code)]` here (the workspace denies unsafe code everywhere else).
+//! The crate's only unsafe code is that pre-exec hook, in `sys.rs`; hence no
+//! `#![forbid(unsafe_code)]` here (the workspace lint still denies unsafe code outside `sys`).
 
 pub mod config;
 pub mod cri;

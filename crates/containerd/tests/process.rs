@@ -222,6 +222,9 @@ async fn two_nodes_run_side_by_side_and_a_busy_socket_is_refused() {
     require_containerd!();
     let host = HostFacts::detect().unwrap();
     let (a, b) = (Node::new(), Node::new());
+    // A lazy client can be made before its runtime is up.
+    let early = CriClient::connect_lazy(&b.paths.grpc_socket);
+    assert!(early.version().await.is_err());
     let (first, second) = tokio::join!(
         Containerd::start(a.settings(&host)),
         Containerd::start(b.settings(&host))
@@ -233,6 +236,7 @@ async fn two_nodes_run_side_by_side_and_a_busy_socket_is_refused() {
         let client = CriClient::connect(containerd.socket()).await.unwrap();
         assert_eq!(client.version().await.unwrap().runtime_name, "containerd");
     }
+    assert_eq!(early.version().await.unwrap().runtime_name, "containerd");
 
     // A second containerd for node a would take its socket over: refused, and a's keeps running.
     let refused = Containerd::start(a.settings(&host)).await.unwrap_err();

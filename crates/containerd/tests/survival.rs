@@ -163,17 +163,38 @@ impl Drop for Leftovers {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         if let Some(parent) = &self.cgroup_parent {
+            // Killed processes leave their cgroups a moment later: retry for a while.
             let relative = parent.trim_start_matches('/');
-            let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(relative));
+            let mut roots = vec![Path::new("/sys/fs/cgroup").join(relative)];
             for hierarchy in fs::read_dir("/sys/fs/cgroup")
                 .into_iter()
                 .flatten()
                 .flatten()
             {
-                let _ = fs::remove_dir(hierarchy.path().join(relative));
+                roots.push(hierarchy.path().join(relative));
+            }
+            for _ in 0..50 {
+                roots.retain(|root| root.exists() && remove_cgroup_tree(root).is_err());
+                if roots.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !roots.is_empty() {
+                eprintln!("could not remove test cgroups {roots:?}");
             }
         }
     }
+}
+
+/// Removes a cgroup directory and the cgroups below it (rmdir, deepest first).
+fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            remove_cgroup_tree(&entry.path())?;
+        }
+    }
+    fs::remove_dir(dir)
 }
 
 async fn start(settings: &ContainerdSettings) -> Containerd {
@@ -327,7 +348,15 @@ async fn a_pod_sandbox_outlives_containerd_and_is_adopted() {
         .unwrap()
         .into_inner()
         .pod_sandbox_id;
-    let running = pids_running(&sleep_args);
+    // runc start returns once the sandbox's init was told to exec; the exec follows.
+    let mut running = pids_running(&sleep_args);
+    for _ in 0..50 {
+        if !running.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        running = pids_running(&sleep_args);
+    }
     assert_eq!(
         running.len(),
         1,
