@@ -11,8 +11,9 @@
 //!   hook; its shims are detached from it and live on), and a restarted k3rs starts
 //!   containerd again, whose CRI plugin recovers them. A containerd that exits on its own is
 //!   restarted with back-off; its state is published for the kubelet.
-//! - Nothing here is written outside the directories and socket paths it is given, and a
-//!   socket something already answers on is never taken over.
+//! - Nothing here is written outside the directories and socket paths it is given (but for
+//!   [`host`]'s probe of this process's own `oom_score_adj`, restored at once), and a socket
+//!   something already answers on is never taken over.
 //! - The generated protocol code (CRI) is used as is, never edited.
 //!
 //! The crate's only unsafe code is that pre-exec hook, in `sys.rs`; hence no
