@@ -520,9 +520,10 @@ impl<'a> BlobWriter<'a> {
                 // Queued before the call: containerd answers (and sends its headers) only once
                 // it has the first message.
                 let _ = sender.send(message).await;
-                let requests = futures::stream::unfold(receiver, |mut receiver| async move {
-                    receiver.recv().await.map(|message| (message, receiver))
-                });
+                // A plain poll function, not an `unfold` of async blocks: the future of the
+                // whole import stays `Send` for every lifetime (`tokio::spawn` needs that).
+                let mut receiver = receiver;
+                let requests = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
                 match self
                     .session
                     .content()

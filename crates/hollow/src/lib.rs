@@ -41,7 +41,7 @@ mod retry;
 
 pub use cluster::HollowCluster;
 pub use config::HollowNodeConfig;
+pub use k3rs_kubelet::node::NODE_LEASE_NAMESPACE;
 /// What a hollow node could not do: the kubelet's node agent's error.
 pub use k3rs_kubelet::KubeletError as HollowError;
-pub use k3rs_kubelet::node::NODE_LEASE_NAMESPACE;
 pub use node::HollowNode;

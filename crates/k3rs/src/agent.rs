@@ -3,7 +3,7 @@
 //! imported, the pod network for the node's pod CIDR, and the kubelet.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -138,7 +138,10 @@ async fn import_airgap(
         let Ok(meta) = std::fs::metadata(&file) else {
             continue;
         };
-        let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
         if seen.get(&file) == Some(&stamp) {
             continue;
         }
@@ -166,7 +169,13 @@ pub(crate) async fn start(
     server_url: &str,
 ) -> anyhow::Result<Agent> {
     let paths = AgentPaths::new(&settings.data_dir);
-    for dir in [&paths.cni_conf_dir, &paths.ipam_dir, &paths.kubelet_root, &paths.images, &paths.pod_logs] {
+    for dir in [
+        &paths.cni_conf_dir,
+        &paths.ipam_dir,
+        &paths.kubelet_root,
+        &paths.images,
+        &paths.pod_logs,
+    ] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let host = HostFacts::detect().context("reading the host's cgroups")?;
@@ -175,7 +184,12 @@ pub(crate) async fn start(
         k3rs_containerd::CgroupDriver::Cgroupfs => CgroupDriver::Cgroupfs,
     };
     let cluster_cidr = k3rs_api::cidr::parse_ipv4(
-        settings.cluster_cidr.split(',').next().unwrap_or_default().trim(),
+        settings
+            .cluster_cidr
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim(),
     )
     .context("--cluster-cidr")?;
 
@@ -293,9 +307,4 @@ impl Agent {
             }
         }
     }
-}
-
-/// The node IPs as the kubelet reports them.
-pub(crate) fn host_ips(settings: &ServerSettings) -> Vec<IpAddr> {
-    settings.node_ips.clone()
 }

@@ -73,7 +73,10 @@ impl ConfigFile {
         let parsed: Option<Self> =
             serde_yaml_ng::from_str(text).map_err(|err| one_line(&err.to_string()))?;
         let config = parsed.unwrap_or_default();
-        for (key, list) in [("node-ip", &config.node_ip), ("cluster-dns", &config.cluster_dns)] {
+        for (key, list) in [
+            ("node-ip", &config.node_ip),
+            ("cluster-dns", &config.cluster_dns),
+        ] {
             for ip in list.iter().flat_map(|list| list.0.iter()) {
                 ip.parse::<IpAddr>()
                     .map_err(|_| format!("{key}: {ip:?} is not an IP address"))?;

@@ -2,9 +2,11 @@
 
 #![deny(unsafe_code)]
 
+mod agent;
 mod cli;
 mod config_file;
 mod host;
+mod node_facts;
 mod server;
 mod settings;
 #[allow(unsafe_code)]

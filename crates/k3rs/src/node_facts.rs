@@ -50,7 +50,10 @@ impl Resources {
         BTreeMap::from([
             ("cpu".to_owned(), format!("{}", self.milli_cpu / 1000)),
             ("memory".to_owned(), format!("{}Ki", self.memory / 1024)),
-            ("ephemeral-storage".to_owned(), format!("{}Ki", self.ephemeral_storage / 1024)),
+            (
+                "ephemeral-storage".to_owned(),
+                format!("{}Ki", self.ephemeral_storage / 1024),
+            ),
             ("pods".to_owned(), MAX_PODS.to_string()),
         ])
     }
@@ -65,7 +68,10 @@ impl Resources {
         let storage = self.ephemeral_storage - self.ephemeral_storage * EVICTION_DISK_PERCENT / 100;
         BTreeMap::from([
             ("cpu".to_owned(), format!("{}", self.milli_cpu / 1000)),
-            ("memory".to_owned(), format!("{}Ki", self.allocatable_memory() / 1024)),
+            (
+                "memory".to_owned(),
+                format!("{}Ki", self.allocatable_memory() / 1024),
+            ),
             ("ephemeral-storage".to_owned(), storage.max(0).to_string()),
             ("pods".to_owned(), MAX_PODS.to_string()),
         ])
@@ -138,7 +144,8 @@ mod tests {
         );
         assert_eq!(mem_total("nothing"), None);
         assert_eq!(
-            pretty_name("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n").as_deref(),
+            pretty_name("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
+                .as_deref(),
             Some("Debian GNU/Linux 12 (bookworm)")
         );
     }
@@ -152,8 +159,14 @@ mod tests {
         };
         assert_eq!(resources.capacity()["memory"], "4194304Ki");
         assert_eq!(resources.capacity()["cpu"], "2");
-        assert_eq!(resources.allocatable()["memory"], format!("{}Ki", ((4i64 << 30) - (100 << 20)) / 1024));
-        assert_eq!(resources.allocatable()["ephemeral-storage"], (90i64 * (1 << 30)).to_string() );
+        assert_eq!(
+            resources.allocatable()["memory"],
+            format!("{}Ki", ((4i64 << 30) - (100 << 20)) / 1024)
+        );
+        assert_eq!(
+            resources.allocatable()["ephemeral-storage"],
+            (90i64 * (1 << 30)).to_string()
+        );
         assert_eq!(resources.allocatable()["pods"], "110");
     }
 

@@ -154,6 +154,9 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     }
     pki_config.hostnames = hostnames;
     pki_config.extra_sans = settings.tls_sans.clone();
+    if settings.agent.is_some() {
+        pki_config.kubelet_node = Some(settings.node_name.clone());
+    }
     let pki = tokio::task::spawn_blocking(move || ensure_server_pki(&pki_config))
         .await
         .context("preparing certificates")??;
@@ -216,6 +219,16 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     api.readiness()
         .register("controllers", move || health.check().is_ok());
 
+    // The node side, connecting like any client; the kubelet waits for the API as it must.
+    let agent = match settings.agent.as_ref() {
+        Some(agent_settings) => Some(
+            crate::agent::start(&settings, agent_settings, &pki, &url)
+                .await
+                .context("starting the agent")?,
+        ),
+        None => None,
+    };
+
     let releasing = tokio::spawn(release_free_memory_periodically());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut serving = tokio::spawn(api.serve(async move {
@@ -237,7 +250,11 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
-    // Every controller task gone before the API server stops: no watch of theirs breaks.
+    // The kubelet first (containers keep running), then every controller task, all before
+    // the API server stops: no watch of theirs breaks.
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
     controllers.stop().await;
     let _ = stop.send(());
     serving.await.context("the API server task failed")??;
@@ -288,6 +305,7 @@ mod tests {
             write_kubeconfig_mode: 0o600,
             etcd_compaction_interval: std::time::Duration::from_secs(90),
             store_compaction_retention: 20,
+            agent: None,
         };
         let config = store_settings(&paths, &settings);
         assert_eq!(config.path, paths.store);

@@ -89,7 +89,12 @@ pub(crate) fn merge(
         node_ips
     };
     let file_cluster_dns = file.cluster_dns();
-    let disable_agent = pick(matches, "disable_agent", args.disable_agent, file.disable_agent);
+    let disable_agent = pick(
+        matches,
+        "disable_agent",
+        args.disable_agent,
+        file.disable_agent,
+    );
     let service_cidr = pick(
         matches,
         "service_cidr",
@@ -289,15 +294,23 @@ mod tests {
         assert_eq!(agent.cluster_dns, ["10.43.0.10".parse::<IpAddr>().unwrap()]);
         assert_eq!(agent.cluster_domain, "cluster.local");
         assert_eq!(agent.container_runtime_endpoint, None);
-        assert_eq!(merged(&["--service-cidr", "10.96.0.0/12"], "").agent.unwrap().cluster_dns,
-            ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            merged(&["--service-cidr", "10.96.0.0/12"], "")
+                .agent
+                .unwrap()
+                .cluster_dns,
+            ["10.96.0.10".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]
     fn the_agent_can_be_disabled_by_flag_or_file() {
         assert!(merged(&["--disable-agent"], "").agent.is_none());
         assert!(merged(&[], "disable-agent: true\n").agent.is_none());
-        let dns = merged(&[], "cluster-dns: 10.0.0.53\n").agent.unwrap().cluster_dns;
+        let dns = merged(&[], "cluster-dns: 10.0.0.53\n")
+            .agent
+            .unwrap()
+            .cluster_dns;
         assert_eq!(dns, ["10.0.0.53".parse::<IpAddr>().unwrap()]);
     }
 }

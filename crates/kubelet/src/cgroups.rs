@@ -164,23 +164,34 @@ mod tests {
     use serde_json::json;
 
     fn pod(containers: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": containers}}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": containers}}),
+        )
+        .unwrap()
     }
 
     #[test]
     fn qos_classes() {
-        assert_eq!(QosClass::of(&pod(json!([{"name": "a"}]))), QosClass::BestEffort);
         assert_eq!(
-            QosClass::of(&pod(json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]))),
+            QosClass::of(&pod(json!([{"name": "a"}]))),
+            QosClass::BestEffort
+        );
+        assert_eq!(
+            QosClass::of(&pod(
+                json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}])
+            )),
             QosClass::Guaranteed
         );
         assert_eq!(
-            QosClass::of(&pod(json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]))),
+            QosClass::of(&pod(
+                json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}])
+            )),
             QosClass::Guaranteed
         );
         assert_eq!(
-            QosClass::of(&pod(json!([{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]))),
+            QosClass::of(&pod(
+                json!([{"name": "a", "resources": {"requests": {"cpu": "100m"}}}])
+            )),
             QosClass::Burstable
         );
     }

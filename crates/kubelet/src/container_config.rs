@@ -170,7 +170,10 @@ fn linux_security(pod: &Pod, security: &SecurityContext) -> cri::LinuxContainerS
     }
 }
 
-fn linux_resources(container: &Container, settings: &RunSettings<'_>) -> cri::LinuxContainerResources {
+fn linux_resources(
+    container: &Container,
+    settings: &RunSettings<'_>,
+) -> cri::LinuxContainerResources {
     let cpu_request = cgroups::quantity(container, false, "cpu")
         .or_else(|| cgroups::quantity(container, true, "cpu"));
     let cpu_limit = cgroups::quantity(container, true, "cpu");
@@ -179,7 +182,11 @@ fn linux_resources(container: &Container, settings: &RunSettings<'_>) -> cri::Li
         .or_else(|| cgroups::quantity(container, true, "memory"))
         .unwrap_or(0);
     cri::LinuxContainerResources {
-        cpu_period: if cpu_limit.is_some() { cgroups::CPU_PERIOD } else { 0 },
+        cpu_period: if cpu_limit.is_some() {
+            cgroups::CPU_PERIOD
+        } else {
+            0
+        },
         cpu_quota: cpu_limit.map_or(0, cgroups::cpu_quota),
         cpu_shares: cgroups::cpu_shares(cpu_request.unwrap_or(0)),
         memory_limit_in_bytes: memory_limit,
@@ -220,7 +227,10 @@ pub fn container_config(
         .map(|part| env::expand(part, &lookup))
         .collect();
     let mut annotation_map: HashMap<String, String> = HashMap::from([
-        (annotations::CONTAINER_HASH.to_owned(), container_hash(container)),
+        (
+            annotations::CONTAINER_HASH.to_owned(),
+            container_hash(container),
+        ),
         (
             annotations::RESTART_COUNT.to_owned(),
             settings.restart_count.to_string(),
@@ -335,7 +345,10 @@ mod tests {
         assert_eq!(config.metadata.as_ref().unwrap().attempt, 2);
         assert_eq!(config.image.as_ref().unwrap().image, "sha256:abc");
         assert_eq!(config.annotations[annotations::RESTART_COUNT], "2");
-        assert_eq!(config.annotations[annotations::TERMINATION_GRACE_PERIOD], "30");
+        assert_eq!(
+            config.annotations[annotations::TERMINATION_GRACE_PERIOD],
+            "30"
+        );
         assert_eq!(config.labels[labels::CONTAINER_NAME], "app");
         assert_eq!(config.labels[labels::POD_UID], "u1");
         let linux = config.linux.unwrap();
@@ -344,7 +357,10 @@ mod tests {
         assert_eq!(resources.cpu_quota, 50_000);
         assert_eq!(resources.cpu_period, 100_000);
         assert_eq!(resources.memory_limit_in_bytes, 128 << 20);
-        assert_eq!(resources.oom_score_adj, 1000 - 1000 * (64 << 20) / (1 << 30));
+        assert_eq!(
+            resources.oom_score_adj,
+            1000 - 1000 * (64 << 20) / (1 << 30)
+        );
         let security = linux.security_context.unwrap();
         assert_eq!(security.run_as_user.unwrap().value, 1000);
         assert!(security.readonly_rootfs);
@@ -356,23 +372,38 @@ mod tests {
 
     #[test]
     fn run_as_non_root_is_checked_against_the_image() {
-        let p = pod(json!({"name": "app", "image": "x"}), json!({"runAsNonRoot": true}));
+        let p = pod(
+            json!({"name": "app", "image": "x"}),
+            json!({"runAsNonRoot": true}),
+        );
         let container = &p.spec.as_ref().unwrap().containers[0];
         let env = BTreeMap::new();
-        let root = ImageUser { uid: Some(0), username: String::new() };
+        let root = ImageUser {
+            uid: Some(0),
+            username: String::new(),
+        };
         let err = container_config(&p, container, settings(&env, &root)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "container has runAsNonRoot and image will run as root (pod: \"web_shop(u1)\", container: app)"
         );
-        let named = ImageUser { uid: None, username: "www-data".into() };
+        let named = ImageUser {
+            uid: None,
+            username: "www-data".into(),
+        };
         assert!(container_config(&p, container, settings(&env, &named))
             .unwrap_err()
             .to_string()
             .contains("non-numeric user (www-data)"));
-        let nobody = ImageUser { uid: Some(65534), username: String::new() };
+        let nobody = ImageUser {
+            uid: Some(65534),
+            username: String::new(),
+        };
         assert!(container_config(&p, container, settings(&env, &nobody)).is_ok());
-        let p = pod(json!({"name": "app", "image": "x", "securityContext": {"runAsUser": 0}}), json!({"runAsNonRoot": true}));
+        let p = pod(
+            json!({"name": "app", "image": "x", "securityContext": {"runAsUser": 0}}),
+            json!({"runAsNonRoot": true}),
+        );
         let container = &p.spec.as_ref().unwrap().containers[0];
         assert!(container_config(&p, container, settings(&env, &nobody))
             .unwrap_err()
@@ -382,7 +413,10 @@ mod tests {
 
     #[test]
     fn privileged_containers_see_all_of_proc() {
-        let p = pod(json!({"name": "app", "image": "x", "securityContext": {"privileged": true}}), json!({}));
+        let p = pod(
+            json!({"name": "app", "image": "x", "securityContext": {"privileged": true}}),
+            json!({}),
+        );
         let container = &p.spec.as_ref().unwrap().containers[0];
         let env = BTreeMap::new();
         let user = ImageUser::default();

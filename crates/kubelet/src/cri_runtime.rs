@@ -23,11 +23,12 @@ pub struct CriRuntime {
 }
 
 impl CriRuntime {
-    pub fn new(channel: Channel) -> Self {
-        CriRuntime {
-            runtime: RuntimeServiceClient::new(channel.clone()),
-            images: ImageServiceClient::new(channel),
-        }
+    /// A runtime over the CRI's two services (`k3rs_containerd::CriClient` hands out both).
+    pub fn new(
+        runtime: RuntimeServiceClient<Channel>,
+        images: ImageServiceClient<Channel>,
+    ) -> Self {
+        CriRuntime { runtime, images }
     }
 }
 
@@ -50,7 +51,11 @@ fn error(operation: &'static str) -> impl FnOnce(tonic::Status) -> RuntimeError 
         RuntimeError {
             kind,
             operation,
-            message: format!("rpc error: code = {:?} desc = {}", status.code(), status.message()),
+            message: format!(
+                "rpc error: code = {:?} desc = {}",
+                status.code(),
+                status.message()
+            ),
             source: Some(Box::new(status)),
         }
     }
@@ -152,7 +157,11 @@ impl Runtime for CriRuntime {
             .into_inner()
             .status
             .ok_or_else(|| {
-                RuntimeError::new(RuntimeErrorKind::NotFound, "PodSandboxStatus", format!("sandbox {id} has no status"))
+                RuntimeError::new(
+                    RuntimeErrorKind::NotFound,
+                    "PodSandboxStatus",
+                    format!("sandbox {id} has no status"),
+                )
             })
     }
 
@@ -160,7 +169,10 @@ impl Runtime for CriRuntime {
         Ok(self
             .runtime
             .clone()
-            .list_pod_sandbox(request(cri::ListPodSandboxRequest::default(), Some(CALL_TIMEOUT)))
+            .list_pod_sandbox(request(
+                cri::ListPodSandboxRequest::default(),
+                Some(CALL_TIMEOUT),
+            ))
             .await
             .map_err(error("ListPodSandbox"))?
             .into_inner()
@@ -230,7 +242,10 @@ impl Runtime for CriRuntime {
         Ok(self
             .runtime
             .clone()
-            .list_containers(request(cri::ListContainersRequest::default(), Some(CALL_TIMEOUT)))
+            .list_containers(request(
+                cri::ListContainersRequest::default(),
+                Some(CALL_TIMEOUT),
+            ))
             .await
             .map_err(error("ListContainers"))?
             .into_inner()
@@ -250,7 +265,11 @@ impl Runtime for CriRuntime {
             .into_inner()
             .status
             .ok_or_else(|| {
-                RuntimeError::new(RuntimeErrorKind::NotFound, "ContainerStatus", format!("container {id} has no status"))
+                RuntimeError::new(
+                    RuntimeErrorKind::NotFound,
+                    "ContainerStatus",
+                    format!("container {id} has no status"),
+                )
             })
     }
 
@@ -323,7 +342,10 @@ impl Runtime for CriRuntime {
         Ok(self
             .runtime
             .clone()
-            .list_container_stats(request(cri::ListContainerStatsRequest::default(), Some(CALL_TIMEOUT)))
+            .list_container_stats(request(
+                cri::ListContainerStatsRequest::default(),
+                Some(CALL_TIMEOUT),
+            ))
             .await
             .map_err(error("ListContainerStats"))?
             .into_inner()

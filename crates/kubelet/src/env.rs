@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceFieldSelector, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Pod, ResourceFieldSelector, Secret, Service,
+};
 
 use crate::volumes::downward_api::{self, NodeAllocatable};
 
@@ -111,7 +113,10 @@ fn service_vars(service: &Service, out: &mut BTreeMap<String, String>) {
     let Some(spec) = service.spec.as_ref() else {
         return;
     };
-    let Some(ip) = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None")
+    let Some(ip) = spec
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
     else {
         return;
     };
@@ -191,7 +196,12 @@ pub fn environment(
                     }
                 }
                 None if reference.optional == Some(true) => {}
-                None => return Err(EnvError(format!("configmap \"{}\" not found", reference.name))),
+                None => {
+                    return Err(EnvError(format!(
+                        "configmap \"{}\" not found",
+                        reference.name
+                    )))
+                }
             }
         }
         if let Some(reference) = &from.secret_ref {
@@ -323,8 +333,13 @@ mod tests {
     }
 
     fn sources() -> EnvSources {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"who": "bob"}})).unwrap();
-        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}})).unwrap();
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"who": "bob"}}))
+                .unwrap();
+        let secret: Secret = serde_json::from_value(
+            json!({"metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}}),
+        )
+        .unwrap();
         let kubernetes: Service = serde_json::from_value(json!({
             "metadata": {"name": "kubernetes", "namespace": "default"},
             "spec": {"clusterIP": "10.43.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
@@ -335,8 +350,14 @@ mod tests {
             secrets: [("db".to_owned(), Some(secret))].into(),
             services: vec![kubernetes],
             node_allocatable: [
-                ("cpu".to_owned(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into())),
-                ("memory".to_owned(), k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into())),
+                (
+                    "cpu".to_owned(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+                ),
+                (
+                    "memory".to_owned(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+                ),
             ]
             .into(),
             host_ips: vec!["192.0.2.10".into()],
@@ -348,7 +369,10 @@ mod tests {
     fn builds_the_environment_as_upstream() {
         let p = pod();
         let container = &p.spec.as_ref().unwrap().containers[0];
-        assert_eq!(referenced_objects(container), (vec!["cfg".to_owned()], vec!["db".to_owned()]));
+        assert_eq!(
+            referenced_objects(container),
+            (vec!["cfg".to_owned()], vec!["db".to_owned()])
+        );
         let env = environment(&p, container, &sources()).unwrap();
         assert_eq!(env["CFG_who"], "bob");
         assert_eq!(env["GREETING"], "hi bob");

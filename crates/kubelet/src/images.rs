@@ -59,10 +59,13 @@ pub async fn ensure_image(
         });
     }
     let policy = pull_policy(container);
-    let present = runtime.image_status(&image).await.map_err(|err| ImageError {
-        reason: "ErrImagePull",
-        message: err.message.clone(),
-    })?;
+    let present = runtime
+        .image_status(&image)
+        .await
+        .map_err(|err| ImageError {
+            reason: "ErrImagePull",
+            message: err.message.clone(),
+        })?;
     if let Some(found) = present.clone() {
         if policy != "Always" {
             return Ok((found, Presence::AlreadyPresent));
@@ -71,9 +74,7 @@ pub async fn ensure_image(
     if policy == "Never" && present.is_none() {
         return Err(ImageError {
             reason: "ErrImageNeverPull",
-            message: format!(
-                "Container image {image:?} is not present with pull policy of Never"
-            ),
+            message: format!("Container image {image:?} is not present with pull policy of Never"),
         });
     }
     let key = format!("{pod_key}_{image}");
@@ -136,10 +137,22 @@ mod tests {
     fn default_pull_policies() {
         assert_eq!(pull_policy(&container("busybox", None)), "Always");
         assert_eq!(pull_policy(&container("busybox:latest", None)), "Always");
-        assert_eq!(pull_policy(&container("busybox:1.36", None)), "IfNotPresent");
-        assert_eq!(pull_policy(&container("localhost:5000/busybox", None)), "Always");
-        assert_eq!(pull_policy(&container("localhost:5000/busybox:1", None)), "IfNotPresent");
-        assert_eq!(pull_policy(&container("busybox@sha256:abc", None)), "IfNotPresent");
+        assert_eq!(
+            pull_policy(&container("busybox:1.36", None)),
+            "IfNotPresent"
+        );
+        assert_eq!(
+            pull_policy(&container("localhost:5000/busybox", None)),
+            "Always"
+        );
+        assert_eq!(
+            pull_policy(&container("localhost:5000/busybox:1", None)),
+            "IfNotPresent"
+        );
+        assert_eq!(
+            pull_policy(&container("busybox@sha256:abc", None)),
+            "IfNotPresent"
+        );
         assert_eq!(pull_policy(&container("busybox", Some("Never"))), "Never");
     }
 }

@@ -100,19 +100,30 @@ impl Kubelet {
         runtime: Arc<dyn Runtime>,
         network: Arc<dyn PodNetwork>,
     ) -> Result<Kubelet, KubeletError> {
-        let version = runtime.version().await.map_err(|source| KubeletError::Runtime {
-            node: config.node.name.clone(),
-            source,
-        })?;
+        let version = runtime
+            .version()
+            .await
+            .map_err(|source| KubeletError::Runtime {
+                node: config.node.name.clone(),
+                source,
+            })?;
         config.node.node_info.container_runtime_version = version.to_string();
         let initial = match runtime.readiness().await {
             Ok(readiness) => readiness_message(&readiness),
-            Err(err) => NodeReadiness::NotReady(format!("container runtime status check may not have completed yet: {err}")),
+            Err(err) => NodeReadiness::NotReady(format!(
+                "container runtime status check may not have completed yet: {err}"
+            )),
         };
         let (readiness, readiness_seen) = watch::channel(initial);
         let health = Arc::new(Health::default());
         let node_name = config.node.name.clone();
-        let agent = NodeAgent::start(client.clone(), config.node.clone(), readiness_seen, health.clone()).await?;
+        let agent = NodeAgent::start(
+            client.clone(),
+            config.node.clone(),
+            readiness_seen,
+            health.clone(),
+        )
+        .await?;
 
         let allocatable: crate::volumes::NodeAllocatable = config
             .node
@@ -214,7 +225,11 @@ impl Kubelet {
                         pods.wait_synced().await;
                         let cache = pods.clone();
                         relist(workers, runtime, move |uid| {
-                            cache.cache().all().iter().any(|p| p.uid().as_deref() == Some(uid))
+                            cache
+                                .cache()
+                                .all()
+                                .iter()
+                                .any(|p| p.uid().as_deref() == Some(uid))
                         })
                         .await;
                     }
@@ -300,9 +315,7 @@ async fn follow_readiness(runtime: Arc<dyn Runtime>, readiness: watch::Sender<No
     loop {
         let now = match runtime.readiness().await {
             Ok(found) => readiness_message(&found),
-            Err(err) => NodeReadiness::NotReady(format!(
-                "container runtime is down: {err}"
-            )),
+            Err(err) => NodeReadiness::NotReady(format!("container runtime is down: {err}")),
         };
         readiness.send_if_modified(|current| {
             let changed = *current != now;

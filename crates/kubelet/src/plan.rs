@@ -153,8 +153,7 @@ fn sandbox_changed(pod: &Pod, runtime: &RuntimePod) -> (bool, u32, Option<String
         .and_then(|s| s.host_network)
         .unwrap_or(false);
     let ready_count = runtime.sandboxes.iter().filter(|s| s.ready).count();
-    let changed =
-        !sandbox.ready || ready_count > 1 || (!host_network && sandbox.ips.is_empty());
+    let changed = !sandbox.ready || ready_count > 1 || (!host_network && sandbox.ips.is_empty());
     if changed {
         (true, sandbox.attempt + 1, Some(sandbox.id.clone()))
     } else {
@@ -197,9 +196,9 @@ pub fn plan(pod: &Pod, runtime: &RuntimePod, probes: &ProbeFailures) -> PodActio
             .enumerate()
             .filter(|(_, c)| {
                 !(policy == RestartPolicy::OnFailure
-                    && runtime
-                        .latest(&c.name)
-                        .is_some_and(|run| run.state == ContainerState::Exited && run.exit_code == 0))
+                    && runtime.latest(&c.name).is_some_and(|run| {
+                        run.state == ContainerState::Exited && run.exit_code == 0
+                    }))
             })
             .map(|(i, _)| ContainerKind::Regular(i))
             .collect();
@@ -250,7 +249,10 @@ pub fn plan(pod: &Pod, runtime: &RuntimePod, probes: &ProbeFailures) -> PodActio
         let mut restart = policy.restarts_on_failure();
         let (message, probe) = if running.hash != container_hash(container) {
             restart = true;
-            (format!("Container {} definition changed", container.name), None)
+            (
+                format!("Container {} definition changed", container.name),
+                None,
+            )
         } else if probes.liveness.contains(&running.id) {
             (
                 format!("Container {} failed liveness probe", container.name),
@@ -303,8 +305,7 @@ fn plan_init(
             ContainerKind::Sidecar(_) => {
                 match latest {
                     Some(run) if run.state == ContainerState::Running => {
-                        if probes.liveness.contains(&run.id) || probes.startup.contains(&run.id)
-                        {
+                        if probes.liveness.contains(&run.id) || probes.startup.contains(&run.id) {
                             actions.to_kill.push(Kill {
                                 container_id: run.id.clone(),
                                 name: container.name.clone(),
@@ -463,17 +464,22 @@ mod tests {
             ],
         };
         let actions = plan(&p, &runtime, &ProbeFailures::default());
-        assert_eq!(actions, PodActions {
-            sandbox_id: Some("s1".into()),
-            ..PodActions::default()
-        });
+        assert_eq!(
+            actions,
+            PodActions {
+                sandbox_id: Some("s1".into()),
+                ..PodActions::default()
+            }
+        );
         runtime.containers[1] = run(&p, "b", ContainerState::Exited, 0);
         let actions = plan(&p, &runtime, &ProbeFailures::default());
         assert_eq!(actions.to_start, vec![ContainerKind::Regular(1)]);
         assert!(!actions.kill_pod);
 
         let p = two_containers("OnFailure");
-        assert!(plan(&p, &runtime, &ProbeFailures::default()).to_start.is_empty());
+        assert!(plan(&p, &runtime, &ProbeFailures::default())
+            .to_start
+            .is_empty());
         runtime.containers[1].exit_code = 1;
         assert_eq!(
             plan(&p, &runtime, &ProbeFailures::default()).to_start,
@@ -540,7 +546,9 @@ mod tests {
             sandboxes: vec![sandbox(true)],
             containers: vec![run(&p, "i1", ContainerState::Running, 0)],
         };
-        assert!(plan(&p, &runtime, &ProbeFailures::default()).to_start.is_empty());
+        assert!(plan(&p, &runtime, &ProbeFailures::default())
+            .to_start
+            .is_empty());
         runtime.containers[0] = run(&p, "i1", ContainerState::Exited, 0);
         assert_eq!(
             plan(&p, &runtime, &ProbeFailures::default()).to_start,
@@ -586,7 +594,9 @@ mod tests {
             plan(&p, &runtime, &ProbeFailures::default()).to_start,
             vec![ContainerKind::Regular(0)]
         );
-        runtime.containers.insert(0, run(&p, "a", ContainerState::Running, 0));
+        runtime
+            .containers
+            .insert(0, run(&p, "a", ContainerState::Running, 0));
         runtime.containers[1].state = ContainerState::Exited;
         assert_eq!(
             plan(&p, &runtime, &ProbeFailures::default()).to_start,

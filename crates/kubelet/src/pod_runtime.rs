@@ -165,9 +165,11 @@ impl RuntimeSnapshot {
 
     /// Every pod uid the runtime holds something for.
     pub fn pod_uids(&self) -> impl Iterator<Item = &String> {
-        self.sandboxes
-            .keys()
-            .chain(self.containers.keys().filter(|uid| !self.sandboxes.contains_key(*uid)))
+        self.sandboxes.keys().chain(
+            self.containers
+                .keys()
+                .filter(|uid| !self.sandboxes.contains_key(*uid)),
+        )
     }
 }
 
@@ -320,13 +322,11 @@ mod tests {
 
     #[test]
     fn a_container_is_read_from_its_labels_and_annotations() {
-        let labels_map: HashMap<String, String> = [
-            (labels::POD_UID, "u1"),
-            (labels::CONTAINER_NAME, "app"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let labels_map: HashMap<String, String> =
+            [(labels::POD_UID, "u1"), (labels::CONTAINER_NAME, "app")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
         let annotations_map: HashMap<String, String> = [
             (annotations::RESTART_COUNT, "3"),
             (annotations::CONTAINER_HASH, "abc"),

@@ -139,7 +139,12 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
     let host_network = spec.host_network.unwrap_or(false);
     let mut pod_ips: Vec<String> = inputs.runtime.ips().iter().map(IpAddr::to_string).collect();
     if host_network {
-        pod_ips = inputs.host_ips.iter().take(1).map(IpAddr::to_string).collect();
+        pod_ips = inputs
+            .host_ips
+            .iter()
+            .take(1)
+            .map(IpAddr::to_string)
+            .collect();
     }
     // The pod keeps its IPs once its sandbox is gone (upstream keeps the last known ones).
     if pod_ips.is_empty() {
@@ -164,8 +169,16 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs<'_>) -> PodStatus {
         container_statuses: Some(container_statuses),
         init_container_statuses: has_init.then_some(init_statuses),
         observed_generation: generation,
-        reason: if old_phase == phase { old.reason.clone() } else { None },
-        message: if old_phase == phase { old.message.clone() } else { None },
+        reason: if old_phase == phase {
+            old.reason.clone()
+        } else {
+            None
+        },
+        message: if old_phase == phase {
+            old.message.clone()
+        } else {
+            None
+        },
         ..old
     }
 }
@@ -260,12 +273,7 @@ fn container_statuses(
             None => match old {
                 // A run the runtime no longer has keeps what was reported (its last state),
                 // as upstream keeps a terminated status.
-                Some(old)
-                    if old
-                        .state
-                        .as_ref()
-                        .is_some_and(|s| s.terminated.is_some()) =>
-                {
+                Some(old) if old.state.as_ref().is_some_and(|s| s.terminated.is_some()) => {
                     old.clone()
                 }
                 _ => ContainerStatus {
@@ -445,16 +453,21 @@ fn initialized_condition(
     }
     let mut incomplete = Vec::new();
     for container in init_specs {
-        let done = statuses.iter().find(|s| s.name == container.name).is_some_and(|s| {
-            let st = s.state.clone().unwrap_or_default();
-            if is_sidecar(container) {
-                s.started == Some(true)
-                    || st.terminated.is_some()
-                    || s.last_state.as_ref().is_some_and(|l| l.terminated.is_some())
-            } else {
-                st.terminated.as_ref().is_some_and(|t| t.exit_code == 0)
-            }
-        });
+        let done = statuses
+            .iter()
+            .find(|s| s.name == container.name)
+            .is_some_and(|s| {
+                let st = s.state.clone().unwrap_or_default();
+                if is_sidecar(container) {
+                    s.started == Some(true)
+                        || st.terminated.is_some()
+                        || s.last_state
+                            .as_ref()
+                            .is_some_and(|l| l.terminated.is_some())
+                } else {
+                    st.terminated.as_ref().is_some_and(|t| t.exit_code == 0)
+                }
+            });
         if !done {
             incomplete.push(container.name.clone());
         }
@@ -736,7 +749,10 @@ mod tests {
         assert_eq!(c["restartCount"], 1);
         assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
         assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
-        assert_eq!(c["lastState"]["terminated"]["containerID"], "containerd://c2");
+        assert_eq!(
+            c["lastState"]["terminated"]["containerID"],
+            "containerd://c2"
+        );
         assert_eq!(c["ready"], false);
     }
 
@@ -744,16 +760,39 @@ mod tests {
     fn phases_follow_the_restart_policy() {
         let exited = |code| Fixture::new(vec![run("app", "c1", ContainerState::Exited, code, 0)]);
         let with_policy = |policy: &str| {
-            pod(json!({"restartPolicy": policy, "containers": [{"name": "app", "image": "busybox"}]}))
+            pod(
+                json!({"restartPolicy": policy, "containers": [{"name": "app", "image": "busybox"}]}),
+            )
         };
-        assert_eq!(exited(0).status(&with_policy("Never"), false)["phase"], "Succeeded");
-        assert_eq!(exited(1).status(&with_policy("Never"), false)["phase"], "Failed");
-        assert_eq!(exited(1).status(&with_policy("OnFailure"), false)["phase"], "Running");
-        assert_eq!(exited(0).status(&with_policy("OnFailure"), false)["phase"], "Succeeded");
-        assert_eq!(exited(0).status(&with_policy("Always"), false)["phase"], "Running");
+        assert_eq!(
+            exited(0).status(&with_policy("Never"), false)["phase"],
+            "Succeeded"
+        );
+        assert_eq!(
+            exited(1).status(&with_policy("Never"), false)["phase"],
+            "Failed"
+        );
+        assert_eq!(
+            exited(1).status(&with_policy("OnFailure"), false)["phase"],
+            "Running"
+        );
+        assert_eq!(
+            exited(0).status(&with_policy("OnFailure"), false)["phase"],
+            "Succeeded"
+        );
+        assert_eq!(
+            exited(0).status(&with_policy("Always"), false)["phase"],
+            "Running"
+        );
         // Stopped for good (deleted): the exit decides.
-        assert_eq!(exited(0).status(&with_policy("Always"), true)["phase"], "Succeeded");
-        assert_eq!(exited(137).status(&with_policy("Always"), true)["phase"], "Failed");
+        assert_eq!(
+            exited(0).status(&with_policy("Always"), true)["phase"],
+            "Succeeded"
+        );
+        assert_eq!(
+            exited(137).status(&with_policy("Always"), true)["phase"],
+            "Failed"
+        );
         let failed = exited(1).status(&with_policy("Never"), false);
         assert_eq!(failed["conditions"][2]["reason"], "PodFailed");
         assert_eq!(failed["conditions"][0]["status"], "False");
@@ -768,7 +807,10 @@ mod tests {
         let f = Fixture::new(vec![run("setup", "i1", ContainerState::Running, 0, 0)]);
         let status = f.status(&p, false);
         assert_eq!(status["phase"], "Pending");
-        assert_eq!(status["conditions"][1]["reason"], "ContainersNotInitialized");
+        assert_eq!(
+            status["conditions"][1]["reason"],
+            "ContainersNotInitialized"
+        );
         assert_eq!(
             status["containerStatuses"][0]["state"]["waiting"]["reason"],
             "PodInitializing"

@@ -26,7 +26,9 @@ use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
 use crate::pod_status::{pod_status, ProbeState, StatusInputs, Waiting};
 use crate::runtime::Runtime;
 use crate::sandbox_config::{sandbox_config, NodeSettings};
-use crate::volumes::{container_mounts, ContainerMountOptions, NodeAllocatable, PodVolumes, Volumes};
+use crate::volumes::{
+    container_mounts, ContainerMountOptions, NodeAllocatable, PodVolumes, Volumes,
+};
 
 /// Where a pod's containers start: its sandbox, volumes, hosts file and IPs.
 #[derive(Clone, Copy, Debug)]
@@ -115,9 +117,7 @@ fn pod_key(pod: &Pod) -> String {
 fn container_of(pod: &Pod, kind: ContainerKind) -> Option<&Container> {
     let spec = pod.spec.as_ref()?;
     match kind {
-        ContainerKind::Init(i) | ContainerKind::Sidecar(i) => {
-            spec.init_containers.as_ref()?.get(i)
-        }
+        ContainerKind::Init(i) | ContainerKind::Sidecar(i) => spec.init_containers.as_ref()?.get(i),
         ContainerKind::Regular(i) => spec.containers.get(i),
     }
 }
@@ -203,9 +203,9 @@ impl PodContext {
             return self.reread(&uid, runtime_pod).await;
         }
         let qos = QosClass::of(pod);
-        let attempt = actions.create_sandbox.unwrap_or_else(|| {
-            runtime_pod.sandbox().map_or(0, |s| s.attempt)
-        });
+        let attempt = actions
+            .create_sandbox
+            .unwrap_or_else(|| runtime_pod.sandbox().map_or(0, |s| s.attempt));
         let config = sandbox_config(pod, attempt, &self.settings, qos);
         let volumes = match self.volumes.set_up(pod).await {
             Ok(volumes) => volumes,
@@ -269,7 +269,9 @@ impl PodContext {
     }
 
     async fn reread(&self, uid: &str, fallback: RuntimePod) -> RuntimePod {
-        read_pod(self.runtime.as_ref(), uid).await.unwrap_or(fallback)
+        read_pod(self.runtime.as_ref(), uid)
+            .await
+            .unwrap_or(fallback)
     }
 
     /// Starts one container of the pod (upstream's `startContainer`), recording why it could
@@ -387,7 +389,10 @@ impl PodContext {
                     .await;
             }
         }
-        let config = match self.container_config(pod, container, restart_count, &image, target).await {
+        let config = match self
+            .container_config(pod, container, restart_count, &image, target)
+            .await
+        {
             Ok(config) => config,
             Err(message) => {
                 self.recorder
@@ -565,7 +570,12 @@ impl PodContext {
         let running: Vec<_> = runtime_pod
             .containers
             .iter()
-            .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Unknown | ContainerState::Created))
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    ContainerState::Running | ContainerState::Unknown | ContainerState::Created
+                )
+            })
             .collect();
         for second_wave in [false, true] {
             let stops = running
@@ -575,7 +585,9 @@ impl PodContext {
                     let grace = if pod.is_some() {
                         grace
                     } else {
-                        c.termination_grace_period.unwrap_or(grace).max(MIN_GRACE_SECONDS)
+                        c.termination_grace_period
+                            .unwrap_or(grace)
+                            .max(MIN_GRACE_SECONDS)
                     };
                     async move {
                         if let Some(pod) = pod {
@@ -663,9 +675,18 @@ impl PodContext {
         if unchanged {
             return true;
         }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let params = PatchParams::default();
-        match k3rs_runtime::status::write(&api, &pod.name_any(), pod.status.as_ref(), &desired, &params).await {
+        match k3rs_runtime::status::write(
+            &api,
+            &pod.name_any(),
+            pod.status.as_ref(),
+            &desired,
+            &params,
+        )
+        .await
+        {
             Ok(k3rs_runtime::status::Written::Updated(written)) => {
                 state.last_write = Some((desired, written.status));
                 true
@@ -688,13 +709,16 @@ impl PodContext {
             return;
         }
         let uid = pod.uid().unwrap_or_default();
-        let runtime_pod = read_pod(self.runtime.as_ref(), &uid).await.unwrap_or_default();
+        let runtime_pod = read_pod(self.runtime.as_ref(), &uid)
+            .await
+            .unwrap_or_default();
         self.kill_pod(Some(pod), &runtime_pod).await;
         let runtime_pod = self.reread(&uid, runtime_pod).await;
         // The final status is a courtesy to watchers: one the server refuses does not hold up
         // the deletion.
         self.write_status(pod, &runtime_pod, state, true).await;
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {

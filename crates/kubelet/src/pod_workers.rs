@@ -128,15 +128,17 @@ async fn run_worker(
             ctx.clean_up(&uid).await;
             break;
         };
-        let sync = AssertUnwindSafe(ctx.sync(&pod, &mut state)).catch_unwind().await;
-        let mut wake = state
-            .take_wake()
-            .map_or(RESYNC, until)
-            .min(RESYNC);
+        let sync = AssertUnwindSafe(ctx.sync(&pod, &mut state))
+            .catch_unwind()
+            .await;
+        let mut wake = state.take_wake().map_or(RESYNC, until).min(RESYNC);
         if sync.is_err() {
             failures = failures.saturating_add(1);
             let delay = k3rs_runtime::backoff::delay(
-                k3rs_runtime::backoff::jittered(Duration::from_millis(100), Duration::from_secs(10)),
+                k3rs_runtime::backoff::jittered(
+                    Duration::from_millis(100),
+                    Duration::from_secs(10),
+                ),
                 failures,
             );
             tracing::error!(pod = %pod.name_any(), failures, "pod sync panicked; retrying in {delay:?}");
@@ -163,11 +165,19 @@ fn fingerprints(snapshot: &RuntimeSnapshot) -> HashMap<String, Vec<(String, i32)
     let mut out: HashMap<String, Vec<(String, i32)>> = HashMap::new();
     for (uid, sandboxes) in &snapshot.sandboxes {
         let entry = out.entry(uid.clone()).or_default();
-        entry.extend(sandboxes.iter().map(|s: &cri::PodSandbox| (s.id.clone(), s.state)));
+        entry.extend(
+            sandboxes
+                .iter()
+                .map(|s: &cri::PodSandbox| (s.id.clone(), s.state)),
+        );
     }
     for (uid, containers) in &snapshot.containers {
         let entry = out.entry(uid.clone()).or_default();
-        entry.extend(containers.iter().map(|c: &cri::Container| (c.id.clone(), c.state)));
+        entry.extend(
+            containers
+                .iter()
+                .map(|c: &cri::Container| (c.id.clone(), c.state)),
+        );
     }
     for entry in out.values_mut() {
         entry.sort();

@@ -183,8 +183,7 @@ pub mod annotations {
     pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
     pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
     pub const TERMINATION_MESSAGE_PATH: &str = "io.kubernetes.container.terminationMessagePath";
-    pub const TERMINATION_MESSAGE_POLICY: &str =
-        "io.kubernetes.container.terminationMessagePolicy";
+    pub const TERMINATION_MESSAGE_POLICY: &str = "io.kubernetes.container.terminationMessagePolicy";
     pub const TERMINATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
 }
 

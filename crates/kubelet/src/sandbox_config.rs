@@ -141,8 +141,12 @@ pub fn dns_config(pod: &Pod, node: &NodeSettings) -> Option<cri::DnsConfig> {
         },
     };
     if let Some(extra) = spec.dns_config.as_ref() {
-        config.servers.extend(extra.nameservers.iter().flatten().cloned());
-        config.searches.extend(extra.searches.iter().flatten().cloned());
+        config
+            .servers
+            .extend(extra.nameservers.iter().flatten().cloned());
+        config
+            .searches
+            .extend(extra.searches.iter().flatten().cloned());
         for option in extra.options.iter().flatten() {
             let text = match option.value.as_deref() {
                 Some(value) => format!("{}:{value}", option.name.as_deref().unwrap_or_default()),
@@ -228,7 +232,10 @@ pub fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
             otherwise as i32
         }
     };
-    let pid_default = if spec.and_then(|s| s.share_process_namespace).unwrap_or(false) {
+    let pid_default = if spec
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false)
+    {
         cri::NamespaceMode::Pod
     } else {
         cri::NamespaceMode::Container
@@ -340,7 +347,12 @@ mod tests {
         assert_eq!(dns.servers, ["10.43.0.10"]);
         assert_eq!(
             dns.searches,
-            ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.com"]
+            [
+                "shop.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "example.com"
+            ]
         );
         assert_eq!(dns.options, ["ndots:5"]);
     }
@@ -349,8 +361,13 @@ mod tests {
     fn dns_policies() {
         let host = pod(json!({"hostNetwork": true, "containers": []}));
         assert_eq!(dns_config(&host, &node()), None);
-        let host_cluster = pod(json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet", "containers": []}));
-        assert_eq!(dns_config(&host_cluster, &node()).unwrap().servers, ["10.43.0.10"]);
+        let host_cluster = pod(
+            json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet", "containers": []}),
+        );
+        assert_eq!(
+            dns_config(&host_cluster, &node()).unwrap().servers,
+            ["10.43.0.10"]
+        );
         let default = pod(json!({"dnsPolicy": "Default", "containers": []}));
         let dns = dns_config(&default, &node()).unwrap();
         assert_eq!(dns.servers, ["192.0.2.53"]);
@@ -364,8 +381,13 @@ mod tests {
         assert_eq!(dns.servers, ["1.1.1.1"]);
         assert_eq!(dns.searches, ["a.example"]);
         assert_eq!(dns.options, ["ndots:2", "rotate"]);
-        let override_ndots = pod(json!({"dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}, "containers": []}));
-        assert_eq!(dns_config(&override_ndots, &node()).unwrap().options, ["ndots:1"]);
+        let override_ndots = pod(
+            json!({"dnsConfig": {"options": [{"name": "ndots", "value": "1"}]}, "containers": []}),
+        );
+        assert_eq!(
+            dns_config(&override_ndots, &node()).unwrap().options,
+            ["ndots:1"]
+        );
     }
 
     #[test]
@@ -377,7 +399,15 @@ mod tests {
         }));
         let config = sandbox_config(&p, 2, &node(), QosClass::BestEffort);
         let meta = config.metadata.unwrap();
-        assert_eq!((meta.name.as_str(), meta.namespace.as_str(), meta.uid.as_str(), meta.attempt), ("web", "shop", "u-1", 2));
+        assert_eq!(
+            (
+                meta.name.as_str(),
+                meta.namespace.as_str(),
+                meta.uid.as_str(),
+                meta.attempt
+            ),
+            ("web", "shop", "u-1", 2)
+        );
         assert_eq!(config.hostname, "web");
         assert_eq!(config.log_directory, "/var/log/pods/shop_web_u-1");
         assert_eq!(config.labels[labels::POD_UID], "u-1");

@@ -444,13 +444,21 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 rule(&["create", "get", "list", "watch"], &[""], &["nodes"]),
                 rule(&["update", "patch"], &[""], &["nodes/status"]),
                 rule(&["update", "patch"], &[""], &["nodes"]),
-                rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+                rule(
+                    &["create", "update", "patch"],
+                    &["", "events.k8s.io"],
+                    &["events"],
+                ),
                 rule(READ, &[""], &["pods"]),
                 rule(&["create", "delete"], &[""], &["pods"]),
                 rule(&["update", "patch"], &[""], &["pods/status"]),
                 rule(&["create"], &[""], &["pods/eviction"]),
                 rule(&["get", "list", "watch"], &[""], &["secrets", "configmaps"]),
-                rule(&["get"], &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+                rule(
+                    &["get"],
+                    &[""],
+                    &["persistentvolumeclaims", "persistentvolumes"],
+                ),
                 rule(&["get"], &[""], &["endpoints"]),
                 rule(
                     &["create", "get", "list", "watch"],
@@ -464,13 +472,23 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 ),
                 rule(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
                 rule(&["create"], &[""], &["serviceaccounts/token"]),
-                rule(&["get", "update", "patch"], &[""], &["persistentvolumeclaims/status"]),
                 rule(
-                    &["get", "watch", "list", "create", "update", "patch", "delete"],
+                    &["get", "update", "patch"],
+                    &[""],
+                    &["persistentvolumeclaims/status"],
+                ),
+                rule(
+                    &[
+                        "get", "watch", "list", "create", "update", "patch", "delete",
+                    ],
                     &["storage.k8s.io"],
                     &["csinodes"],
                 ),
-                rule(&["get", "list", "watch"], &["node.k8s.io"], &["runtimeclasses"]),
+                rule(
+                    &["get", "list", "watch"],
+                    &["node.k8s.io"],
+                    &["runtimeclasses"],
+                ),
             ],
         ),
         cluster_role(

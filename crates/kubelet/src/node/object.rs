@@ -36,7 +36,10 @@ pub(crate) fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     if let Some(instance_type) = config.instance_type.as_deref() {
-        labels.insert(well_known::LABEL_INSTANCE_TYPE.to_owned(), instance_type.to_owned());
+        labels.insert(
+            well_known::LABEL_INSTANCE_TYPE.to_owned(),
+            instance_type.to_owned(),
+        );
     }
     labels.extend(config.labels.clone());
     labels
@@ -115,9 +118,7 @@ pub(crate) fn status(
             "KubeletReady",
             "kubelet is posting ready status",
         ),
-        NodeReadiness::NotReady(message) => {
-            condition("Ready", "False", "KubeletNotReady", message)
-        }
+        NodeReadiness::NotReady(message) => condition("Ready", "False", "KubeletNotReady", message),
     };
     let mut node_info = config.node_info.clone();
     node_info.boot_id = boot_id.to_owned();
@@ -231,12 +232,23 @@ mod tests {
         let mut config = config("node-1");
         config.labels.insert("zone".into(), "a".into());
         config.instance_type = Some("hollow".into());
-        let node = node_to_register(&config, "boot", &NodeReadiness::Ready, at("2026-01-01T00:00:00Z"));
+        let node = node_to_register(
+            &config,
+            "boot",
+            &NodeReadiness::Ready,
+            at("2026-01-01T00:00:00Z"),
+        );
         let json = serde_json::to_value(&node).unwrap();
-        assert_eq!(json["metadata"]["labels"]["kubernetes.io/hostname"], "node-1");
+        assert_eq!(
+            json["metadata"]["labels"]["kubernetes.io/hostname"],
+            "node-1"
+        );
         assert_eq!(json["metadata"]["labels"]["kubernetes.io/os"], "linux");
         assert_eq!(json["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
-        assert_eq!(json["metadata"]["labels"]["node.kubernetes.io/instance-type"], "hollow");
+        assert_eq!(
+            json["metadata"]["labels"]["node.kubernetes.io/instance-type"],
+            "hollow"
+        );
         assert_eq!(json["metadata"]["labels"]["zone"], "a");
         assert!(json["spec"].get("taints").is_none());
         let status = &json["status"];
@@ -263,35 +275,71 @@ mod tests {
     #[test]
     fn a_node_whose_runtime_is_not_ready_says_why() {
         let readiness = NodeReadiness::NotReady("container runtime network not ready".into());
-        let status = status(&config("n"), "boot", &readiness, None, at("2026-01-01T00:00:00Z"));
+        let status = status(
+            &config("n"),
+            "boot",
+            &readiness,
+            None,
+            at("2026-01-01T00:00:00Z"),
+        );
         let ready = &status.conditions.unwrap()[3];
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("container runtime network not ready"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("container runtime network not ready")
+        );
     }
 
     #[test]
     fn heartbeats_keep_transition_times_unless_the_status_changed() {
         let config = config("node-1");
-        let first = status(&config, "boot", &NodeReadiness::Ready, None, at("2026-01-01T00:00:00Z"));
+        let first = status(
+            &config,
+            "boot",
+            &NodeReadiness::Ready,
+            None,
+            at("2026-01-01T00:00:00Z"),
+        );
         let mut old = first.clone();
         // The node lifecycle controller marked the node unreachable meanwhile.
         let conditions = old.conditions.as_mut().unwrap();
         conditions[3].status = "Unknown".into();
-        let later = status(&config, "boot", &NodeReadiness::Ready, Some(&old), at("2026-01-01T00:01:00Z"));
+        let later = status(
+            &config,
+            "boot",
+            &NodeReadiness::Ready,
+            Some(&old),
+            at("2026-01-01T00:01:00Z"),
+        );
         let conditions = later.conditions.unwrap();
         for condition in &conditions {
             assert_eq!(
-                condition.last_heartbeat_time.as_ref().unwrap().0.to_string(),
+                condition
+                    .last_heartbeat_time
+                    .as_ref()
+                    .unwrap()
+                    .0
+                    .to_string(),
                 "2026-01-01T00:01:00Z"
             );
         }
         assert_eq!(
-            conditions[0].last_transition_time.as_ref().unwrap().0.to_string(),
+            conditions[0]
+                .last_transition_time
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
             "2026-01-01T00:00:00Z"
         );
         assert_eq!(
-            conditions[3].last_transition_time.as_ref().unwrap().0.to_string(),
+            conditions[3]
+                .last_transition_time
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
             "2026-01-01T00:01:00Z"
         );
     }
