@@ -219,7 +219,12 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     api.readiness()
         .register("controllers", move || health.check().is_ok());
 
-    // The node side, connecting like any client; the kubelet waits for the API as it must.
+    let releasing = tokio::spawn(release_free_memory_periodically());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut serving = tokio::spawn(api.serve(async move {
+        let _ = stopped.await;
+    }));
+    // The node side, connecting like any client once the API serves.
     let agent = match settings.agent.as_ref() {
         Some(agent_settings) => Some(
             crate::agent::start(&settings, agent_settings, &pki, &url)
@@ -228,12 +233,6 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         ),
         None => None,
     };
-
-    let releasing = tokio::spawn(release_free_memory_periodically());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut serving = tokio::spawn(api.serve(async move {
-        let _ = stopped.await;
-    }));
     tracing::info!(
         server = %url,
         node = %settings.node_name,

@@ -158,6 +158,46 @@ pub fn quantity(container: &Container, limits: bool, resource: &str) -> Option<i
     }
 }
 
+/// The mount points of every cgroup hierarchy (v1 controllers and cgroup2) in a
+/// `/proc/self/mountinfo` text.
+pub fn cgroup_mounts(mountinfo: &str) -> Vec<std::path::PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fs_type = after.split_whitespace().next()?;
+            if fs_type != "cgroup" && fs_type != "cgroup2" {
+                return None;
+            }
+            before.split_whitespace().nth(4).map(std::path::PathBuf::from)
+        })
+        .collect()
+}
+
+/// Removes the cgroups of a pod that is gone (`pod<uid>` under each QoS tier, in every
+/// hierarchy), as upstream's pod container manager does: runc removes each container's cgroup
+/// but not the pod's, which it created as their parent. Only empty cgroups can be removed; one
+/// still in use stays. Nothing to do for the systemd driver, whose slices systemd removes.
+pub fn remove_pod_cgroups(driver: CgroupDriver, uid: &str) {
+    if driver != CgroupDriver::Cgroupfs || uid.is_empty() || uid.contains('/') {
+        return;
+    }
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for mount in cgroup_mounts(&mountinfo) {
+        for qos in [QosClass::Guaranteed, QosClass::Burstable, QosClass::BestEffort] {
+            let relative = driver.pod_cgroup(qos, uid);
+            let dir = mount.join(relative.trim_start_matches('/'));
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => tracing::debug!(cgroup = %dir.display(), "removed pod cgroup"),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(cgroup = %dir.display(), "removing pod cgroup: {err}"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +249,23 @@ mod tests {
         assert_eq!(
             CgroupDriver::Systemd.pod_cgroup(QosClass::BestEffort, "a-b"),
             "kubepods-besteffort-poda_b.slice"
+        );
+    }
+
+    #[test]
+    fn finds_every_cgroup_hierarchy() {
+        let mountinfo = "\
+25 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+26 25 0:23 / /sys/fs/cgroup ro shared:8 - tmpfs tmpfs ro
+27 26 0:24 / /sys/fs/cgroup/unified rw shared:9 - cgroup2 cgroup2 rw
+28 26 0:25 / /sys/fs/cgroup/memory rw shared:10 - cgroup cgroup rw,memory
+";
+        assert_eq!(
+            cgroup_mounts(mountinfo),
+            [
+                std::path::PathBuf::from("/sys/fs/cgroup/unified"),
+                std::path::PathBuf::from("/sys/fs/cgroup/memory")
+            ]
         );
     }
 

@@ -767,6 +767,7 @@ impl PodContext {
         if let Err(err) = self.volumes.tear_down(uid).await {
             tracing::warn!(pod_uid = %uid, "removing volumes: {err}");
         }
+        crate::cgroups::remove_pod_cgroups(self.settings.cgroup_driver, uid);
     }
 }
 
