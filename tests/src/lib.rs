@@ -15,6 +15,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod node;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -134,8 +134,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
         run_cmd(cargo().args(["build", "-p", "k3rs", "--bin", "k3rs"]))
     });
 
+    // The node tests run pods from these (air-gap archives; no registry is reachable here).
+    report.run("images", || {
+        crate::images::run(crate::images::Args::named(&["busybox"]))
+    });
+    let images_dir = root.join("target").join("images");
     let test_env = |cmd: &mut Command| {
         cmd.env("K3RS_BIN", &k3rs_bin)
+            .env("K3RS_TEST_IMAGES", &images_dir)
             .env("K3RS_CRASH_ITERATIONS", args.crash_iterations.to_string());
     };
     report.run("unit + integration", || {

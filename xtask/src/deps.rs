@@ -40,6 +40,10 @@ const PACKAGES: &[Package] = &[
         why: "OCI runtime under containerd",
     },
     Package {
+        any_of: &["containernetworking-plugins"],
+        why: "CNI plugins (bridge, host-local, portmap, loopback) for the pod network",
+    },
+    Package {
         any_of: &["clang"],
         why: "compiles bpf/*.c",
     },

@@ -42,6 +42,15 @@ pub(crate) struct Args {
     names: Vec<String>,
 }
 
+impl Args {
+    /// These images (what `cargo xtask ci` builds for the black-box tests).
+    pub(crate) fn named(names: &[&str]) -> Args {
+        Args {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+}
+
 /// One built image.
 #[derive(Debug)]
 pub(crate) struct BuiltImage {

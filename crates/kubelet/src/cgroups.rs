@@ -169,7 +169,10 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<std::path::PathBuf> {
             if fs_type != "cgroup" && fs_type != "cgroup2" {
                 return None;
             }
-            before.split_whitespace().nth(4).map(std::path::PathBuf::from)
+            before
+                .split_whitespace()
+                .nth(4)
+                .map(std::path::PathBuf::from)
         })
         .collect()
 }
@@ -186,7 +189,11 @@ pub fn remove_pod_cgroups(driver: CgroupDriver, uid: &str) {
         return;
     };
     for mount in cgroup_mounts(&mountinfo) {
-        for qos in [QosClass::Guaranteed, QosClass::Burstable, QosClass::BestEffort] {
+        for qos in [
+            QosClass::Guaranteed,
+            QosClass::Burstable,
+            QosClass::BestEffort,
+        ] {
             let relative = driver.pod_cgroup(qos, uid);
             let dir = mount.join(relative.trim_start_matches('/'));
             match std::fs::remove_dir(&dir) {

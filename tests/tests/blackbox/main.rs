@@ -22,6 +22,7 @@ mod hollow_nodes;
 mod jobs;
 mod kube_client;
 mod kubectl_api;
+mod kubelet;
 mod metadata;
 mod namespaces;
 mod nodes;

@@ -1,0 +1,226 @@
+//! The kubelet on containerd's CRI with the real runc and CNI plugins: a node of its own (its
+//! own network namespace, data dir and containerd), pods from the air-gap image directory.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use k3rs_tests::node::{missing_capability, TestNode};
+
+fn start(dir: &tempfile::TempDir) -> Option<TestNode> {
+    if let Some(why) = missing_capability() {
+        eprintln!("skipping: {why}");
+        return None;
+    }
+    match TestNode::start(dir.path(), &["busybox"]) {
+        Ok(node) => Some(node),
+        Err(err) => panic!("starting the node: {err:#}"),
+    }
+}
+
+/// `name → (podIP, containerID, restartCount, phase)` of the pods of namespace default.
+fn pods(node: &TestNode) -> Result<BTreeMap<String, (String, String, String, String)>> {
+    let out = node.kubectl(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount} {.status.phase}{\"\\n\"}{end}",
+    ])?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 5).then(|| {
+                (
+                    fields[0].to_owned(),
+                    (
+                        fields[1].to_owned(),
+                        fields[2].to_owned(),
+                        fields[3].to_owned(),
+                        fields[4].to_owned(),
+                    ),
+                )
+            })
+        })
+        .collect())
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: httpd
+        image: k3rs/busybox:1.35.0
+        command: ["sh", "-c", "echo hello-$(POD) > /tmp/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /tmp & wait"]
+        env:
+        - name: POD
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+"#;
+
+#[test]
+fn pods_run_reach_each_other_and_are_adopted_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut node) = start(&dir) else {
+        return;
+    };
+    node.apply(WEB).unwrap();
+    let running = node
+        .wait_for("two web pods Running", Duration::from_secs(90), || {
+            let pods = pods(&node)?;
+            let up: BTreeMap<_, _> = pods
+                .into_iter()
+                .filter(|(name, p)| name.starts_with("web-") && p.3 == "Running")
+                .collect();
+            Ok((up.len() == 2).then_some(up))
+        })
+        .unwrap();
+    for (name, (ip, id, restarts, _)) in &running {
+        assert!(
+            ip.starts_with("10.42."),
+            "{name}: IP {ip} from the node's pod CIDR"
+        );
+        assert!(id.starts_with("containerd://"), "{name}: {id}");
+        assert_eq!(restarts, "0", "{name}");
+    }
+
+    // Pod to pod: a client pod fetches each server's page by IP; its exit code says whether
+    // it got the page with the server's own name (the downward API env var) in it.
+    let mut checks = Vec::new();
+    for (name, (ip, ..)) in &running {
+        checks.push(format!(
+            "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {ip} 8080 | grep -q hello-{name}"
+        ));
+    }
+    let client = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: client
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "{}"]
+"#,
+        checks.join(" && ").replace('"', "\\\"")
+    );
+    node.apply(&client).unwrap();
+    let phase = node
+        .wait_for("the client pod finished", Duration::from_secs(60), || {
+            let phase =
+                node.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"])?;
+            Ok(matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase))
+        })
+        .unwrap();
+    assert_eq!(phase, "Succeeded", "pod-to-pod HTTP\n{}", node.log_text());
+
+    // kill -9 and start again: the same containers, IPs and restart counts.
+    let before: BTreeMap<_, _> = pods(&node)
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("web-"))
+        .collect();
+    let containers_before = node.runtime_containers().unwrap();
+    node.kill9().unwrap();
+    node.spawn().unwrap();
+    node.wait_ready().unwrap();
+    // Give the kubelet a few syncs to act on what it adopted.
+    std::thread::sleep(Duration::from_secs(5));
+    let after: BTreeMap<_, _> = pods(&node)
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("web-"))
+        .collect();
+    assert_eq!(after, before, "adopted, not restarted\n{}", node.log_text());
+    let mut containers_after = node.runtime_containers().unwrap();
+    let mut containers_before = containers_before;
+    containers_before.sort();
+    containers_after.sort();
+    assert_eq!(containers_after, containers_before);
+}
+
+#[test]
+fn a_crashing_container_backs_off_and_a_deleted_pod_stops_within_its_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(node) = start(&dir) else {
+        return;
+    };
+    node.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers:
+  - name: c
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "exit 3"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "trap '' TERM; sleep 3600 & wait"]
+"#,
+    )
+    .unwrap();
+    let waiting = node
+        .wait_for("CrashLoopBackOff", Duration::from_secs(90), || {
+            let state = node.kubectl(&[
+                "get",
+                "pod",
+                "crash",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode}",
+            ])?;
+            let fields: Vec<&str> = state.split_whitespace().collect();
+            Ok((fields.first() == Some(&"CrashLoopBackOff")
+                && fields.get(1).and_then(|r| r.parse::<u32>().ok()) >= Some(2))
+            .then(|| fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>()))
+        })
+        .unwrap();
+    assert_eq!(waiting[2], "3", "the last run's exit code");
+    let message = node
+        .kubectl(&[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+        ])
+        .unwrap();
+    assert!(
+        message.starts_with("back-off ")
+            && message.contains("restarting failed container=c pod=crash_default("),
+        "{message}"
+    );
+
+    // A container that ignores SIGTERM is killed when the grace period ends, and only then is
+    // the pod gone.
+    node.wait_for("slow Running", Duration::from_secs(60), || {
+        let phase = node.kubectl(&["get", "pod", "slow", "-o", "jsonpath={.status.phase}"])?;
+        Ok((phase == "Running").then_some(()))
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    node.kubectl(&["delete", "pod", "slow", "--wait=true", "--timeout=60s"])
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "deleted after {took:?}, before its 3 s grace period"
+    );
+    assert!(took < Duration::from_secs(30), "deleted after {took:?}");
+}
