@@ -351,17 +351,9 @@ impl PodContext {
                         )
                         .await;
                 }
-                self.recorder
-                    .warning(pod, "Failed", format!("Error: {}", err.reason))
+                let event = format!("Error: {}", err.reason);
+                self.start_failed(pod, state, name, err.reason, err.message, event, RESYNC)
                     .await;
-                state.waiting.insert(
-                    name,
-                    Waiting {
-                        reason: err.reason.to_owned(),
-                        message: err.message,
-                    },
-                );
-                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
                 return;
             }
         };
@@ -395,17 +387,10 @@ impl PodContext {
         {
             Ok(config) => config,
             Err(message) => {
-                self.recorder
-                    .warning(pod, "Failed", format!("Error: {message}"))
+                let event = format!("Error: {message}");
+                let reason = "CreateContainerConfigError";
+                self.start_failed(pod, state, name, reason, message, event, RESYNC)
                     .await;
-                state.waiting.insert(
-                    name,
-                    Waiting {
-                        reason: "CreateContainerConfigError".to_owned(),
-                        message,
-                    },
-                );
-                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
                 return;
             }
         };
@@ -416,17 +401,10 @@ impl PodContext {
         {
             Ok(id) => id,
             Err(err) => {
-                self.recorder
-                    .warning(pod, "Failed", format!("Error: {}", err.message))
+                let event = format!("Error: {}", err.message);
+                let reason = "CreateContainerError";
+                self.start_failed(pod, state, name, reason, err.message, event, RESYNC)
                     .await;
-                state.waiting.insert(
-                    name,
-                    Waiting {
-                        reason: "CreateContainerError".to_owned(),
-                        message: err.message,
-                    },
-                );
-                state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
                 return;
             }
         };
@@ -434,23 +412,42 @@ impl PodContext {
             .normal(pod, "Created", format!("Created container: {name}"))
             .await;
         if let Err(err) = self.runtime.start_container(&id).await {
-            self.recorder
-                .warning(pod, "Failed", format!("Error: {}", err.message))
+            let event = format!("Error: {}", err.message);
+            let reason = "RunContainerError";
+            // The run exited at once: the next sync restarts it, with back-off.
+            let retry = Duration::from_secs(1);
+            self.start_failed(pod, state, name, reason, err.message, event, retry)
                 .await;
-            state.waiting.insert(
-                name,
-                Waiting {
-                    reason: "RunContainerError".to_owned(),
-                    message: err.message,
-                },
-            );
-            state.wake_no_later_than(in_seconds(1));
             return;
         }
         state.waiting.remove(&name);
         self.recorder
             .normal(pod, "Started", format!("Started container {name}"))
             .await;
+    }
+
+    /// Records why a container could not start: a `Failed` event, the waiting reason its
+    /// status shows, and the next sync `retry` from now.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_failed(
+        &self,
+        pod: &Pod,
+        state: &mut PodWorkerState,
+        name: String,
+        reason: &str,
+        message: String,
+        event: String,
+        retry: Duration,
+    ) {
+        self.recorder.warning(pod, "Failed", event).await;
+        state.waiting.insert(
+            name,
+            Waiting {
+                reason: reason.to_owned(),
+                message,
+            },
+        );
+        state.wake_no_later_than(in_seconds(retry.as_secs()));
     }
 
     /// The configuration of one run, with its environment read from the API.
