@@ -31,6 +31,8 @@ pub mod pod_runtime;
 pub mod pod_status;
 pub mod pod_sync;
 pub mod pod_workers;
+pub mod probe;
+pub mod prober;
 pub mod retry;
 pub mod runtime;
 pub mod sandbox_config;

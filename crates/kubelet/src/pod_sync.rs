@@ -21,9 +21,11 @@ use crate::cgroups::QosClass;
 use crate::container_config::{container_config, ImageUser, RunSettings};
 use crate::env::{self, EnvSources};
 use crate::images::{ensure_image, Presence};
-use crate::plan::{self, ContainerKind, ProbeFailures};
+use crate::plan::{self, ContainerKind};
 use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
-use crate::pod_status::{pod_status, ProbeState, StatusInputs, Waiting};
+use crate::pod_status::{pod_status, StatusInputs, Waiting};
+use crate::probe::{self as probe_run, Action, Outcome};
+use crate::prober::{self, PodProbes};
 use crate::runtime::Runtime;
 use crate::sandbox_config::{sandbox_config, NodeSettings};
 use crate::volumes::{
@@ -98,6 +100,8 @@ pub struct PodWorkerState {
     deleted: bool,
     /// The earliest moment the pod needs another sync by itself.
     wake_at: Option<Timestamp>,
+    /// The probes of its running containers.
+    probes: PodProbes,
 }
 
 /// `name_namespace(uid)`, upstream's `format.Pod`.
@@ -174,6 +178,7 @@ impl PodContext {
             }
             return true;
         }
+        self.run_probes(pod, &runtime_pod, state).await;
         let runtime_pod = self.apply_plan(pod, runtime_pod, state).await;
         self.collect_garbage(&runtime_pod).await;
         self.write_status(pod, &runtime_pod, state, false).await;
@@ -188,7 +193,7 @@ impl PodContext {
         state: &mut PodWorkerState,
     ) -> RuntimePod {
         let uid = pod.uid().unwrap_or_default();
-        let actions = plan::plan(pod, &runtime_pod, &ProbeFailures::default());
+        let actions = plan::plan(pod, &runtime_pod, &state.probes.failures());
         if actions.kill_pod {
             self.kill_pod(Some(pod), &runtime_pod).await;
         }
@@ -196,8 +201,14 @@ impl PodContext {
             self.recorder
                 .normal(pod, "Killing", kill.message.clone())
                 .await;
-            self.stop_container(&kill.container_id, grace_seconds(Some(pod)))
-                .await;
+            let run = runtime_pod
+                .containers
+                .iter()
+                .find(|c| c.id == kill.container_id);
+            if let Some(run) = run {
+                self.kill_container(Some(pod), run, grace_seconds(Some(pod)), &runtime_pod)
+                    .await;
+            }
         }
         if actions.create_sandbox.is_none() && actions.sandbox_id.is_none() {
             return self.reread(&uid, runtime_pod).await;
@@ -424,6 +435,41 @@ impl PodContext {
         self.recorder
             .normal(pod, "Started", format!("Started container {name}"))
             .await;
+        let post_start = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            .and_then(Action::of_handler);
+        if let Some(action) = post_start {
+            let pod_ip = target.pod_ips.first().and_then(|ip| ip.parse().ok());
+            let grace = grace_seconds(Some(pod));
+            let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(30));
+            if let Outcome::Failure(message) =
+                probe_run::run(self.runtime.as_ref(), action, container, &id, pod_ip, limit).await
+            {
+                // Upstream kills a container whose postStart hook failed; it restarts by its
+                // policy, with back-off.
+                self.recorder
+                    .warning(
+                        pod,
+                        "FailedPostStartHook",
+                        format!("PostStartHook failed: {message}"),
+                    )
+                    .await;
+                self.stop_container(&id, grace).await;
+                let event = format!("Error: {message}");
+                self.start_failed(
+                    pod,
+                    state,
+                    name,
+                    "PostStartHookError",
+                    message,
+                    event,
+                    RESYNC,
+                )
+                .await;
+            }
+        }
     }
 
     /// Records why a container could not start: a `Failed` event, the waiting reason its
@@ -544,6 +590,138 @@ impl PodContext {
         Ok(sources)
     }
 
+    /// Runs the probes that are due, records their outcomes (an `Unhealthy` event for each
+    /// failure, as upstream) and asks for a sync when the next one is due.
+    async fn run_probes(&self, pod: &Pod, runtime_pod: &RuntimePod, state: &mut PodWorkerState) {
+        let now = Timestamp::now();
+        let due = state.probes.due(pod, runtime_pod, now);
+        if !due.is_empty() {
+            let pod_ip = self.pod_ip(pod, runtime_pod);
+            let runtime = self.runtime.as_ref();
+            let outcomes =
+                futures::future::join_all(due.iter().map(|(id, container, kind)| async move {
+                    let probe = kind.probe(container)?;
+                    let action = Action::of_probe(probe)?;
+                    Some(
+                        probe_run::run(
+                            runtime,
+                            action,
+                            container,
+                            id,
+                            pod_ip,
+                            prober::timeout(probe),
+                        )
+                        .await,
+                    )
+                }))
+                .await;
+            for ((id, container, kind), outcome) in due.iter().zip(outcomes) {
+                let Some(outcome) = outcome else {
+                    continue;
+                };
+                if let Outcome::Failure(message) = &outcome {
+                    self.recorder
+                        .warning(
+                            pod,
+                            "Unhealthy",
+                            format!("{} probe failed: {message}", kind.name()),
+                        )
+                        .await;
+                }
+                state.probes.record(id, container, *kind, &outcome, now);
+            }
+        }
+        if let Some(next) = state.probes.next_due() {
+            state.wake_no_later_than(next);
+        }
+    }
+
+    /// The address probes and HTTP hooks reach the pod at: its IP, or the node's for a
+    /// host-network pod.
+    fn pod_ip(&self, pod: &Pod, runtime_pod: &RuntimePod) -> Option<IpAddr> {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network {
+            self.facts.host_ips.first().copied()
+        } else {
+            runtime_pod.ips().first().copied()
+        }
+    }
+
+    /// Stops one run of a container: its `preStop` hook first (within the grace period), then
+    /// its stop signal and SIGKILL when the rest of the grace period is over (upstream's
+    /// `killContainer`).
+    async fn kill_container(
+        &self,
+        pod: Option<&Pod>,
+        run: &crate::pod_runtime::ContainerInfo,
+        grace: i64,
+        runtime_pod: &RuntimePod,
+    ) {
+        let mut grace = grace;
+        let spec = pod.and_then(|pod| {
+            pod.spec.as_ref().and_then(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .find(|c| c.name == run.name)
+            })
+        });
+        let pre_stop = spec.and_then(|c| {
+            c.lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
+                .and_then(Action::of_handler)
+                .map(|action| (c, action))
+        });
+        if let (Some(pod), Some((container, action)), ContainerState::Running) =
+            (pod, pre_stop, run.state)
+        {
+            let started = std::time::Instant::now();
+            let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+            let pod_ip = self.pod_ip(pod, runtime_pod);
+            let outcome = tokio::time::timeout(
+                limit,
+                probe_run::run(
+                    self.runtime.as_ref(),
+                    action,
+                    container,
+                    &run.id,
+                    pod_ip,
+                    limit,
+                ),
+            )
+            .await;
+            match outcome {
+                Ok(Outcome::Success) => {}
+                Ok(Outcome::Failure(message)) => {
+                    self.recorder
+                        .warning(
+                            pod,
+                            "FailedPreStopHook",
+                            format!("PreStopHook failed: {message}"),
+                        )
+                        .await;
+                }
+                Err(_) => {
+                    self.recorder
+                        .warning(
+                            pod,
+                            "FailedPreStopHook",
+                            format!("PreStopHook failed: did not finish within {grace}s"),
+                        )
+                        .await;
+                }
+            }
+            let spent = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+            grace = (grace - spent).max(MIN_GRACE_SECONDS);
+        }
+        self.stop_container(&run.id, grace).await;
+    }
+
     /// Stops one container within `grace` seconds (its stop signal, then SIGKILL).
     async fn stop_container(&self, id: &str, grace: i64) {
         if let Err(err) = self.runtime.stop_container(id, grace).await {
@@ -592,7 +770,7 @@ impl PodContext {
                                 .normal(pod, "Killing", format!("Stopping container {}", c.name))
                                 .await;
                         }
-                        self.stop_container(&c.id, grace).await;
+                        self.kill_container(pod, c, grace, runtime_pod).await;
                     }
                 });
             futures::future::join_all(stops).await;
@@ -643,17 +821,7 @@ impl PodContext {
         state: &mut PodWorkerState,
         terminal: bool,
     ) -> bool {
-        // Without probes, a running container is ready and started.
-        let running: Vec<String> = runtime_pod
-            .containers
-            .iter()
-            .filter(|c| c.state == ContainerState::Running)
-            .map(|c| c.id.clone())
-            .collect();
-        let probes = ProbeState {
-            ready: running.iter().cloned().collect(),
-            started: running.into_iter().collect(),
-        };
+        let probes = state.probes.state(pod, runtime_pod);
         let inputs = StatusInputs {
             runtime: runtime_pod,
             runtime_name: &self.facts.runtime_name,

@@ -224,3 +224,162 @@ spec:
     );
     assert!(took < Duration::from_secs(30), "deleted after {took:?}");
 }
+
+#[test]
+fn init_containers_probes_and_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(node) = start(&dir) else {
+        return;
+    };
+    let host_dir = dir.path().join("host");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: gated}}
+spec:
+  selector: {{app: gated}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: gated, labels: {{app: gated}}}}
+spec:
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - name: init
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "echo done > /data/init"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  containers:
+  - name: web
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "test -f /data/init || exit 9; echo ok > /tmp/index.html; (sleep 6; touch /tmp/ready) & exec httpd -f -p 8080 -h /tmp"]
+    volumeMounts:
+    - {{name: data, mountPath: /data}}
+    - {{name: host, mountPath: /host}}
+    readinessProbe:
+      exec: {{command: ["test", "-f", "/tmp/ready"]}}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {{port: 8080}}
+      periodSeconds: 1
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "echo started > /host/post-start"]}}
+      preStop:
+        exec: {{command: ["sh", "-c", "echo stopping > /host/pre-stop"]}}
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: unhealthy}}
+spec:
+  containers:
+  - name: web
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "echo ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+    livenessProbe:
+      httpGet: {{path: /healthz, port: 8080}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+        host = host_dir.display()
+    ))
+    .unwrap();
+
+    // Running (the init container ran first: the main one exits 9 without its file) but not
+    // ready, and its endpoint not ready either, until the readiness probe passes.
+    let endpoint_ready = || -> Result<String> {
+        node.kubectl(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=gated",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].conditions.ready}",
+        ])
+    };
+    node.wait_for("gated Running, not ready", Duration::from_secs(60), || {
+        let state = node.kubectl(&[
+            "get",
+            "pod",
+            "gated",
+            "-o",
+            "jsonpath={.status.phase} {.status.containerStatuses[0].ready}",
+        ])?;
+        Ok((state == "Running false" && endpoint_ready()? == "false").then_some(()))
+    })
+    .unwrap();
+    let init = node
+        .kubectl(&[
+            "get",
+            "pod",
+            "gated",
+            "-o",
+            "jsonpath={.status.initContainerStatuses[0].state.terminated.reason}",
+        ])
+        .unwrap();
+    assert_eq!(init, "Completed");
+    node.wait_for(
+        "gated ready, endpoint ready",
+        Duration::from_secs(60),
+        || {
+            let ready = node.kubectl(&[
+                "get",
+                "pod",
+                "gated",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])?;
+            Ok((ready == "True" && endpoint_ready()? == "true").then_some(()))
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("post-start")).unwrap(),
+        "started\n"
+    );
+
+    // A failing liveness probe restarts the container, with upstream's event.
+    node.wait_for("unhealthy restarted", Duration::from_secs(90), || {
+        let restarts = node.kubectl(&[
+            "get",
+            "pod",
+            "unhealthy",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ])?;
+        Ok((restarts.parse::<u32>().unwrap_or(0) >= 1).then_some(()))
+    })
+    .unwrap();
+    let events = node
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=unhealthy",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+        ])
+        .unwrap();
+    assert!(
+        events.contains("Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 404"),
+        "{events}"
+    );
+    assert!(
+        events.contains("Killing: Container web failed liveness probe, will be restarted"),
+        "{events}"
+    );
+
+    // The preStop hook runs before the container is stopped.
+    node.kubectl(&["delete", "pod", "gated", "--wait=true", "--timeout=60s"])
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("pre-stop")).unwrap(),
+        "stopping\n"
+    );
+}
