@@ -73,16 +73,43 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Runs `k3rs` with `args` to completion and returns its output.
+/// How long [`run_k3rs`] lets `k3rs` run: it is for commands that end by themselves (help,
+/// bad flags, a store that does not open); one that does not is killed and reported.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `k3rs` with `args` to completion and returns its output; fails (after killing it) when
+/// it runs longer than a minute, as a server that started by mistake would.
 pub fn run_k3rs<I, S>(args: I) -> Result<Output>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
     let bin = k3rs_bin();
-    Command::new(&bin)
+    let mut child = Command::new(&bin)
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SIGTERM: a server stops cleanly and removes what it set up.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            let output = child.wait_with_output()?;
+            bail!(
+                "{} did not exit within {RUN_TIMEOUT:?}; stderr:\n{}",
+                bin.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+        .wait_with_output()
         .with_context(|| format!("running {}", bin.display()))
 }
 

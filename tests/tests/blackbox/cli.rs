@@ -51,7 +51,7 @@ fn unknown_and_unimplemented_flags_exit_2() {
         "--server=https://example:6443",
         "--datastore-endpoint=http://etcd:2379",
     ] {
-        let output = run_k3rs(["server", flag]).unwrap();
+        let output = run_k3rs(["server", "--disable-agent", flag]).unwrap();
         assert_eq!(output.status.code(), Some(2), "{flag}: {}", stderr(&output));
         let name = flag.split('=').next().unwrap();
         assert!(
@@ -66,7 +66,8 @@ fn unknown_and_unimplemented_flags_exit_2() {
 fn a_bad_config_key_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (text, key) in [
-        ("cluster-dns: 10.43.0.10\n", "cluster-dns"),
+        ("cluster-dns: not-an-ip\n", "cluster-dns"),
+        ("disable-agent: maybe\n", "disable-agent"),
         (
             "kube-controller-manager-arg: [node-monitor-period=never]\n",
             "kube-controller-manager-arg",
@@ -78,8 +79,11 @@ fn a_bad_config_key_exits_2_naming_the_key() {
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, text).unwrap();
         let data_dir = dir.path().join("data");
+        // `--disable-agent`: were a case to start a server by mistake, no node side on the
+        // host's own network.
         let output = run_k3rs([
             "server".as_ref(),
+            "--disable-agent".as_ref(),
             "--config".as_ref(),
             config.as_os_str(),
             "--data-dir".as_ref(),

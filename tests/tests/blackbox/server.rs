@@ -153,6 +153,7 @@ fn an_unreadable_store_fails_with_its_path_and_changes_nothing() {
     fs::write(&config, "").unwrap();
     let output = run_k3rs([
         "server".as_ref(),
+        "--disable-agent".as_ref(),
         "--data-dir".as_ref(),
         dir.path().join("data").as_os_str(),
         "--write-kubeconfig".as_ref(),
