@@ -23,8 +23,36 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the control plane (API server, store) on this node.
-    Server(ServerArgs),
+    /// Run the control plane (API server, store) and, unless --disable-agent, this node's
+    /// kubelet with its own containerd.
+    Server(Box<ServerArgs>),
+    /// Work with the images of this node's containerd.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+/// `k3rs images …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImagesCommand {
+    /// Import image archives (OCI layout or `docker save`; .tar, .tar.gz, .tar.zst) into the
+    /// node's containerd, as the air-gap directory is imported at start.
+    Import(ImportArgs),
+}
+
+/// Flags of `k3rs images import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The node's data directory (where its containerd's socket is found).
+    #[arg(short = 'd', long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub(crate) data_dir: PathBuf,
+
+    /// The containerd socket to import into, instead of the data directory's.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) container_runtime_endpoint: Option<String>,
+
+    /// The archives.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// Flags of `k3rs server`. Only flags that do something exist: an unknown flag is an error.

@@ -6,6 +6,7 @@ mod agent;
 mod cli;
 mod config_file;
 mod host;
+mod images;
 mod node_facts;
 mod server;
 mod settings;
@@ -21,7 +22,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ImagesCommand};
 use crate::config_file::ConfigError;
 
 /// Exit code for a bad command line or config file (clap uses it for unknown flags too).
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
                     "internal error: no server subcommand matches"
                 ));
             };
-            let settings = match settings::resolve(args, server_matches) {
+            let settings = match settings::resolve(*args, server_matches) {
                 Ok(settings) => settings,
                 Err(err) => return report_config(&err),
             };
@@ -67,6 +68,21 @@ fn main() -> ExitCode {
                 }
             };
             match runtime.block_on(server::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => report(&err),
+            }
+        }
+        Command::Images(ImagesCommand::Import(args)) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    return report(&anyhow::Error::new(err).context("starting the async runtime"))
+                }
+            };
+            match runtime.block_on(images::import(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => report(&err),
             }

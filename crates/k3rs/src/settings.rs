@@ -228,9 +228,11 @@ mod tests {
         let mut full = vec!["k3rs", "server"];
         full.extend_from_slice(argv);
         let matches = Cli::command().try_get_matches_from(full).unwrap();
-        let Command::Server(args) = Cli::from_arg_matches(&matches).unwrap().command;
+        let Command::Server(args) = Cli::from_arg_matches(&matches).unwrap().command else {
+            panic!("not the server subcommand");
+        };
         let (_, sub) = matches.subcommand().unwrap();
-        merge(args, sub, ConfigFile::parse(yaml).unwrap()).unwrap()
+        merge(*args, sub, ConfigFile::parse(yaml).unwrap()).unwrap()
     }
 
     #[test]

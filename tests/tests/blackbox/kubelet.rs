@@ -148,11 +148,44 @@ spec:
 }
 
 #[test]
-fn a_crashing_container_backs_off_and_a_deleted_pod_stops_within_its_grace_period() {
+fn images_import_a_crashing_container_backs_off_and_a_deleted_pod_stops_within_its_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let Some(node) = start(&dir) else {
         return;
     };
+
+    // `k3rs images import` by hand: the archive the node imported at start changes nothing; a
+    // file that is no archive is refused, naming it.
+    let archive = k3rs_tests::node::image_archive("busybox").unwrap();
+    let output = k3rs_tests::run_k3rs([
+        "images".as_ref(),
+        "import".as_ref(),
+        "--data-dir".as_ref(),
+        node.data_dir.as_os_str(),
+        archive.as_os_str(),
+    ])
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.starts_with("docker.io/k3rs/busybox:1.35.0 sha256:")
+            && stdout.trim_end().ends_with(" unchanged"),
+        "{stdout}"
+    );
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not an archive").unwrap();
+    let output = k3rs_tests::run_k3rs([
+        "images".as_ref(),
+        "import".as_ref(),
+        "--data-dir".as_ref(),
+        node.data_dir.as_os_str(),
+        junk.as_os_str(),
+    ])
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("junk.tar"), "{stderr}");
+
     node.apply(
         r#"
 apiVersion: v1
