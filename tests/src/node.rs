@@ -215,6 +215,36 @@ impl TestNode {
         }
     }
 
+    /// Replaces the server's config file (read at the next [`TestNode::spawn`]), e.g.
+    /// `disable-agent: true` to run the API without the node's kubelet.
+    pub fn write_config(&self, yaml: &str) -> Result<()> {
+        fs::write(
+            self.root.join("config.yaml"),
+            format!("# written by the k3rs test harness\n{yaml}"),
+        )?;
+        Ok(())
+    }
+
+    /// Waits until the API server answers `/readyz` (the Node's state does not matter).
+    pub fn wait_api(&mut self) -> Result<()> {
+        let deadline = Instant::now() + NODE_READY;
+        while self.kubectl(&["get", "--raw", "/readyz"]).is_err() {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("k3rs server exited with {status}:\n{}", self.log_text());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the API was not ready after {NODE_READY:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(())
+    }
+
     /// Runs kubectl (the machine's default) against the node; its stdout.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
         run_ok(

@@ -18,6 +18,7 @@ use k3rs_controllers::Identity;
 use k3rs_kubelet::cgroups::CgroupDriver;
 use k3rs_kubelet::cri_runtime::CriRuntime;
 use k3rs_kubelet::node::NodeConfig;
+use k3rs_kubelet::pod_cgroups::{NodeLimits, PodCgroups};
 use k3rs_kubelet::sandbox_config::{HostDns, NodeSettings};
 use k3rs_kubelet::{Kubelet, KubeletConfig, PodNetwork};
 use k8s_openapi::api::core::v1::NodeAddress;
@@ -267,6 +268,16 @@ pub(crate) async fn start(
     })
     .await
     .context("building the kubelet's client")?;
+    // `kubepods` holds the node's capacity less what is reserved (nothing yet), as upstream
+    // enforces node allocatable (eviction thresholds are not subtracted).
+    let pod_cgroups = PodCgroups::new(
+        driver,
+        NodeLimits {
+            cpu_milli: resources.milli_cpu,
+            memory: resources.memory,
+        },
+    )
+    .context("making the kubepods cgroups")?;
     let config = KubeletConfig {
         node,
         settings: NodeSettings {
@@ -280,6 +291,7 @@ pub(crate) async fn start(
         root_dir: paths.kubelet_root.clone(),
         host_ips: settings.node_ips.clone(),
         allocatable_memory: resources.allocatable_memory(),
+        pod_cgroups: Arc::new(pod_cgroups),
     };
     let runtime = Arc::new(CriRuntime::new(cri.runtime(), cri.images()));
     let network = Arc::new(NodePodNetwork {

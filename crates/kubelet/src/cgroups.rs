@@ -158,51 +158,111 @@ pub fn quantity(container: &Container, limits: bool, resource: &str) -> Option<i
     }
 }
 
-/// The mount points of every cgroup hierarchy (v1 controllers and cgroup2) in a
-/// `/proc/self/mountinfo` text.
-pub fn cgroup_mounts(mountinfo: &str) -> Vec<std::path::PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let fs_type = after.split_whitespace().next()?;
-            if fs_type != "cgroup" && fs_type != "cgroup2" {
-                return None;
-            }
-            before
-                .split_whitespace()
-                .nth(4)
-                .map(std::path::PathBuf::from)
-        })
-        .collect()
+/// What a pod's own cgroup (`pod<uid>`) is given (upstream's `ResourceConfigForPod`): CPU
+/// shares from the pod's requests always; a CFS quota (over [`CPU_PERIOD`]) and a memory limit
+/// only when every container declares that limit (Guaranteed pods always do); BestEffort pods
+/// get the minimum shares and nothing else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodResources {
+    pub cpu_shares: i64,
+    /// The CFS quota in µs per period; `None` for no limit.
+    pub cpu_quota: Option<i64>,
+    /// The memory limit in bytes; `None` for no limit.
+    pub memory_limit: Option<i64>,
 }
 
-/// Removes the cgroups of a pod that is gone (`pod<uid>` under each QoS tier, in every
-/// hierarchy), as upstream's pod container manager does: runc removes each container's cgroup
-/// but not the pod's, which it created as their parent. Only empty cgroups can be removed; one
-/// still in use stays. Nothing to do for the systemd driver, whose slices systemd removes.
-pub fn remove_pod_cgroups(driver: CgroupDriver, uid: &str) {
-    if driver != CgroupDriver::Cgroupfs || uid.is_empty() || uid.contains('/') {
-        return;
-    }
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
+/// The effective request or limit of a pod for `resource` (upstream's `PodRequests`/`PodLimits`):
+/// the sum over the app containers and the restartable (sidecar) init containers, or the
+/// largest need of a one-shot init container (with the sidecars started before it) when that
+/// is more, plus the pod's overhead. A request missing where a limit is set counts as the
+/// limit, as the API's defaulting makes it.
+fn pod_total(pod: &Pod, limits: bool, resource: &str) -> i64 {
+    let Some(spec) = pod.spec.as_ref() else {
+        return 0;
     };
-    for mount in cgroup_mounts(&mountinfo) {
-        for qos in [
-            QosClass::Guaranteed,
-            QosClass::Burstable,
-            QosClass::BestEffort,
-        ] {
-            let relative = driver.pod_cgroup(qos, uid);
-            let dir = mount.join(relative.trim_start_matches('/'));
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => tracing::debug!(cgroup = %dir.display(), "removed pod cgroup"),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => tracing::warn!(cgroup = %dir.display(), "removing pod cgroup: {err}"),
-            }
+    let need = |container: &Container| {
+        let own = quantity(container, limits, resource);
+        let own = if limits {
+            own
+        } else {
+            own.or_else(|| quantity(container, true, resource))
+        };
+        own.unwrap_or(0)
+    };
+    let mut sum: i64 = spec.containers.iter().map(need).sum();
+    let mut sidecars = 0;
+    let mut init_peak = 0;
+    for init in spec.init_containers.iter().flatten() {
+        if init.restart_policy.as_deref() == Some("Always") {
+            sidecars += need(init);
+            init_peak = init_peak.max(sidecars);
+        } else {
+            init_peak = init_peak.max(sidecars + need(init));
         }
     }
+    sum += sidecars;
+    let mut total = sum.max(init_peak);
+    if let Some(overhead) = spec.overhead.as_ref().and_then(|o| o.get(resource)) {
+        let value = if resource == "cpu" {
+            k3rs_api::quantity::milli_value(&overhead.0)
+        } else {
+            k3rs_api::quantity::value(&overhead.0)
+        };
+        total += value.unwrap_or(0);
+    }
+    total
+}
+
+/// Whether every container (init containers included) declares a non-zero limit of `resource`.
+fn limits_declared(pod: &Pod, resource: &str) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .all(|c| quantity(c, true, resource).is_some_and(|v| v > 0))
+}
+
+impl PodResources {
+    /// Upstream's `ResourceConfigForPod` (CPU limits enforced, no pod-level `resources`).
+    pub fn of(pod: &Pod) -> PodResources {
+        let qos = QosClass::of(pod);
+        let shares = cpu_shares(pod_total(pod, false, "cpu"));
+        let quota = Some(cpu_quota(pod_total(pod, true, "cpu"))).filter(|q| *q > 0);
+        let memory = Some(pod_total(pod, true, "memory")).filter(|m| *m > 0);
+        match qos {
+            QosClass::Guaranteed => PodResources {
+                cpu_shares: shares,
+                cpu_quota: quota,
+                memory_limit: memory,
+            },
+            QosClass::Burstable => PodResources {
+                cpu_shares: shares,
+                cpu_quota: quota.filter(|_| limits_declared(pod, "cpu")),
+                memory_limit: memory.filter(|_| limits_declared(pod, "memory")),
+            },
+            QosClass::BestEffort => PodResources {
+                cpu_shares: MIN_SHARES,
+                cpu_quota: None,
+                memory_limit: None,
+            },
+        }
+    }
+
+    /// The CPU requests in millicores that the pod adds to its QoS tier's shares (Burstable
+    /// tier: the sum over its pods).
+    pub fn cpu_request_milli(pod: &Pod) -> i64 {
+        pod_total(pod, false, "cpu")
+    }
+}
+
+/// CPU shares (cgroup v1, 2–262144) as a cgroup v2 `cpu.weight` (1–10000), as runc converts.
+pub fn shares_to_weight(shares: i64) -> i64 {
+    if shares <= 0 {
+        return 0;
+    }
+    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
 }
 
 #[cfg(test)]
@@ -260,23 +320,6 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_cgroup_hierarchy() {
-        let mountinfo = "\
-25 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
-26 25 0:23 / /sys/fs/cgroup ro shared:8 - tmpfs tmpfs ro
-27 26 0:24 / /sys/fs/cgroup/unified rw shared:9 - cgroup2 cgroup2 rw
-28 26 0:25 / /sys/fs/cgroup/memory rw shared:10 - cgroup cgroup rw,memory
-";
-        assert_eq!(
-            cgroup_mounts(mountinfo),
-            [
-                std::path::PathBuf::from("/sys/fs/cgroup/unified"),
-                std::path::PathBuf::from("/sys/fs/cgroup/memory")
-            ]
-        );
-    }
-
-    #[test]
     fn cpu_and_oom_settings() {
         assert_eq!(cpu_shares(0), 2);
         assert_eq!(cpu_shares(1), 2);
@@ -289,5 +332,87 @@ mod tests {
         assert_eq!(oom_score_adj(QosClass::Burstable, 0, 100), 999);
         assert_eq!(oom_score_adj(QosClass::Burstable, 50, 100), 500);
         assert_eq!(oom_score_adj(QosClass::Burstable, 100, 100), 3);
+    }
+
+    #[test]
+    fn pod_resources_follow_upstream() {
+        let guaranteed = pod(json!([
+            {"name": "a", "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}},
+            {"name": "b", "resources": {"limits": {"cpu": "250m", "memory": "32Mi"}}}
+        ]));
+        assert_eq!(
+            PodResources::of(&guaranteed),
+            PodResources {
+                cpu_shares: 768,
+                cpu_quota: Some(75_000),
+                memory_limit: Some(96 << 20)
+            }
+        );
+        // Burstable: a limit only when every container declares it.
+        let partial = pod(json!([
+            {"name": "a", "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}},
+            {"name": "b", "resources": {"requests": {"memory": "10Mi"}}}
+        ]));
+        assert_eq!(
+            PodResources::of(&partial),
+            PodResources {
+                cpu_shares: 102,
+                cpu_quota: None,
+                memory_limit: None
+            }
+        );
+        let limited: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [
+                    {"name": "init", "resources": {"requests": {"cpu": "2"}, "limits": {"memory": "1Gi"}}}
+                ],
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}}
+                ]
+            }
+        }))
+        .unwrap();
+        // The init container's larger need wins over the app containers' sum.
+        assert_eq!(
+            PodResources::of(&limited),
+            PodResources {
+                cpu_shares: 2048,
+                cpu_quota: None,
+                memory_limit: Some(1 << 30)
+            }
+        );
+        assert_eq!(
+            PodResources::of(&pod(json!([{"name": "a"}]))),
+            PodResources {
+                cpu_shares: 2,
+                cpu_quota: None,
+                memory_limit: None
+            }
+        );
+    }
+
+    #[test]
+    fn sidecars_add_to_the_pod_total() {
+        let with_sidecar: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [
+                    {"name": "side", "restartPolicy": "Always", "resources": {"requests": {"cpu": "200m"}}},
+                    {"name": "once", "resources": {"requests": {"cpu": "300m"}}}
+                ],
+                "containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]
+            }
+        }))
+        .unwrap();
+        // max(100 + 200, 200 + 300)
+        assert_eq!(PodResources::cpu_request_milli(&with_sidecar), 500);
+    }
+
+    #[test]
+    fn shares_become_weights() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
     }
 }

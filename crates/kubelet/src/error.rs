@@ -97,3 +97,15 @@ impl KubeletError {
         }
     }
 }
+
+/// An error and its causes on one line, `outer: inner: innermost`.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -18,6 +18,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::node::{NodeAgent, NodeConfig, NodeReadiness};
+use crate::pod_cgroups::PodCgroups;
 use crate::pod_sync::{NodeFacts, PodContext};
 use crate::pod_workers::{relist, PodWorkers};
 use crate::runtime::{Runtime, RuntimeReadiness};
@@ -49,6 +50,8 @@ pub struct KubeletConfig {
     pub host_ips: Vec<IpAddr>,
     /// Allocatable memory in bytes (the node's `status.allocatable` is in `node`).
     pub allocatable_memory: i64,
+    /// The pods' cgroups (`PodCgroups::none()` where the runtime runs nothing).
+    pub pod_cgroups: Arc<PodCgroups>,
 }
 
 /// A running kubelet. Dropping it stops it; containers keep running.
@@ -150,6 +153,7 @@ impl Kubelet {
                 allocatable.clone(),
             )),
             settings: Arc::new(config.settings.clone()),
+            cgroups: config.pod_cgroups.clone(),
             facts: NodeFacts {
                 host_ips: config.host_ips.clone(),
                 allocatable,

@@ -27,6 +27,7 @@ pub mod images;
 mod kubelet;
 pub mod node;
 pub mod plan;
+pub mod pod_cgroups;
 pub mod pod_runtime;
 pub mod pod_status;
 pub mod pod_sync;

@@ -22,6 +22,7 @@ use crate::container_config::{container_config, ImageUser, RunSettings};
 use crate::env::{self, EnvSources};
 use crate::images::{ensure_image, Presence};
 use crate::plan::{self, ContainerKind};
+use crate::pod_cgroups::PodCgroups;
 use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
 use crate::pod_status::{pod_status, StatusInputs, Waiting};
 use crate::probe::{self as probe_run, Action, Outcome};
@@ -71,6 +72,8 @@ pub struct PodContext {
     pub recorder: Recorder,
     pub volumes: Arc<Volumes>,
     pub settings: Arc<NodeSettings>,
+    /// The pods' cgroups, made before their sandboxes.
+    pub cgroups: Arc<PodCgroups>,
     pub facts: NodeFacts,
     /// The Services the pods' environments link to.
     pub services: Arc<k3rs_runtime::informer::Informer<Service>>,
@@ -211,6 +214,20 @@ impl PodContext {
             }
         }
         if actions.create_sandbox.is_none() && actions.sandbox_id.is_none() {
+            return self.reread(&uid, runtime_pod).await;
+        }
+        if let Err(err) = self.cgroups.ensure_pod(pod) {
+            self.recorder
+                .warning(
+                    pod,
+                    "FailedCreatePodContainer",
+                    format!(
+                        "unable to ensure pod container exists: {}",
+                        crate::error::error_chain(&err)
+                    ),
+                )
+                .await;
+            state.wake_no_later_than(in_seconds(RESYNC.as_secs()));
             return self.reread(&uid, runtime_pod).await;
         }
         let qos = QosClass::of(pod);
@@ -932,7 +949,7 @@ impl PodContext {
         if let Err(err) = self.volumes.tear_down(uid).await {
             tracing::warn!(pod_uid = %uid, "removing volumes: {err}");
         }
-        crate::cgroups::remove_pod_cgroups(self.settings.cgroup_driver, uid);
+        self.cgroups.remove_pod(uid);
     }
 }
 

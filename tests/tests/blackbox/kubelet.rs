@@ -416,3 +416,175 @@ spec:
         "stopping\n"
     );
 }
+
+/// The value of a pod cgroup's memory limit: v1's `memory.limit_in_bytes` or v2's
+/// `memory.max`, wherever this machine keeps it.
+fn pod_memory_limit(path_in_hierarchy: &str) -> Option<String> {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(path_in_hierarchy)
+        .join("memory.limit_in_bytes");
+    let v2 = std::path::Path::new("/sys/fs/cgroup")
+        .join(path_in_hierarchy)
+        .join("memory.max");
+    std::fs::read_to_string(v1)
+        .or_else(|_| std::fs::read_to_string(v2))
+        .ok()
+        .map(|text| text.trim().to_owned())
+}
+
+#[test]
+fn limits_oom_config_secrets_and_cleanup_after_downtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut node) = start(&dir) else {
+        return;
+    };
+    let host_dir = dir.path().join("host");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    node.apply(&format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: app-config}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: app-secret}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hog}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: k3rs/busybox:1.35.0
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
+    resources: {{limits: {{memory: 32Mi, cpu: 200m}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: reader, labels: {{app: reader}}}}
+spec:
+  containers:
+  - name: reader
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "echo $PASSWORD > /host/password; cp /info/name /info/labels /info/memory /host/; while true; do cat /config/greeting > /host/greeting.tmp; mv /host/greeting.tmp /host/greeting; sleep 1; done"]
+    resources: {{limits: {{memory: 48Mi, cpu: 250m}}}}
+    env:
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: app-secret, key: password}}}}
+    volumeMounts:
+    - {{name: config, mountPath: /config}}
+    - {{name: info, mountPath: /info}}
+    - {{name: host, mountPath: /host}}
+  volumes:
+  - {{name: config, configMap: {{name: app-config}}}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+      - {{path: memory, resourceFieldRef: {{containerName: reader, resource: limits.memory, divisor: 1Mi}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+"#,
+        host = host_dir.display()
+    ))
+    .unwrap();
+
+    // A memory hog over its limit is OOMKilled, as upstream reports it.
+    let terminated = node
+        .wait_for("hog terminated", Duration::from_secs(90), || {
+            let state = node.kubectl(&[
+                "get",
+                "pod",
+                "hog",
+                "-o",
+                "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+            ])?;
+            Ok(state.starts_with("Failed ").then_some(state))
+        })
+        .unwrap();
+    assert_eq!(terminated, "Failed OOMKilled 137", "{}", node.log_text());
+
+    // The Guaranteed pod's own cgroup holds its limits, with its containers inside.
+    let uid = node
+        .wait_for("reader Running", Duration::from_secs(60), || {
+            let state = node.kubectl(&[
+                "get",
+                "pod",
+                "reader",
+                "-o",
+                "jsonpath={.status.phase} {.metadata.uid}",
+            ])?;
+            Ok(state.strip_prefix("Running ").map(str::to_owned))
+        })
+        .unwrap();
+    let limit = pod_memory_limit(&format!("kubepods/pod{uid}"));
+    assert_eq!(limit.as_deref(), Some("50331648"), "48Mi on pod{uid}");
+
+    // A Secret env var and downward-API files carry the right values; a ConfigMap edit
+    // reaches the mounted file.
+    let read = |name: &str| std::fs::read_to_string(host_dir.join(name)).unwrap_or_default();
+    node.wait_for("the reader's files", Duration::from_secs(30), || {
+        Ok((read("greeting") == "hello").then_some(()))
+    })
+    .unwrap();
+    assert_eq!(read("password"), "s3cret\n");
+    assert_eq!(read("name"), "reader");
+    assert_eq!(read("labels"), "app=\"reader\"");
+    assert_eq!(read("memory"), "48");
+    node.kubectl(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "-p",
+        r#"{"data":{"greeting":"changed"}}"#,
+    ])
+    .unwrap();
+    node.wait_for("the edited greeting", Duration::from_secs(90), || {
+        Ok((read("greeting") == "changed").then_some(()))
+    })
+    .unwrap();
+
+    // A pod deleted while the node's kubelet is down is cleaned up once it is back: the
+    // server runs without its agent, the pod is force-deleted, then the agent returns.
+    let container = node
+        .kubectl(&[
+            "get",
+            "pod",
+            "reader",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ])
+        .unwrap();
+    let container = container.strip_prefix("containerd://").unwrap().to_owned();
+    assert!(node.runtime_containers().unwrap().contains(&container));
+    node.kill9().unwrap();
+    node.write_config("disable-agent: true\n").unwrap();
+    node.spawn().unwrap();
+    node.wait_api().unwrap();
+    node.kubectl(&["delete", "pod", "reader", "--grace-period=0", "--force"])
+        .unwrap();
+    node.kill9().unwrap();
+    node.write_config("").unwrap();
+    node.spawn().unwrap();
+    node.wait_ready().unwrap();
+    node.wait_for(
+        "the deleted pod's containers gone",
+        Duration::from_secs(60),
+        || Ok((!node.runtime_containers()?.contains(&container)).then_some(())),
+    )
+    .unwrap();
+    node.wait_for(
+        "the deleted pod's cgroup gone",
+        Duration::from_secs(30),
+        || {
+            Ok(pod_memory_limit(&format!("kubepods/pod{uid}"))
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .unwrap();
+}

@@ -13,6 +13,7 @@
 //!   unmounts first and never follows a symlink or crosses a mount.
 //! - Secret and projected volumes live on tmpfs, so their content never reaches the disk.
 
+use crate::error::error_chain;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -191,18 +192,6 @@ pub enum VolumeError {
     Hostname(#[from] HostnameError),
     #[error("{0:?} is not a pod uid")]
     InvalidPodUid(String),
-}
-
-/// An error and its causes on one line, `outer: inner: innermost`.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl VolumeError {
