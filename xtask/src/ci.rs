@@ -136,7 +136,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     // The node tests run pods from these (air-gap archives; no registry is reachable here).
     report.run("images", || {
-        crate::images::run(crate::images::Args::named(&["busybox"]))
+        crate::images::run(crate::images::Args::named(&["busybox", "nginx"]))
     });
     let images_dir = root.join("target").join("images");
     let test_env = |cmd: &mut Command| {

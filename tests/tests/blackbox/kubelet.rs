@@ -8,11 +8,15 @@ use anyhow::Result;
 use k3rs_tests::node::{missing_capability, TestNode};
 
 fn start(dir: &tempfile::TempDir) -> Option<TestNode> {
+    start_with(dir, &["busybox"])
+}
+
+fn start_with(dir: &tempfile::TempDir, images: &[&str]) -> Option<TestNode> {
     if let Some(why) = missing_capability() {
         eprintln!("skipping: {why}");
         return None;
     }
-    match TestNode::start(dir.path(), &["busybox"]) {
+    match TestNode::start(dir.path(), images) {
         Ok(node) => Some(node),
         Err(err) => panic!("starting the node: {err:#}"),
     }
@@ -62,12 +66,26 @@ spec:
         env:
         - name: POD
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nginx}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: nginx}}
+  template:
+    metadata: {labels: {app: nginx}}
+    spec:
+      containers:
+      - name: nginx
+        image: k3rs/nginx:1.22.1
+        ports: [{containerPort: 80}]
 "#;
 
 #[test]
 fn pods_run_reach_each_other_and_are_adopted_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut node) = start(&dir) else {
+    let Some(mut node) = start_with(&dir, &["busybox", "nginx"]) else {
         return;
     };
     node.apply(WEB).unwrap();
@@ -81,6 +99,15 @@ fn pods_run_reach_each_other_and_are_adopted_after_kill_9() {
             Ok((up.len() == 2).then_some(up))
         })
         .unwrap();
+    let nginx_ip = node
+        .wait_for("the nginx pod Running", Duration::from_secs(90), || {
+            Ok(pods(&node)?
+                .into_iter()
+                .find(|(name, p)| name.starts_with("nginx-") && p.3 == "Running")
+                .map(|(_, p)| p.0))
+        })
+        .unwrap();
+    assert!(nginx_ip.starts_with("10.42."), "nginx: {nginx_ip}");
     for (name, (ip, id, restarts, _)) in &running {
         assert!(
             ip.starts_with("10.42."),
@@ -98,6 +125,9 @@ fn pods_run_reach_each_other_and_are_adopted_after_kill_9() {
             "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {ip} 8080 | grep -q hello-{name}"
         ));
     }
+    checks.push(format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {nginx_ip} 80 | grep -q 'Welcome to nginx'"
+    ));
     let client = format!(
         r#"
 apiVersion: v1
