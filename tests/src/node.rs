@@ -311,6 +311,22 @@ impl TestNode {
             .join("containerd.sock")
     }
 
+    /// Kills the node's containerd with SIGKILL (k3rs restarts it; shims and containers
+    /// stay); its pid.
+    pub fn kill_containerd(&self) -> Result<i32> {
+        let data_dir = self.data_dir.display().to_string();
+        let found = processes().into_iter().find(|p| {
+            p.cmdline
+                .split_whitespace()
+                .next()
+                .is_some_and(|argv0| argv0 == "containerd" || argv0.ends_with("/containerd"))
+                && p.cmdline.contains(&data_dir)
+        });
+        let process = found.context("the node's containerd is not running")?;
+        kill(Pid::from_raw(process.pid), Signal::SIGKILL)?;
+        Ok(process.pid)
+    }
+
     /// Containers containerd holds for the node's pods (`ctr -n k8s.io containers ls -q`).
     pub fn runtime_containers(&self) -> Result<Vec<String>> {
         let out = run_ok(

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use async_trait::async_trait;
 use k3rs_containerd::{
     ContainerdConfig, ContainerdPaths, ContainerdSettings, CriClient, HostFacts, ImageArchive,
-    Importer,
+    Importer, RuntimeState,
 };
 use k3rs_controllers::Identity;
 use k3rs_kubelet::cgroups::CgroupDriver;
@@ -22,6 +22,7 @@ use k3rs_kubelet::pod_cgroups::{NodeLimits, PodCgroups};
 use k3rs_kubelet::sandbox_config::{HostDns, NodeSettings};
 use k3rs_kubelet::{Kubelet, KubeletConfig, PodNetwork};
 use k8s_openapi::api::core::v1::NodeAddress;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::node_facts::{self, Resources};
@@ -292,6 +293,7 @@ pub(crate) async fn start(
         host_ips: settings.node_ips.clone(),
         allocatable_memory: resources.allocatable_memory(),
         pod_cgroups: Arc::new(pod_cgroups),
+        runtime_down: containerd.as_ref().map(|c| runtime_down(c.state())),
     };
     let runtime = Arc::new(CriRuntime::new(cri.runtime(), cri.images()));
     let network = Arc::new(NodePodNetwork {
@@ -306,6 +308,36 @@ pub(crate) async fn start(
         containerd,
         airgap,
     })
+}
+
+/// Why the supervised containerd is not running, as the kubelet's readiness reads it.
+fn runtime_down(mut state: watch::Receiver<RuntimeState>) -> watch::Receiver<Option<String>> {
+    let describe = |state: &RuntimeState| match state {
+        RuntimeState::Running { .. } => None,
+        RuntimeState::Restarting {
+            cause,
+            attempt,
+            retry_in,
+        } => Some(format!(
+            "{cause}; restarting it (attempt {attempt}) in {retry_in:?}"
+        )),
+        RuntimeState::Stopped => Some("containerd stopped".to_owned()),
+    };
+    let (sender, receiver) = watch::channel(describe(&state.borrow_and_update()));
+    tokio::spawn(async move {
+        while state.changed().await.is_ok() {
+            let now = describe(&state.borrow_and_update());
+            sender.send_if_modified(|current| {
+                let changed = *current != now;
+                *current = now;
+                changed
+            });
+            if sender.is_closed() {
+                return;
+            }
+        }
+    });
+    receiver
 }
 
 impl Agent {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k3rs_runtime::events::Recorder;
+use k3rs_runtime::events::{EventType, Recorder};
 use k3rs_runtime::informer::{Change, Informers};
 use k3rs_runtime::supervisor::{supervise, Supervised};
 use k3rs_runtime::Health;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
@@ -52,6 +52,9 @@ pub struct KubeletConfig {
     pub allocatable_memory: i64,
     /// The pods' cgroups (`PodCgroups::none()` where the runtime runs nothing).
     pub pod_cgroups: Arc<PodCgroups>,
+    /// Why the runtime's process is down (`None` while it runs), when the kubelet's host
+    /// supervises it: the node turns NotReady at once rather than at the next check.
+    pub runtime_down: Option<watch::Receiver<Option<String>>>,
 }
 
 /// A running kubelet. Dropping it stops it; containers keep running.
@@ -207,9 +210,14 @@ impl Kubelet {
             format!("kubelet {node_name}: runtime readiness"),
             health.clone(),
             {
-                let runtime = runtime.clone();
-                let readiness = readiness.clone();
-                move || follow_readiness(runtime.clone(), readiness.clone())
+                let follow = FollowReadiness {
+                    runtime: runtime.clone(),
+                    readiness: readiness.clone(),
+                    runtime_down: config.runtime_down.clone(),
+                    recorder: Recorder::new(client.clone(), "kubelet"),
+                    node: node_name.clone(),
+                };
+                move || follow_readiness(follow.clone())
             },
         )));
         // Runtime changes wake pod workers; leftovers of deleted pods are removed, once the
@@ -315,20 +323,95 @@ async fn follow_pod_cidr(
     }
 }
 
-async fn follow_readiness(runtime: Arc<dyn Runtime>, readiness: watch::Sender<NodeReadiness>) {
+/// What the readiness task needs.
+#[derive(Clone)]
+struct FollowReadiness {
+    runtime: Arc<dyn Runtime>,
+    readiness: watch::Sender<NodeReadiness>,
+    runtime_down: Option<watch::Receiver<Option<String>>>,
+    recorder: Recorder,
+    node: String,
+}
+
+/// The Node as events name it (upstream's `nodeRef`: the node's name as its uid, no namespace).
+fn node_reference(node: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(node.to_owned()),
+        uid: Some(node.to_owned()),
+        ..ObjectReference::default()
+    }
+}
+
+/// Keeps the node's readiness following the runtime's: checked every [`READINESS_EVERY`] and
+/// at once when the runtime's process goes down or comes back. A change of readiness is an
+/// event on the Node, as upstream's `NodeReady`/`NodeNotReady`; the runtime's process going
+/// down is a warning with its cause.
+async fn follow_readiness(mut follow: FollowReadiness) {
+    let mut was_down = None::<String>;
     loop {
-        let now = match runtime.readiness().await {
-            Ok(found) => readiness_message(&found),
-            Err(err) => NodeReadiness::NotReady(format!("container runtime is down: {err}")),
+        let down = follow
+            .runtime_down
+            .as_mut()
+            .and_then(|down| down.borrow_and_update().clone());
+        if down != was_down {
+            if let Some(why) = &down {
+                follow
+                    .recorder
+                    .publish(
+                        node_reference(&follow.node),
+                        EventType::Warning,
+                        "ContainerRuntimeDown",
+                        why.clone(),
+                    )
+                    .await;
+            }
+            was_down.clone_from(&down);
+        }
+        let now = match down {
+            Some(why) => NodeReadiness::NotReady(format!("container runtime is down: {why}")),
+            None => match follow.runtime.readiness().await {
+                Ok(found) => readiness_message(&found),
+                Err(err) => NodeReadiness::NotReady(format!("container runtime is down: {err}")),
+            },
         };
-        readiness.send_if_modified(|current| {
+        let mut became = None;
+        follow.readiness.send_if_modified(|current| {
             let changed = *current != now;
             if changed {
                 tracing::info!(readiness = ?now, "node readiness changed");
+                if matches!(current, NodeReadiness::Ready) != matches!(now, NodeReadiness::Ready) {
+                    became = Some(matches!(now, NodeReadiness::Ready));
+                }
                 *current = now;
             }
             changed
         });
-        tokio::time::sleep(READINESS_EVERY).await;
+        if let Some(ready) = became {
+            let reason = if ready { "NodeReady" } else { "NodeNotReady" };
+            follow
+                .recorder
+                .publish(
+                    node_reference(&follow.node),
+                    EventType::Normal,
+                    reason,
+                    format!("Node {} status is now: {reason}", follow.node),
+                )
+                .await;
+        }
+        match follow.runtime_down.as_mut() {
+            Some(down) => {
+                tokio::select! {
+                    () = tokio::time::sleep(READINESS_EVERY) => {}
+                    changed = down.changed() => {
+                        if changed.is_err() {
+                            follow.runtime_down = None;
+                        }
+                    }
+                }
+            }
+            None => tokio::time::sleep(READINESS_EVERY).await,
+        }
     }
 }

@@ -49,6 +49,18 @@ fn pods(node: &TestNode) -> Result<BTreeMap<String, (String, String, String, Str
         .collect())
 }
 
+/// `reason: message` of the events about the node's Node.
+fn node_events(node: &TestNode) -> Result<String> {
+    node.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.kind=Node,involvedObject.name={}", node.name),
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ])
+}
+
 const WEB: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -151,6 +163,31 @@ spec:
         })
         .unwrap();
     assert_eq!(phase, "Succeeded", "pod-to-pod HTTP\n{}", node.log_text());
+
+    // containerd killed: the node says so (NotReady, events with the cause), k3rs starts it
+    // again, the node is Ready again, and the pods ran on untouched.
+    let before_containerd = pods(&node).unwrap();
+    node.kill_containerd().unwrap();
+    let events = node
+        .wait_for("the runtime-down events", Duration::from_secs(60), || {
+            let events = node_events(&node)?;
+            Ok((events.contains("ContainerRuntimeDown: containerd exited")
+                && events.contains("NodeNotReady: Node "))
+            .then_some(events))
+        })
+        .unwrap();
+    assert!(
+        events.contains(&format!("Node {} status is now: NodeNotReady", node.name)),
+        "{events}"
+    );
+    node.wait_ready().unwrap();
+    node.wait_for("NodeReady again", Duration::from_secs(30), || {
+        Ok(node_events(&node)?
+            .contains("NodeReady: Node ")
+            .then_some(()))
+    })
+    .unwrap();
+    assert_eq!(pods(&node).unwrap(), before_containerd, "pods untouched");
 
     // kill -9 and start again: the same containers, IPs and restart counts.
     let before: BTreeMap<_, _> = pods(&node)
