@@ -29,7 +29,7 @@ use crate::node_facts::{self, Resources};
 use crate::settings::{AgentSettings, ServerSettings};
 
 /// Where the CNI plugins are looked for: Debian's package, then the usual upstream place.
-const CNI_BIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
+pub(crate) const CNI_BIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
 /// How often the air-gap directory is looked at for new archives.
 const IMAGES_EVERY: Duration = Duration::from_secs(10);
 

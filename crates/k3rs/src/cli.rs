@@ -29,6 +29,9 @@ pub(crate) enum Command {
     /// Work with the images of this node's containerd.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Check what the node side needs from this machine (binaries, kernel, cgroups) and say
+    /// what is missing; exits 1 when something required is.
+    CheckConfig,
 }
 
 /// `k3rs images …`.

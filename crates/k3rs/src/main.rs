@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod agent;
+mod check_config;
 mod cli;
 mod config_file;
 mod host;
@@ -70,6 +71,13 @@ fn main() -> ExitCode {
             match runtime.block_on(server::run(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => report(&err),
+            }
+        }
+        Command::CheckConfig => {
+            if check_config::run() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
             }
         }
         Command::Images(ImagesCommand::Import(args)) => {

@@ -107,3 +107,44 @@ fn a_missing_explicit_config_file_is_an_error() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("nope.yaml"), "{}", stderr(&output));
 }
+
+/// `k3rs check-config` passes on a machine with the node's dependencies (CI installs them)
+/// and fails, naming what is missing, when the binaries cannot be found.
+#[test]
+fn check_config_reports_what_the_node_needs() {
+    let output = run_k3rs(["check-config"]).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping the passing half: not root");
+    } else {
+        assert!(output.status.success(), "{stdout}{}", stderr(&output));
+        assert!(
+            stdout.contains("  - containerd: ok: containerd "),
+            "{stdout}"
+        );
+        assert!(stdout.contains("  - CNI plugins: ok: "), "{stdout}");
+        assert!(stdout.contains("  - memory controller: ok"), "{stdout}");
+        assert!(
+            stdout.contains("\nSTATUS: pass (0 required missing"),
+            "{stdout}"
+        );
+    }
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(k3rs_tests::k3rs_bin())
+        .arg("check-config")
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("  - containerd: MISSING: not found on PATH"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  - runc: MISSING: not found on PATH"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nSTATUS: fail ("), "{stdout}");
+}
