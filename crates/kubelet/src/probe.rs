@@ -4,6 +4,7 @@
 //! `Unhealthy` events).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
@@ -243,34 +244,21 @@ async fn run_http(http: &HTTPGetAction, host: &str, port: u16, timeout: Duration
         host_port(host, port),
         http.path.as_deref().unwrap_or("/")
     );
-    if scheme == "https" {
-        // Upstream skips certificate checks for HTTPS probes; a TCP handshake to the port is
-        // what k3rs checks for them until it has a TLS client without verification here.
-        return match connect(host, port, timeout).await {
-            Ok(_) => Outcome::Success,
-            Err(message) => Outcome::Failure(format!("Get {url:?}: {message}")),
-        };
-    }
     let exchange = async {
-        let mut stream = connect(host, port, timeout).await?;
-        stream
-            .write_all(http_request(http, host, port).as_bytes())
-            .await
-            .map_err(|err| go_error(&err))?;
-        let mut head = Vec::new();
-        let mut buffer = [0u8; 1024];
-        // The status line is all that is needed.
-        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
-            let read = stream
-                .read(&mut buffer)
+        let stream = connect(host, port, timeout).await?;
+        let request = http_request(http, host, port);
+        if scheme == "https" {
+            // Upstream's HTTPS probes skip certificate verification.
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|err| format!("tls: {err}"))?;
+            let tls = tokio_rustls::TlsConnector::from(insecure_tls())
+                .connect(name, stream)
                 .await
-                .map_err(|err| go_error(&err))?;
-            if read == 0 {
-                break;
-            }
-            head.extend_from_slice(&buffer[..read]);
+                .map_err(|err| format!("tls: {err}"))?;
+            exchange_head(tls, &request).await
+        } else {
+            exchange_head(stream, &request).await
         }
-        Ok::<_, String>(String::from_utf8_lossy(&head).into_owned())
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Outcome::Failure(format!(
@@ -282,6 +270,109 @@ async fn run_http(http: &HTTPGetAction, host: &str, port: u16, timeout: Duration
             Some(code) => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
             None => Outcome::Failure(format!("Get {url:?}: malformed HTTP response")),
         },
+    }
+}
+
+/// Sends an HTTP request and reads the response up to its status line.
+async fn exchange_head<S>(mut stream: S, request: &str) -> Result<String, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|err| go_error(&err))?;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    // The status line is all that is needed.
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+        let read = stream
+            .read(&mut buffer)
+            .await
+            .map_err(|err| go_error(&err))?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A TLS client that accepts any server certificate (handshake signatures still checked), as
+/// upstream's HTTPS probes and hooks (`InsecureSkipVerify`).
+fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = Arc::new(AnyCertificate(provider.clone()));
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+                .map(|builder| {
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(verifier.clone())
+                        .with_no_client_auth()
+                })
+                .unwrap_or_else(|err| {
+                    // The ring provider has every default version: not expected.
+                    tracing::error!("building the probes' TLS client: {err}");
+                    rustls::ClientConfig::builder()
+                        .dangerous()
+                        .with_custom_certificate_verifier(verifier)
+                        .with_no_client_auth()
+                });
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Accepts every certificate chain; checks handshake signatures with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -468,6 +559,77 @@ mod tests {
             Outcome::Failure(format!(
                 "dial tcp 127.0.0.1:{closed_port}: connect: connection refused"
             ))
+        );
+    }
+
+    /// An HTTPS probe completes the TLS handshake with a self-signed server (no verification,
+    /// as upstream) and reads its status; a plain-TCP server on that port fails it.
+    #[tokio::test]
+    async fn https_probes_skip_verification_but_speak_tls() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["self-signed.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    continue;
+                };
+                let mut buffer = [0u8; 1024];
+                let read = tls.read(&mut buffer).await.unwrap_or(0);
+                let code = if buffer[..read].starts_with(b"GET /ok ") {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = tls
+                    .write_all(format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        let probe = |path: &str| -> HTTPGetAction {
+            serde_json::from_value(json!({"path": path, "port": port, "scheme": "HTTPS"})).unwrap()
+        };
+        assert_eq!(
+            run_http(&probe("/ok"), "127.0.0.1", port, timeout).await,
+            Outcome::Success
+        );
+        assert_eq!(
+            run_http(&probe("/down"), "127.0.0.1", port, timeout).await,
+            Outcome::Failure("HTTP probe failed with statuscode: 503".into())
+        );
+
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_port = plain.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = plain.accept().await.unwrap();
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+        });
+        let https_to_plain: HTTPGetAction =
+            serde_json::from_value(json!({"path": "/", "port": plain_port, "scheme": "HTTPS"}))
+                .unwrap();
+        let outcome = run_http(&https_to_plain, "127.0.0.1", plain_port, timeout).await;
+        assert!(
+            matches!(&outcome, Outcome::Failure(m) if m.contains("tls")),
+            "{outcome:?}"
         );
     }
 }
