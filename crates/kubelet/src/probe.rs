@@ -405,6 +405,34 @@ fn health_status(message: &[u8]) -> Option<u64> {
     Some(0)
 }
 
+/// A gRPC status code's name as grpc-go prints it.
+fn grpc_code_name(code: u32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("Unknown")
+}
+
 async fn run_grpc(ip: IpAddr, port: u16, service: &str, timeout: Duration) -> Outcome {
     let target = SocketAddr::new(ip, port);
     let call = async {
@@ -441,11 +469,30 @@ async fn run_grpc(ip: IpAddr, port: u16, service: &str, timeout: Duration) -> Ou
             .send_request(request)
             .await
             .map_err(|err| format!("health rpc probe failed: {err}"))?;
-        let body = http_body_util::BodyExt::collect(response.into_body())
+        let headers = response.headers().clone();
+        let collected = http_body_util::BodyExt::collect(response.into_body())
             .await
-            .map_err(|err| format!("health rpc probe failed: {err}"))?
-            .to_bytes();
-        Ok::<_, String>(body)
+            .map_err(|err| format!("health rpc probe failed: {err}"))?;
+        // The status is in the trailers, or in the headers of a trailers-only answer.
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let field = |name: &str| {
+            trailers
+                .get(name)
+                .or_else(|| headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let code: u32 = field("grpc-status")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(2);
+        if code != 0 {
+            return Err(format!(
+                "health rpc probe failed: rpc error: code = {} desc = {}",
+                grpc_code_name(code),
+                field("grpc-message").unwrap_or_default()
+            ));
+        }
+        Ok::<_, String>(collected.to_bytes())
     };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Outcome::Failure(format!(
@@ -630,6 +677,73 @@ mod tests {
         assert!(
             matches!(&outcome, Outcome::Failure(m) if m.contains("tls")),
             "{outcome:?}"
+        );
+    }
+
+    /// A gRPC health server on HTTP/2: SERVING, NOT_SERVING, and an unknown service answered
+    /// with a NotFound status in the trailers.
+    #[tokio::test]
+    async fn grpc_probes_against_a_health_server() {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let service = hyper::service::service_fn(
+                    |request: http::Request<hyper::body::Incoming>| async move {
+                        assert_eq!(request.uri().path(), "/grpc.health.v1.Health/Check");
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        // 5-byte frame header, then field 1 (service) if any.
+                        let service = body
+                            .get(7..)
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .unwrap_or_default();
+                        let mut trailers = http::HeaderMap::new();
+                        let mut frames = Vec::new();
+                        match service.as_str() {
+                            "" | "sick" => {
+                                let status = if service.is_empty() { 1 } else { 2 };
+                                frames.push(Ok::<_, std::convert::Infallible>(
+                                    hyper::body::Frame::data(bytes::Bytes::from(vec![
+                                        0, 0, 0, 0, 2, 0x08, status,
+                                    ])),
+                                ));
+                                trailers.insert("grpc-status", "0".parse().unwrap());
+                            }
+                            _ => {
+                                trailers.insert("grpc-status", "5".parse().unwrap());
+                                trailers.insert("grpc-message", "unknown service".parse().unwrap());
+                            }
+                        }
+                        frames.push(Ok(hyper::body::Frame::trailers(trailers)));
+                        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                                .unwrap(),
+                        )
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(socket), service),
+                );
+            }
+        });
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(run_grpc(ip, port, "", timeout).await, Outcome::Success);
+        assert_eq!(
+            run_grpc(ip, port, "sick", timeout).await,
+            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        assert_eq!(
+            run_grpc(ip, port, "absent", timeout).await,
+            Outcome::Failure(
+                "health rpc probe failed: rpc error: code = NotFound desc = unknown service".into()
+            )
         );
     }
 }
