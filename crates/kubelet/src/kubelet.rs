@@ -28,6 +28,8 @@ use crate::KubeletError;
 
 /// How often the runtime's readiness is checked.
 const READINESS_EVERY: Duration = Duration::from_secs(5);
+/// How often it is checked while the node is not Ready.
+const READINESS_UNTIL_READY: Duration = Duration::from_millis(200);
 
 /// The node's pod network, set up once the node has a pod CIDR (the CNI configuration the
 /// runtime reads, masquerading); the kubelet calls it again when the CIDR changes.
@@ -400,10 +402,17 @@ async fn follow_readiness(mut follow: FollowReadiness) {
                 )
                 .await;
         }
+        // Until the node is Ready it is checked often, as upstream's fast status updates at
+        // start-up: Ready follows the network's set-up within a fraction of a second.
+        let every = if matches!(*follow.readiness.borrow(), NodeReadiness::Ready) {
+            READINESS_EVERY
+        } else {
+            READINESS_UNTIL_READY
+        };
         match follow.runtime_down.as_mut() {
             Some(down) => {
                 tokio::select! {
-                    () = tokio::time::sleep(READINESS_EVERY) => {}
+                    () = tokio::time::sleep(every) => {}
                     changed = down.changed() => {
                         if changed.is_err() {
                             follow.runtime_down = None;
@@ -411,7 +420,7 @@ async fn follow_readiness(mut follow: FollowReadiness) {
                     }
                 }
             }
-            None => tokio::time::sleep(READINESS_EVERY).await,
+            None => tokio::time::sleep(every).await,
         }
     }
 }
