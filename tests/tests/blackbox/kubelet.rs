@@ -276,35 +276,42 @@ spec:
 "#,
     )
     .unwrap();
+    // The back-off grows between restarts (10 s, then 20 s), as upstream's.
+    let mut back_offs: Vec<String> = Vec::new();
     let waiting = node
-        .wait_for("CrashLoopBackOff", Duration::from_secs(90), || {
+        .wait_for("CrashLoopBackOff", Duration::from_secs(120), || {
             let state = node.kubectl(&[
                 "get",
                 "pod",
                 "crash",
                 "-o",
-                "jsonpath={.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode}",
+                "jsonpath={.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode} {.status.containerStatuses[0].state.waiting.message}",
             ])?;
-            let fields: Vec<&str> = state.split_whitespace().collect();
+            let fields: Vec<&str> = state.splitn(4, ' ').collect();
+            if let Some(delay) = fields
+                .get(3)
+                .and_then(|m| m.strip_prefix("back-off "))
+                .and_then(|m| m.split_whitespace().next())
+            {
+                if back_offs.last().map(String::as_str) != Some(delay) {
+                    back_offs.push(delay.to_owned());
+                }
+            }
             Ok((fields.first() == Some(&"CrashLoopBackOff")
                 && fields.get(1).and_then(|r| r.parse::<u32>().ok()) >= Some(2))
             .then(|| fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>()))
         })
         .unwrap();
     assert_eq!(waiting[2], "3", "the last run's exit code");
-    let message = node
-        .kubectl(&[
-            "get",
-            "pod",
-            "crash",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.message}",
-        ])
-        .unwrap();
+    let message = &waiting[3];
     assert!(
         message.starts_with("back-off ")
             && message.contains("restarting failed container=c pod=crash_default("),
         "{message}"
+    );
+    assert!(
+        back_offs.starts_with(&["10s".to_owned(), "20s".to_owned()]),
+        "back-offs seen: {back_offs:?}"
     );
 
     // A container that ignores SIGTERM is killed when the grace period ends, and only then is
