@@ -1,3 +1,3 @@
-//! How a hollow node waits after a failed API call: the kubelet's back-off and call time limit.
+//! How long a hollow node waits for one API call of its own: the kubelet's call time limit.
 
-pub(crate) use k3rs_kubelet::retry::{backoff, delay_after, is_transient, timed, CALL_TIMEOUT};
+pub(crate) use k3rs_kubelet::retry::CALL_TIMEOUT;

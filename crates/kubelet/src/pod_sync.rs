@@ -26,11 +26,10 @@ use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
 use crate::pod_status::{pod_status, StatusInputs, Waiting};
 use crate::probe::{self as probe_run, Action, Outcome};
 use crate::prober::{self, PodProbes};
+use crate::readiness_gate::{self, ReadinessGate};
 use crate::runtime::Runtime;
 use crate::sandbox_config::{sandbox_config, NodeSettings};
-use crate::volumes::{
-    container_mounts, ContainerMountOptions, NodeAllocatable, PodVolumes, Volumes,
-};
+use crate::volumes::{ContainerMountOptions, NodeAllocatable, PodVolumes, VolumeManager};
 
 /// Where a pod's containers start: its sandbox, volumes, hosts file and IPs.
 #[derive(Clone, Copy, Debug)]
@@ -69,7 +68,10 @@ pub struct PodContext {
     pub runtime: Arc<dyn Runtime>,
     pub client: Client,
     pub recorder: Recorder,
-    pub volumes: Arc<Volumes>,
+    /// The node's volumes ([`crate::volumes::Volumes`]), or a hollow node's fake.
+    pub volumes: Arc<dyn VolumeManager>,
+    /// Readiness beside the probes (a hollow node's fake runtime); `None` on a real node.
+    pub readiness_gate: Option<Arc<dyn ReadinessGate>>,
     pub settings: Arc<NodeSettings>,
     pub facts: NodeFacts,
     /// The Services the pods' environments link to.
@@ -508,16 +510,18 @@ impl PodContext {
         let sources = self.env_sources(pod, container, target.pod_ips).await?;
         let environment =
             env::environment(pod, container, &sources).map_err(|err| err.to_string())?;
-        let mounts = container_mounts(
-            container,
-            target.volumes,
-            &ContainerMountOptions {
-                env: &environment,
-                etc_hosts: target.etc_hosts,
-                supports_recursive_read_only: false,
-            },
-        )
-        .map_err(|err| err.to_string())?;
+        let mounts = self
+            .volumes
+            .container_mounts(
+                container,
+                target.volumes,
+                &ContainerMountOptions {
+                    env: &environment,
+                    etc_hosts: target.etc_hosts,
+                    supports_recursive_read_only: false,
+                },
+            )
+            .map_err(|err| err.to_string())?;
         let image_user = ImageUser {
             uid: image.uid.as_ref().map(|uid| uid.value),
             username: image.username.clone(),
@@ -821,7 +825,15 @@ impl PodContext {
         state: &mut PodWorkerState,
         terminal: bool,
     ) -> bool {
-        let probes = state.probes.state(pod, runtime_pod);
+        let mut probes = state.probes.state(pod, runtime_pod);
+        if let Some(gate) = &self.readiness_gate {
+            let now = Timestamp::now();
+            if let Some(next) =
+                readiness_gate::hold_back(gate.as_ref(), pod, runtime_pod, &mut probes, now)
+            {
+                state.wake_no_later_than(next);
+            }
+        }
         let inputs = StatusInputs {
             runtime: runtime_pod,
             runtime_name: &self.facts.runtime_name,
