@@ -145,7 +145,7 @@ impl HollowNode {
         };
         let parts = KubeletParts {
             runtime: runtime.clone(),
-            network: Arc::new(FakePodNetwork::default()),
+            network: Arc::new(FakePodNetwork),
             volumes: Some(Arc::new(FakeVolumes::new(&config.name))),
             readiness_gate: Some(runtime.clone()),
         };
