@@ -148,6 +148,8 @@ impl HollowNode {
             network: Arc::new(FakePodNetwork),
             volumes: Some(Arc::new(FakeVolumes::new(&config.name))),
             readiness_gate: Some(runtime.clone()),
+            // Pod IPs are made up: nothing may be sent to them.
+            skip_network_probes: true,
         };
         let kubelet = Kubelet::start_with(
             client,

@@ -62,6 +62,9 @@ pub struct KubeletParts {
     pub volumes: Option<Arc<dyn VolumeManager>>,
     /// `None`: readiness is the probes' alone.
     pub readiness_gate: Option<Arc<dyn ReadinessGate>>,
+    /// True where pod IPs lead nowhere (hollow nodes): HTTP, TCP and gRPC probes and hooks are
+    /// not sent and count as passed; exec ones still go through the runtime.
+    pub skip_network_probes: bool,
 }
 
 /// A running kubelet. Dropping it stops it; containers keep running.
@@ -118,6 +121,7 @@ impl Kubelet {
             network,
             volumes: None,
             readiness_gate: None,
+            skip_network_probes: false,
         };
         Kubelet::start_with(client, config, parts).await
     }
@@ -133,6 +137,7 @@ impl Kubelet {
             network,
             volumes,
             readiness_gate,
+            skip_network_probes,
         } = parts;
         let version = runtime
             .version()
@@ -189,6 +194,7 @@ impl Kubelet {
                 ))
             }),
             readiness_gate,
+            skip_network_probes,
             settings: Arc::new(config.settings.clone()),
             facts: NodeFacts {
                 host_ips: config.host_ips.clone(),

@@ -72,6 +72,8 @@ pub struct PodContext {
     pub volumes: Arc<dyn VolumeManager>,
     /// Readiness beside the probes (a hollow node's fake runtime); `None` on a real node.
     pub readiness_gate: Option<Arc<dyn ReadinessGate>>,
+    /// HTTP, TCP and gRPC probes and hooks are not sent and count as passed (hollow nodes).
+    pub skip_network_probes: bool,
     pub settings: Arc<NodeSettings>,
     pub facts: NodeFacts,
     /// The Services the pods' environments link to.
@@ -447,7 +449,7 @@ impl PodContext {
             let grace = grace_seconds(Some(pod));
             let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(30));
             if let Outcome::Failure(message) =
-                probe_run::run(self.runtime.as_ref(), action, container, &id, pod_ip, limit).await
+                self.run_action(action, container, &id, pod_ip, limit).await
             {
                 // Upstream kills a container whose postStart hook failed; it restarts by its
                 // policy, with back-off.
@@ -601,21 +603,13 @@ impl PodContext {
         let due = state.probes.due(pod, runtime_pod, now);
         if !due.is_empty() {
             let pod_ip = self.pod_ip(pod, runtime_pod);
-            let runtime = self.runtime.as_ref();
             let outcomes =
                 futures::future::join_all(due.iter().map(|(id, container, kind)| async move {
                     let probe = kind.probe(container)?;
                     let action = Action::of_probe(probe)?;
                     Some(
-                        probe_run::run(
-                            runtime,
-                            action,
-                            container,
-                            id,
-                            pod_ip,
-                            prober::timeout(probe),
-                        )
-                        .await,
+                        self.run_action(action, container, id, pod_ip, prober::timeout(probe))
+                            .await,
                     )
                 }))
                 .await;
@@ -638,6 +632,30 @@ impl PodContext {
         if let Some(next) = state.probes.next_due() {
             state.wake_no_later_than(next);
         }
+    }
+
+    /// Runs one probe or lifecycle handler; on a node without a pod network (hollow nodes, whose
+    /// pod IPs are made up) only exec actions run, and the others count as passed.
+    async fn run_action(
+        &self,
+        action: Action<'_>,
+        container: &Container,
+        container_id: &str,
+        pod_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Outcome {
+        if self.skip_network_probes && !matches!(action, Action::Exec(_)) {
+            return Outcome::Success;
+        }
+        probe_run::run(
+            self.runtime.as_ref(),
+            action,
+            container,
+            container_id,
+            pod_ip,
+            timeout,
+        )
+        .await
     }
 
     /// The address probes and HTTP hooks reach the pod at: its IP, or the node's for a
@@ -689,14 +707,7 @@ impl PodContext {
             let pod_ip = self.pod_ip(pod, runtime_pod);
             let outcome = tokio::time::timeout(
                 limit,
-                probe_run::run(
-                    self.runtime.as_ref(),
-                    action,
-                    container,
-                    &run.id,
-                    pod_ip,
-                    limit,
-                ),
+                self.run_action(action, container, &run.id, pod_ip, limit),
             )
             .await;
             match outcome {
