@@ -36,7 +36,6 @@ pub mod fake_runtime;
 mod fake_volumes;
 mod ip_pool;
 mod node;
-mod retry;
 
 pub use cluster::HollowCluster;
 pub use config::HollowNodeConfig;

@@ -105,7 +105,7 @@ fn kubelet_config(config: &HollowNodeConfig, internal_ip: Ipv4Addr) -> KubeletCo
 /// The uid of the Node called `name`, if the server has one (and answers in time).
 async fn existing_node_uid(client: &Client, name: &str) -> Option<String> {
     let nodes: Api<Node> = Api::all(client.clone());
-    match tokio::time::timeout(crate::retry::CALL_TIMEOUT, nodes.get_opt(name)).await {
+    match tokio::time::timeout(k3rs_kubelet::retry::CALL_TIMEOUT, nodes.get_opt(name)).await {
         Ok(Ok(found)) => found.and_then(|node| node.uid()),
         Ok(Err(err)) => {
             tracing::debug!(node = %name, "reading the Node: {err}; starting with an empty runtime");
