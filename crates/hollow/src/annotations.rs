@@ -1,14 +1,18 @@
 //! The pod annotations that tell a hollow node how a pod's (fake) containers behave, so that
 //! controller tests can make pods slow to become ready, finish, fail or crash-loop.
 //!
-//! Every container of the pod behaves the same way. A value that does not parse is logged and
-//! ignored (the pod then runs as if the annotation were absent).
+//! They reach the [fake runtime](crate::fake_runtime) the way pod annotations reach containerd:
+//! on the sandbox configuration the kubelet builds for the pod. Every container of the pod
+//! behaves the same way. A value that does not parse is logged and ignored (the pod then runs
+//! as if the annotation were absent).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// `"N"`: the containers run at once, but the pod stays `Ready=False` (and `ContainersReady`)
 /// for N seconds after each container start, then becomes ready. `"never"`: it never becomes
-/// ready. Default: ready as soon as it runs.
+/// ready. Default: ready as soon as it runs. Read from the pod as it is at each sync, so
+/// changing it on a running pod takes effect at once (the fake runtime is the kubelet's
+/// readiness gate: [`k3rs_kubelet::readiness_gate`]).
 pub const READY_AFTER_SECONDS: &str = "hollow.k3rs.io/ready-after-seconds";
 
 /// The value of [`READY_AFTER_SECONDS`] for a pod that never becomes ready.
@@ -16,10 +20,10 @@ pub const NEVER: &str = "never";
 
 /// `"N"`: the containers exit N seconds after they start, with [`EXIT_CODE`]. What follows is
 /// the kubelet's restart policy: with `restartPolicy: Never`, or `OnFailure` and code 0, the pod
-/// ends `Succeeded` (code 0) or `Failed`; otherwise the containers restart at once (one more in
-/// `restartCount`, the run that ended in `lastState.terminated`) and exit again N seconds later
-/// (at least one second later, so `"0"` does not spin). There is no crash-loop back-off.
-/// Default: the containers run until the pod is deleted.
+/// ends `Succeeded` (code 0) or `Failed`; otherwise the kubelet restarts the containers (one
+/// more in `restartCount`, the run that ended in `lastState.terminated`) with its crash-loop
+/// back-off (the first restart at once, then 10 s, 20 s, … as on any node) and they exit again
+/// N seconds after each start. Default: the containers run until the pod is deleted.
 pub const EXIT_AFTER_SECONDS: &str = "hollow.k3rs.io/exit-after-seconds";
 
 /// `"N"`: once the pod is deleted, its containers take N seconds to stop (at most the pod's
@@ -60,21 +64,29 @@ pub(crate) struct Exit {
     pub(crate) code: i32,
 }
 
-/// The behaviour the annotations ask for, and a message for every annotation that was ignored.
-pub(crate) fn behaviour(
-    annotations: Option<&BTreeMap<String, String>>,
-) -> (Behaviour, Vec<String>) {
+/// The behaviour a pod's annotations ask for (as a sandbox configuration carries them), and a
+/// message for every annotation that was ignored.
+pub(crate) fn behaviour_of(annotations: &HashMap<String, String>) -> (Behaviour, Vec<String>) {
+    parse(|key| annotations.get(key).map(String::as_str))
+}
+
+/// Seconds from a container's start until it is ready (`None`: never), from a pod's
+/// annotations as the API has them.
+pub(crate) fn ready_after(annotations: Option<&BTreeMap<String, String>>) -> Option<u64> {
+    parse(|key| annotations.and_then(|a| a.get(key)).map(String::as_str))
+        .0
+        .ready_after
+}
+
+fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Behaviour, Vec<String>) {
     let mut behaviour = Behaviour::default();
     let mut problems = Vec::new();
-    let Some(annotations) = annotations else {
-        return (behaviour, problems);
-    };
     let mut bad = |key: &str, value: &str, expected: &str| {
         problems.push(format!(
             "annotation {key}: {value:?} is not {expected}; ignored"
         ));
     };
-    if let Some(value) = annotations.get(READY_AFTER_SECONDS) {
+    if let Some(value) = get(READY_AFTER_SECONDS) {
         match value.trim() {
             NEVER => behaviour.ready_after = None,
             text => match text.parse::<u64>() {
@@ -87,7 +99,7 @@ pub(crate) fn behaviour(
             },
         }
     }
-    let code = match annotations.get(EXIT_CODE) {
+    let code = match get(EXIT_CODE) {
         None => 0,
         Some(value) => match value.trim().parse::<i32>() {
             Ok(code) if (0..=255).contains(&code) => code,
@@ -97,18 +109,18 @@ pub(crate) fn behaviour(
             }
         },
     };
-    if let Some(value) = annotations.get(STOP_AFTER_SECONDS) {
+    if let Some(value) = get(STOP_AFTER_SECONDS) {
         match value.trim().parse::<u64>() {
             Ok(seconds) => behaviour.stop_after = Some(seconds),
             Err(_) => bad(STOP_AFTER_SECONDS, value, "a whole number of seconds"),
         }
     }
-    match annotations.get(EXIT_AFTER_SECONDS) {
+    match get(EXIT_AFTER_SECONDS) {
         Some(value) => match value.trim().parse::<u64>() {
             Ok(after) => behaviour.exit = Some(Exit { after, code }),
             Err(_) => bad(EXIT_AFTER_SECONDS, value, "a whole number of seconds"),
         },
-        None if annotations.contains_key(EXIT_CODE) => problems.push(format!(
+        None if get(EXIT_CODE).is_some() => problems.push(format!(
             "annotation {EXIT_CODE} has no effect without {EXIT_AFTER_SECONDS}"
         )),
         None => {}
@@ -121,11 +133,11 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> (Behaviour, Vec<String>) {
-        let map: BTreeMap<String, String> = pairs
+        let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        behaviour(Some(&map))
+        behaviour_of(&map)
     }
 
     #[test]
@@ -140,7 +152,7 @@ mod tests {
 
     #[test]
     fn defaults_without_annotations() {
-        assert_eq!(behaviour(None), (Behaviour::default(), vec![]));
+        assert_eq!(parse(&[]), (Behaviour::default(), vec![]));
         assert_eq!(parse(&[("other", "x")]), (Behaviour::default(), vec![]));
     }
 

@@ -28,10 +28,10 @@ pub struct HollowNodeConfig {
     /// How often the Node's status (the conditions' `lastHeartbeatTime`) is written. Default
     /// 10 s, the kubelet's `nodeStatusUpdateFrequency`.
     pub status_update_interval: Duration,
-    /// How long a deleted pod's containers take to stop, at most the pod's grace period (the
-    /// pod's [`crate::annotations::STOP_AFTER_SECONDS`] wins): the pod stays terminating —
-    /// running, with its `deletionTimestamp` — for that long before the node finishes the
-    /// delete, as with a real kubelet whose containers honour SIGTERM slowly. Default zero:
+    /// How long the fake containers take to stop, at most the grace period the kubelet gives
+    /// them (the pod's [`crate::annotations::STOP_AFTER_SECONDS`] wins): a deleted pod stays
+    /// terminating — running, with its `deletionTimestamp` — for that long before the kubelet
+    /// finishes the delete, as with containers that honour SIGTERM slowly. Default zero:
     /// containers stop at once.
     pub termination_delay: Duration,
 }

@@ -2,6 +2,9 @@
 //! slot, which gives it an InternalIP and a pod range of its own; a node started again under
 //! the same name gets the same ones. Nothing is ever sent to them.
 //!
+//! [`FakePodNetwork`] is the kubelet's pod network for hollow nodes: there is nothing to set up
+//! (the fake runtime hands out the pod IPs from the pod CIDR the kubelet tells it).
+//!
 //! Both come from the shared address space `100.64.0.0/10` (RFC 6598), away from k3rs's
 //! defaults (cluster CIDR `10.42.0.0/16`, service CIDR `10.43.0.0/16`): node InternalIPs from
 //! `100.64.0.0/11`, and — for pods on a node whose `spec.podCIDR` is not set yet — one `/24` per
@@ -21,6 +24,21 @@ const POD_RANGES: u32 = u32::from_be_bytes([100, 96, 0, 0]);
 const POD_RANGE_COUNT: u32 = 1 << 13;
 /// How many node addresses fit in `100.64.0.0/11`, without its first and last.
 const NODE_ADDRESS_COUNT: u32 = (1 << 21) - 2;
+
+/// The pod network of a hollow node: nothing to set up.
+#[derive(Debug, Default)]
+pub(crate) struct FakePodNetwork;
+
+#[async_trait::async_trait]
+impl k3rs_kubelet::PodNetwork for FakePodNetwork {
+    async fn set_pod_cidr(
+        &self,
+        pod_cidr: &str,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        tracing::debug!(pod_cidr, "hollow node: pod network (nothing to set up)");
+        Ok(())
+    }
+}
 
 /// The slot of every node name seen in this process.
 static SLOTS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);

@@ -51,11 +51,6 @@ impl IpPool {
         Some(candidate.into())
     }
 
-    /// Marks `address` as held (a pod that already has it); false when it was held already.
-    pub(crate) fn reserve(&mut self, address: Ipv4Addr) -> bool {
-        self.held.insert(address.into())
-    }
-
     /// Gives `address` back.
     pub(crate) fn release(&mut self, address: Ipv4Addr) {
         self.held.remove(&u32::from(address));
@@ -119,17 +114,6 @@ mod tests {
         pool.release(ip("10.0.0.4"));
         assert_eq!(pool.allocate(range), Some(ip("10.0.0.4")));
         assert_eq!(pool.len(), 5);
-    }
-
-    #[test]
-    fn reserved_addresses_are_skipped() {
-        let mut pool = IpPool::default();
-        let range = cidr("10.1.0.0/24");
-        assert!(pool.reserve(ip("10.1.0.2")));
-        assert!(!pool.reserve(ip("10.1.0.2")));
-        assert_eq!(pool.allocate(range), Some(ip("10.1.0.3")));
-        // Another range starts from its own beginning.
-        assert_eq!(pool.allocate(cidr("10.2.0.0/24")), Some(ip("10.2.0.2")));
     }
 
     #[test]

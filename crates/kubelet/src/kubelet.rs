@@ -21,9 +21,10 @@ use crate::node::{NodeAgent, NodeConfig, NodeReadiness};
 use crate::pod_cgroups::PodCgroups;
 use crate::pod_sync::{NodeFacts, PodContext};
 use crate::pod_workers::{relist, PodWorkers};
+use crate::readiness_gate::ReadinessGate;
 use crate::runtime::{Runtime, RuntimeReadiness};
 use crate::sandbox_config::NodeSettings;
-use crate::volumes::Volumes;
+use crate::volumes::{VolumeManager, Volumes};
 use crate::KubeletError;
 
 /// How often the runtime's readiness is checked.
@@ -57,6 +58,21 @@ pub struct KubeletConfig {
     /// Why the runtime's process is down (`None` while it runs), when the kubelet's host
     /// supervises it: the node turns NotReady at once rather than at the next check.
     pub runtime_down: Option<watch::Receiver<Option<String>>>,
+}
+
+/// What a kubelet drives: the runtime and the pod network, and — for hollow nodes, which must
+/// not touch the disk — its own volume code and a readiness source beside the probes.
+#[derive(Clone, Debug)]
+pub struct KubeletParts {
+    pub runtime: Arc<dyn Runtime>,
+    pub network: Arc<dyn PodNetwork>,
+    /// `None`: the real volumes, under `<root_dir>/pods`.
+    pub volumes: Option<Arc<dyn VolumeManager>>,
+    /// `None`: readiness is the probes' alone.
+    pub readiness_gate: Option<Arc<dyn ReadinessGate>>,
+    /// True where pod IPs lead nowhere (hollow nodes): HTTP, TCP and gRPC probes and hooks are
+    /// not sent and count as passed; exec ones still go through the runtime.
+    pub skip_network_probes: bool,
 }
 
 /// A running kubelet. Dropping it stops it; containers keep running.
@@ -104,10 +120,33 @@ impl Kubelet {
     /// Registers the node and starts serving the pods bound to it.
     pub async fn start(
         client: Client,
-        mut config: KubeletConfig,
+        config: KubeletConfig,
         runtime: Arc<dyn Runtime>,
         network: Arc<dyn PodNetwork>,
     ) -> Result<Kubelet, KubeletError> {
+        let parts = KubeletParts {
+            runtime,
+            network,
+            volumes: None,
+            readiness_gate: None,
+            skip_network_probes: false,
+        };
+        Kubelet::start_with(client, config, parts).await
+    }
+
+    /// [`Kubelet::start`] with every part given ([`KubeletParts`]).
+    pub async fn start_with(
+        client: Client,
+        mut config: KubeletConfig,
+        parts: KubeletParts,
+    ) -> Result<Kubelet, KubeletError> {
+        let KubeletParts {
+            runtime,
+            network,
+            volumes,
+            readiness_gate,
+            skip_network_probes,
+        } = parts;
         let version = runtime
             .version()
             .await
@@ -144,7 +183,10 @@ impl Kubelet {
                 )
             })
             .collect();
-        let informers = Informers::new(client.clone(), health.clone());
+        // Watches retry with the kubelet's own back-off: a node carries on within seconds of a
+        // server restart.
+        let informers =
+            Informers::with_watch_backoff(client.clone(), health.clone(), crate::retry::backoff());
         let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={node_name}"));
         let node = informers.get_selected::<Node>(&format!("metadata.name={node_name}"));
         let services = informers.get::<Service>();
@@ -152,11 +194,15 @@ impl Kubelet {
             runtime: runtime.clone(),
             client: client.clone(),
             recorder: Recorder::new(client.clone(), "kubelet"),
-            volumes: Arc::new(Volumes::new(
-                client.clone(),
-                config.root_dir.join("pods"),
-                allocatable.clone(),
-            )),
+            volumes: volumes.unwrap_or_else(|| {
+                Arc::new(Volumes::new(
+                    client.clone(),
+                    config.root_dir.join("pods"),
+                    allocatable.clone(),
+                ))
+            }),
+            readiness_gate,
+            skip_network_probes,
             settings: Arc::new(config.settings.clone()),
             cgroups: config.pod_cgroups.clone(),
             facts: NodeFacts {
@@ -272,6 +318,22 @@ impl Kubelet {
             tasks,
             health,
         })
+    }
+
+    /// The registered Node's uid.
+    pub fn node_uid(&self) -> &str {
+        self.agent.uid()
+    }
+
+    /// Stops renewing the Lease and writing the Node's status, as a kubelet that lost its
+    /// heartbeat would; pods are still served.
+    pub fn pause_heartbeats(&self) {
+        self.agent.pause_heartbeats();
+    }
+
+    /// Renews the Lease and writes the Node's status again, at once and then every interval.
+    pub fn resume_heartbeats(&self) {
+        self.agent.resume_heartbeats();
     }
 
     /// Whether every task of the kubelet runs.

@@ -34,6 +34,7 @@ pub mod pod_sync;
 pub mod pod_workers;
 pub mod probe;
 pub mod prober;
+pub mod readiness_gate;
 pub mod retry;
 pub mod runtime;
 pub mod sandbox_config;
@@ -41,4 +42,4 @@ pub mod stats;
 pub mod volumes;
 
 pub use error::KubeletError;
-pub use kubelet::{readiness_message, Kubelet, KubeletConfig, PodNetwork};
+pub use kubelet::{readiness_message, Kubelet, KubeletConfig, KubeletParts, PodNetwork};

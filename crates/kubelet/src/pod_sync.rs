@@ -27,11 +27,10 @@ use crate::pod_runtime::{read_pod, ContainerState, RuntimePod};
 use crate::pod_status::{pod_status, StatusInputs, Waiting};
 use crate::probe::{self as probe_run, Action, Outcome};
 use crate::prober::{self, PodProbes};
+use crate::readiness_gate::{self, ReadinessGate};
 use crate::runtime::Runtime;
 use crate::sandbox_config::{sandbox_config, NodeSettings};
-use crate::volumes::{
-    container_mounts, ContainerMountOptions, NodeAllocatable, PodVolumes, Volumes,
-};
+use crate::volumes::{ContainerMountOptions, NodeAllocatable, PodVolumes, VolumeManager};
 
 /// Where a pod's containers start: its sandbox, volumes, hosts file and IPs.
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +69,12 @@ pub struct PodContext {
     pub runtime: Arc<dyn Runtime>,
     pub client: Client,
     pub recorder: Recorder,
-    pub volumes: Arc<Volumes>,
+    /// The node's volumes ([`crate::volumes::Volumes`]), or a hollow node's fake.
+    pub volumes: Arc<dyn VolumeManager>,
+    /// Readiness beside the probes (a hollow node's fake runtime); `None` on a real node.
+    pub readiness_gate: Option<Arc<dyn ReadinessGate>>,
+    /// HTTP, TCP and gRPC probes and hooks are not sent and count as passed (hollow nodes).
+    pub skip_network_probes: bool,
     pub settings: Arc<NodeSettings>,
     /// The pods' cgroups, made before their sandboxes.
     pub cgroups: Arc<PodCgroups>,
@@ -462,7 +466,7 @@ impl PodContext {
             let grace = grace_seconds(Some(pod));
             let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(30));
             if let Outcome::Failure(message) =
-                probe_run::run(self.runtime.as_ref(), action, container, &id, pod_ip, limit).await
+                self.run_action(action, container, &id, pod_ip, limit).await
             {
                 // Upstream kills a container whose postStart hook failed; it restarts by its
                 // policy, with back-off.
@@ -525,16 +529,18 @@ impl PodContext {
         let sources = self.env_sources(pod, container, target.pod_ips).await?;
         let environment =
             env::environment(pod, container, &sources).map_err(|err| err.to_string())?;
-        let mounts = container_mounts(
-            container,
-            target.volumes,
-            &ContainerMountOptions {
-                env: &environment,
-                etc_hosts: target.etc_hosts,
-                supports_recursive_read_only: false,
-            },
-        )
-        .map_err(|err| err.to_string())?;
+        let mounts = self
+            .volumes
+            .container_mounts(
+                container,
+                target.volumes,
+                &ContainerMountOptions {
+                    env: &environment,
+                    etc_hosts: target.etc_hosts,
+                    supports_recursive_read_only: false,
+                },
+            )
+            .map_err(|err| err.to_string())?;
         let image_user = ImageUser {
             uid: image.uid.as_ref().map(|uid| uid.value),
             username: image.username.clone(),
@@ -614,21 +620,13 @@ impl PodContext {
         let due = state.probes.due(pod, runtime_pod, now);
         if !due.is_empty() {
             let pod_ip = self.pod_ip(pod, runtime_pod);
-            let runtime = self.runtime.as_ref();
             let outcomes =
                 futures::future::join_all(due.iter().map(|(id, container, kind)| async move {
                     let probe = kind.probe(container)?;
                     let action = Action::of_probe(probe)?;
                     Some(
-                        probe_run::run(
-                            runtime,
-                            action,
-                            container,
-                            id,
-                            pod_ip,
-                            prober::timeout(probe),
-                        )
-                        .await,
+                        self.run_action(action, container, id, pod_ip, prober::timeout(probe))
+                            .await,
                     )
                 }))
                 .await;
@@ -651,6 +649,30 @@ impl PodContext {
         if let Some(next) = state.probes.next_due() {
             state.wake_no_later_than(next);
         }
+    }
+
+    /// Runs one probe or lifecycle handler; on a node without a pod network (hollow nodes, whose
+    /// pod IPs are made up) only exec actions run, and the others count as passed.
+    async fn run_action(
+        &self,
+        action: Action<'_>,
+        container: &Container,
+        container_id: &str,
+        pod_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Outcome {
+        if self.skip_network_probes && !matches!(action, Action::Exec(_)) {
+            return Outcome::Success;
+        }
+        probe_run::run(
+            self.runtime.as_ref(),
+            action,
+            container,
+            container_id,
+            pod_ip,
+            timeout,
+        )
+        .await
     }
 
     /// The address probes and HTTP hooks reach the pod at: its IP, or the node's for a
@@ -702,14 +724,7 @@ impl PodContext {
             let pod_ip = self.pod_ip(pod, runtime_pod);
             let outcome = tokio::time::timeout(
                 limit,
-                probe_run::run(
-                    self.runtime.as_ref(),
-                    action,
-                    container,
-                    &run.id,
-                    pod_ip,
-                    limit,
-                ),
+                self.run_action(action, container, &run.id, pod_ip, limit),
             )
             .await;
             match outcome {
@@ -838,7 +853,15 @@ impl PodContext {
         state: &mut PodWorkerState,
         terminal: bool,
     ) -> bool {
-        let probes = state.probes.state(pod, runtime_pod);
+        let mut probes = state.probes.state(pod, runtime_pod);
+        if let Some(gate) = &self.readiness_gate {
+            let now = Timestamp::now();
+            if let Some(next) =
+                readiness_gate::hold_back(gate.as_ref(), pod, runtime_pod, &mut probes, now)
+            {
+                state.wake_no_later_than(next);
+            }
+        }
         let inputs = StatusInputs {
             runtime: runtime_pod,
             runtime_name: &self.facts.runtime_name,

@@ -277,6 +277,21 @@ spec:
         placement(&server, "grace") == ["grace-node-0=agent:1", "grace-node-1=agent:1"]
     })
     .await;
+    // Started by their kubelets: a daemon whose containers never ran would go at once.
+    wait_for(&server, "both daemons running", || {
+        kubectl(
+            &server,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "grace",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ],
+        ) == "Running Running"
+    })
+    .await;
 
     // The node stops qualifying: the controller deletes its daemon, which terminates slowly.
     kubectl(&server, &["label", "node", "grace-node-0", "daemon-"]);

@@ -233,6 +233,17 @@ async fn hollow_nodes_register_heartbeat_and_run_pods() {
     create(&client, pod("job-fail", &names[2], "Never", &exits("3"))).await;
     create(&client, pod("crash", &names[2], "Always", &exits("1"))).await;
 
+    // Probes are the kubelet's: an exec probe goes to the fake runtime (every command
+    // succeeds), an HTTP one is never sent to a made-up pod IP and counts as passed.
+    let mut probed = pod("probed", &names[0], "Always", &[]);
+    probed.spec.as_mut().unwrap().containers[0] = serde_json::from_value(json!({
+        "name": "app",
+        "image": "busybox:1.36",
+        "readinessProbe": {"httpGet": {"port": 8080, "path": "/ready"}, "periodSeconds": 1},
+        "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+    }))
+    .unwrap();
+    create(&client, probed).await;
     let slow = wait_for_phase(&client, "slow", "Running").await;
     assert_eq!(ready_status(&slow), "False", "{slow:#}");
     eventually("slow to become ready", || async {
@@ -241,6 +252,15 @@ async fn hollow_nodes_register_heartbeat_and_run_pods() {
             .filter(|pod| ready_status(pod) == "True")
     })
     .await;
+
+    eventually("the probed pod ready", || async {
+        get_pod(&client, "probed")
+            .await
+            .filter(|pod| ready_status(pod) == "True")
+    })
+    .await;
+    let probed = get_pod(&client, "probed").await.unwrap();
+    assert_eq!(probed["status"]["containerStatuses"][0]["restartCount"], 0);
 
     let ok = wait_for_phase(&client, "job-ok", "Succeeded").await;
     let state = &ok["status"]["containerStatuses"][0]["state"]["terminated"];

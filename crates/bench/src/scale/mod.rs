@@ -1,5 +1,5 @@
-//! The scale benchmark, kubemark-style: a release `k3rs server`, `--nodes` hollow nodes (fake
-//! kubelets from `k3rs-hollow`, each with its own connection, heartbeating like a kubelet) and
+//! The scale benchmark, kubemark-style: a release `k3rs server`, `--nodes` hollow nodes (the k3rs
+//! kubelet over a fake runtime, from `k3rs-hollow`, each with its own connection) and
 //! `--pods` pods on them. Two sides, each on a fresh server in the same run:
 //!
 //! - **k3rs**: `--deployments` Deployments (the pods split evenly among them) created at once;

@@ -95,8 +95,8 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "- Settings: {} hollow nodes (`k3rs-hollow`, kubemark-style fake kubelets in the \
-             benchmark process, one connection each, Lease every 10 s); {} pods requesting \
+            "- Settings: {} hollow nodes (`k3rs-hollow`: the k3rs kubelet over a fake runtime, \
+             kubemark-style, in the benchmark process, one connection each, Lease every 10 s); {} pods requesting \
              10m CPU and 16Mi each; {} s idle before, {} s settled after",
             args.nodes, args.pods, args.idle_seconds, args.settle_seconds
         );

@@ -36,6 +36,7 @@ pub(crate) mod downward_api;
 mod empty_dir;
 mod host_path;
 mod hosts;
+mod manager;
 mod mounts;
 mod ownership;
 mod payload;
@@ -49,6 +50,7 @@ pub use downward_api::{DownwardApiError, NodeAllocatable};
 pub use empty_dir::EmptyDirError;
 pub use host_path::HostPathError;
 pub use hosts::{pod_hostname_and_domain, HostnameError};
+pub use manager::VolumeManager;
 pub use mounts::{container_mounts, ContainerMountError, ContainerMountOptions};
 pub use ownership::OwnershipError;
 pub use payload::PayloadError;
@@ -91,6 +93,11 @@ pub struct PodVolumes {
 }
 
 impl PodVolumes {
+    /// The volumes of a pod whose directory is `pod_dir` (for a [`VolumeManager`] of its own).
+    pub fn new(pod_dir: PathBuf, volumes: BTreeMap<String, MountedVolume>) -> Self {
+        PodVolumes { pod_dir, volumes }
+    }
+
     /// The volume called `name`.
     pub fn get(&self, name: &str) -> Option<&MountedVolume> {
         self.volumes.get(name)
