@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use k3rs_kubelet::cgroups::CgroupDriver;
 use k3rs_kubelet::node::{object, NodeConfig};
+use k3rs_kubelet::pod_cgroups::PodCgroups;
 use k3rs_kubelet::sandbox_config::{HostDns, NodeSettings};
 use k3rs_kubelet::{Kubelet, KubeletConfig, KubeletParts};
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSystemInfo};
@@ -77,8 +78,8 @@ fn node_config(config: &HollowNodeConfig, internal_ip: Ipv4Addr) -> NodeConfig {
 }
 
 /// The kubelet's configuration for a hollow node. Nothing in it is read from or written to the
-/// machine: no resolv.conf (no host DNS), no cgroups (the systemd driver leaves them to the
-/// runtime, and the fake one makes none), a root directory that is never created (the fake
+/// machine: no resolv.conf (no host DNS), no cgroups (`PodCgroups::none()`, and the fake
+/// runtime makes none), a root directory that is never created (the fake
 /// volumes write nothing).
 fn kubelet_config(config: &HollowNodeConfig, internal_ip: Ipv4Addr) -> KubeletConfig {
     let allocatable_memory = config
@@ -99,6 +100,8 @@ fn kubelet_config(config: &HollowNodeConfig, internal_ip: Ipv4Addr) -> KubeletCo
         root_dir: PathBuf::from("/hollow").join(&config.name),
         host_ips: vec![internal_ip.into()],
         allocatable_memory,
+        pod_cgroups: Arc::new(PodCgroups::none()),
+        runtime_down: None,
     }
 }
 
