@@ -190,10 +190,13 @@ impl Kubelet {
         let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={node_name}"));
         let node = informers.get_selected::<Node>(&format!("metadata.name={node_name}"));
         let services = informers.get::<Service>();
+        // Events are written in the background, as upstream's broadcaster: a pod's start
+        // never waits for them.
+        let recorder = Recorder::queued(client.clone(), "kubelet");
         let ctx = Arc::new(PodContext {
             runtime: runtime.clone(),
             client: client.clone(),
-            recorder: Recorder::new(client.clone(), "kubelet"),
+            recorder: recorder.clone(),
             volumes: volumes.unwrap_or_else(|| {
                 Arc::new(Volumes::new(
                     client.clone(),
@@ -262,7 +265,7 @@ impl Kubelet {
                     runtime: runtime.clone(),
                     readiness: readiness.clone(),
                     runtime_down: config.runtime_down.clone(),
-                    recorder: Recorder::new(client.clone(), "kubelet"),
+                    recorder: recorder.clone(),
                     node: node_name.clone(),
                 };
                 move || follow_readiness(follow.clone())

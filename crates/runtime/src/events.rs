@@ -15,6 +15,17 @@ use serde_json::json;
 
 /// How many distinct events a recorder remembers for counting repeats.
 const MEMORY: usize = 4096;
+/// How many events a queued recorder holds before it drops new ones (client-go's broadcaster
+/// queue is 1000 long, and drops too).
+const QUEUE: usize = 1000;
+
+/// An event waiting in a queued recorder.
+struct Queued {
+    reference: ObjectReference,
+    type_: EventType,
+    reason: String,
+    message: String,
+}
 
 /// An event's kind, as `kubectl describe` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +68,8 @@ struct Seen {
 /// Records events as one controller (the `From` column).
 #[derive(Clone)]
 pub struct Recorder {
+    /// Set for a queued recorder ([`Recorder::queued`]): its events are written by a task.
+    queue: Option<tokio::sync::mpsc::Sender<Queued>>,
     client: Client,
     component: &'static str,
     seen: Arc<Mutex<HashMap<Key, Seen>>>,
@@ -74,9 +87,31 @@ impl Recorder {
     /// A recorder reporting as `component` (`deployment-controller`, `default-scheduler`).
     pub fn new(client: Client, component: &'static str) -> Self {
         Self {
+            queue: None,
             client,
             component,
             seen: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A recorder whose events are written in the background, in order, by a task of its own
+    /// (client-go's broadcaster): recording never waits for the API server, so a caller on a
+    /// latency-sensitive path (the kubelet starting a pod) is not slowed down by its events.
+    /// When the queue is full new events are dropped (logged). The task ends when the last
+    /// clone of the recorder is dropped. Must be called within a Tokio runtime.
+    pub fn queued(client: Client, component: &'static str) -> Self {
+        let writer = Recorder::new(client.clone(), component);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Queued>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                writer
+                    .publish(event.reference, event.type_, &event.reason, event.message)
+                    .await;
+            }
+        });
+        Self {
+            queue: Some(sender),
+            ..Recorder::new(client, component)
         }
     }
 
@@ -117,6 +152,18 @@ impl Recorder {
         reason: &str,
         message: String,
     ) {
+        if let Some(queue) = &self.queue {
+            let queued = Queued {
+                reference,
+                type_,
+                reason: reason.to_owned(),
+                message,
+            };
+            if let Err(err) = queue.try_send(queued) {
+                tracing::debug!(component = self.component, reason, "event dropped: {err}");
+            }
+            return;
+        }
         let key = Key {
             object: (
                 reference.namespace.clone(),
