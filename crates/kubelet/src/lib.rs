@@ -25,6 +25,7 @@ pub mod env;
 mod error;
 pub mod images;
 mod kubelet;
+pub mod logs;
 pub mod node;
 pub mod plan;
 pub mod pod_runtime;
