@@ -37,6 +37,7 @@ pub mod prober;
 pub mod retry;
 pub mod runtime;
 pub mod sandbox_config;
+pub mod server;
 pub mod volumes;
 
 pub use error::KubeletError;

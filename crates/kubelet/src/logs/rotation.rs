@@ -64,13 +64,11 @@ pub(crate) fn plan(
     let mut kept: Vec<PathBuf> = Vec::new();
     for file in rotated {
         let text = name(file);
-        if text.ends_with(TMP_SUFFIX) {
-            clean.push(file.clone());
-        } else if !text.ends_with(COMPRESS_SUFFIX)
+        let superseded = !text.ends_with(COMPRESS_SUFFIX)
             && rotated
                 .iter()
-                .any(|other| name(other) == format!("{text}{COMPRESS_SUFFIX}"))
-        {
+                .any(|other| name(other) == format!("{text}{COMPRESS_SUFFIX}"));
+        if text.ends_with(TMP_SUFFIX) || superseded {
             clean.push(file.clone());
         } else {
             kept.push(file.clone());

@@ -1,0 +1,104 @@
+//! The kubelet server's request flow: authenticate, authorize on the node, then the endpoint.
+//! Exec, attach and port-forward (`/exec`, `/attach`, `/portForward`, `/run`) and the stats
+//! endpoints (`/stats/summary`, `/metrics/resource`) are to come beside these.
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::authn::{bearer_token, User};
+use super::authz;
+use super::response::{json, text, Body};
+use super::{container_logs, ServerState};
+
+/// Who the request is from: the client certificate's user, else the bearer token's.
+async fn authenticate(
+    state: &ServerState,
+    certificate_user: Option<User>,
+    request: &Request<Incoming>,
+) -> Option<User> {
+    if certificate_user.is_some() {
+        return certificate_user;
+    }
+    let token = bearer_token(request.headers().get(http::header::AUTHORIZATION))?;
+    match state.tokens.authenticate(token).await {
+        Ok(user) => user,
+        Err(err) => {
+            tracing::warn!("kubelet server: unable to authenticate the request: {err}");
+            None
+        }
+    }
+}
+
+/// Answers one request; every failure is a text answer with its status.
+pub(crate) async fn handle(
+    state: &ServerState,
+    certificate_user: Option<User>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let Some(user) = authenticate(state, certificate_user, &request).await else {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let path = request.uri().path().to_owned();
+    let attributes = authz::attributes(request.method(), &path);
+    match state.authorizer.authorize(&user, &attributes).await {
+        Ok(None) => {}
+        Ok(Some(forbidden)) => {
+            tracing::debug!("kubelet server: {forbidden}");
+            return text(StatusCode::FORBIDDEN, forbidden);
+        }
+        Err(err) => {
+            tracing::warn!("kubelet server: {err}");
+            let subresource = attributes.subresources.first().copied().unwrap_or("proxy");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "Authorization error (user={}, verb={}, resource=nodes, subresource={subresource})",
+                    user.name, attributes.verb
+                ),
+            );
+        }
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed");
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => text(StatusCode::OK, "ok"),
+        ["pods"] | ["pods", ""] => pods(state).await,
+        ["containerLogs", namespace, pod, container] => {
+            state.pods.wait_synced().await;
+            let found = state.pods.cache().get_named(namespace, pod);
+            container_logs::serve(
+                state.runtime.clone(),
+                found.as_deref(),
+                pod,
+                container,
+                request.uri().query(),
+            )
+            .await
+        }
+        _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// `/pods`: the pods bound to the node, as a `PodList`.
+async fn pods(state: &ServerState) -> Response<Body> {
+    state.pods.wait_synced().await;
+    let mut items: Vec<_> = state.pods.cache().all();
+    items.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .filter_map(|pod| serde_json::to_value(pod.as_ref()).ok())
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {},
+            "items": items,
+        }),
+    )
+}
