@@ -48,6 +48,30 @@ spec:
     - {name: state, mountPath: /state}
 "#;
 
+/// Two ways to leave a termination message.
+const TERMINATED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: wrote-message}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "echo -n written-message > /dev/termination-log; echo ignored"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: logs-message}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: k3rs/busybox:1.35.0
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo last-words; exit 3"]
+"#;
+
 /// Prints a line, waits, prints another and exits: the follower must see the first long
 /// before the second, and end by itself.
 const FOLLOWED: &str = r#"
@@ -124,6 +148,7 @@ fn kubectl_logs_through_the_kubelet_server() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &["busybox"]).expect("starting the node");
     node.apply(PODS).unwrap();
+    node.apply(TERMINATED).unwrap();
     node.wait_for("counter and two Running", Duration::from_secs(120), || {
         Ok((field(&node, "counter", ".status.phase") == "Running"
             && field(&node, "two", ".status.phase") == "Running")
@@ -272,6 +297,30 @@ fn kubectl_logs_through_the_kubelet_server() {
         );
         let status = status.unwrap_or_else(|| panic!("kubectl {version} logs -f did not end"));
         assert!(status.success(), "kubectl {version} logs -f: {status}");
+    }
+
+    // Termination messages: the file the container wrote, else its log's end on failure.
+    for (pod, message) in [
+        ("wrote-message", "written-message"),
+        ("logs-message", "last-words\n"),
+    ] {
+        let found = node
+            .wait_for(
+                &format!("{pod} terminated"),
+                Duration::from_secs(60),
+                || {
+                    let phase = field(&node, pod, ".status.phase");
+                    Ok(matches!(phase.as_str(), "Succeeded" | "Failed").then(|| {
+                        field(
+                            &node,
+                            pod,
+                            ".status.containerStatuses[0].state.terminated.message",
+                        )
+                    }))
+                },
+            )
+            .unwrap();
+        assert_eq!(found, message, "{pod}");
     }
 
     // The kubelet's own server: nobody, a service account without rights, the admin.

@@ -6,8 +6,10 @@ pub mod cri_line;
 pub mod options;
 pub mod reader;
 pub mod rotation;
+pub mod termination;
 
 pub use cri_line::{CriLine, CriLineError, Stream};
 pub use options::{LogOptions, LogOptionsError};
 pub use reader::{read_logs, ContainerRunning, LogReadError};
 pub use rotation::{LogRotation, RotationPolicy};
+pub use termination::termination_message;

@@ -140,6 +140,18 @@ pub(crate) fn tail_start<F: Read + Seek>(file: &mut F, lines: u64) -> io::Result
     Ok(0)
 }
 
+/// Every line of `raw` written as `options` ask (without tail or follow).
+pub(crate) fn write_lines(raw: &[u8], options: &LogOptions) -> Vec<u8> {
+    let mut writer = LineWriter::new(options);
+    let mut out = Vec::new();
+    for line in raw.split_inclusive(|b| *b == b'\n') {
+        if writer.write(line, &mut out) == Flow::Done {
+            break;
+        }
+    }
+    out
+}
+
 fn inode(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
