@@ -320,7 +320,13 @@ fn kubectl_logs_through_the_kubelet_server() {
                 },
             )
             .unwrap();
-        assert_eq!(found, message, "{pod}");
+        assert_eq!(
+            found,
+            message,
+            "{pod}: {}",
+            node.kubectl(&["get", "pod", pod, "-o", "yaml"])
+                .unwrap_or_default()
+        );
     }
 
     // The kubelet's own server: nobody, a service account without rights, the admin.

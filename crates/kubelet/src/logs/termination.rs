@@ -2,6 +2,7 @@
 //! mounted at `terminationMessagePath` (at most 4 KiB), else — with `FallbackToLogsOnError`
 //! and a failed run — the last 80 lines (at most 2 KiB) of its log.
 
+use std::collections::HashMap;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
@@ -43,13 +44,17 @@ fn log_tail(path: &Path, lines: u64, bytes: u64) -> io::Result<String> {
 }
 
 /// The message of an exited container (upstream's `getTerminationMessage` and
-/// `readLastStringFromContainerLogs`); empty when it left none.
-pub fn termination_message(status: &cri::ContainerStatus) -> String {
+/// `readLastStringFromContainerLogs`); empty when it left none. `annotations` are the
+/// container's (the kubelet's record of `terminationMessagePath` and its policy).
+pub fn termination_message(
+    status: &cri::ContainerStatus,
+    annotations: &HashMap<String, String>,
+) -> String {
     if status.state != cri::ContainerState::ContainerExited as i32 {
         return String::new();
     }
-    let path = label(&status.annotations, annotations::TERMINATION_MESSAGE_PATH).unwrap_or("");
-    let fallback = label(&status.annotations, annotations::TERMINATION_MESSAGE_POLICY)
+    let path = label(annotations, annotations::TERMINATION_MESSAGE_PATH).unwrap_or("");
+    let fallback = label(annotations, annotations::TERMINATION_MESSAGE_POLICY)
         == Some("FallbackToLogsOnError")
         && status.exit_code != 0
         && status.reason != "ContainerCannotRun";
@@ -83,8 +88,6 @@ pub fn termination_message(status: &cri::ContainerStatus) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn exited(dir: &Path, policy: &str, exit_code: i32) -> cri::ContainerStatus {
@@ -111,6 +114,10 @@ mod tests {
         }
     }
 
+    fn message(status: &cri::ContainerStatus) -> String {
+        termination_message(status, &status.annotations)
+    }
+
     #[test]
     fn file_then_logs_on_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -120,24 +127,21 @@ mod tests {
         )
         .unwrap();
         // No file written: File policy says nothing, FallbackToLogsOnError reads the log.
-        assert_eq!(termination_message(&exited(dir.path(), "File", 1)), "");
+        assert_eq!(message(&exited(dir.path(), "File", 1)), "");
         assert_eq!(
-            termination_message(&exited(dir.path(), "FallbackToLogsOnError", 1)),
+            message(&exited(dir.path(), "FallbackToLogsOnError", 1)),
             "first\nboom\n"
         );
         // A successful run does not fall back.
-        assert_eq!(
-            termination_message(&exited(dir.path(), "FallbackToLogsOnError", 0)),
-            ""
-        );
+        assert_eq!(message(&exited(dir.path(), "FallbackToLogsOnError", 0)), "");
         // A written file wins, cut to its last 4 KiB.
         std::fs::write(dir.path().join("termination"), "x".repeat(5000) + "end").unwrap();
-        let message = termination_message(&exited(dir.path(), "FallbackToLogsOnError", 1));
-        assert_eq!(message.len(), 4096);
-        assert!(message.ends_with("end"));
+        let written = message(&exited(dir.path(), "FallbackToLogsOnError", 1));
+        assert_eq!(written.len(), 4096);
+        assert!(written.ends_with("end"));
         // A running container has none.
         let mut running = exited(dir.path(), "File", 0);
         running.state = cri::ContainerState::ContainerRunning as i32;
-        assert_eq!(termination_message(&running), "");
+        assert_eq!(message(&running), "");
     }
 }
