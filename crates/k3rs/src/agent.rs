@@ -299,6 +299,7 @@ pub(crate) async fn start(
             serving_key_pem: kubelet_certs.serving.key_pem.expose().to_owned(),
             client_ca_pem: pki.ca_cert_pem.clone(),
             log_rotation: Default::default(),
+            node_logs_dir: PathBuf::from("/var/log"),
         },
         client.clone(),
         runtime.clone(),

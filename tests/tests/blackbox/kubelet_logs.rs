@@ -386,6 +386,20 @@ fn kubectl_logs_through_the_kubelet_server() {
     assert_eq!((code, body.as_str()), (200, "line-5\n"));
     let (code, body) = kubelet_get(&node, "/containerLogs/default/nope/x", &admin).unwrap();
     assert_eq!((code, body.trim()), (404, r#"pod "nope" does not exist"#));
+    // nodes/log: the node's /var/log, listed as Go's file server lists a directory.
+    let (code, body) = kubelet_get(&node, "/logs/", &admin).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<pre>\n"), "{body}");
+    let (code, body) = kubelet_get(&node, "/logs/", &["-H", &bearer]).unwrap();
+    assert_eq!(
+        (code, body.trim()),
+        (
+            403,
+            "Forbidden (user=system:serviceaccount:default:nobody, verb=get, resource=nodes, subresource=log)"
+        )
+    );
+    let (code, _) = kubelet_get(&node, "/logs/..%2f..%2fetc/passwd", &admin).unwrap();
+    assert_eq!(code, 400);
     let (code, body) = kubelet_get(&node, "/healthz", &admin).unwrap();
     assert_eq!((code, body.trim()), (200, "ok"));
 }

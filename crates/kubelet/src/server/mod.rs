@@ -1,11 +1,12 @@
-//! The kubelet's HTTPS API (`:10250`, upstream's `pkg/kubelet/server`): `/healthz`, `/pods`
-//! and `/containerLogs/{namespace}/{pod}/{container}`, for the API server's `pods/log` and
+//! The kubelet's HTTPS API (`:10250`, upstream's `pkg/kubelet/server`): `/healthz`, `/pods`,
+//! `/containerLogs/{namespace}/{pod}/{container}` and `/logs/` (the node's `/var/log`), for the API server's `pods/log` and
 //! for anyone the API server says may (client certificate or bearer token, then a
 //! SubjectAccessReview on the node). It also runs the container log rotation.
 
 pub mod authn;
 pub mod authz;
 pub mod container_logs;
+pub mod node_logs;
 mod response;
 mod routes;
 mod tls;
@@ -48,6 +49,8 @@ pub struct KubeletServerConfig {
     pub client_ca_pem: String,
     /// When container logs are rotated.
     pub log_rotation: RotationPolicy,
+    /// What `/logs/` serves (`nodes/log`): `/var/log` on a node.
+    pub node_logs_dir: std::path::PathBuf,
 }
 
 impl fmt::Debug for KubeletServerConfig {
@@ -57,6 +60,7 @@ impl fmt::Debug for KubeletServerConfig {
             .field("node_name", &self.node_name)
             .field("serving_key_pem", &"<redacted>")
             .field("log_rotation", &self.log_rotation)
+            .field("node_logs_dir", &self.node_logs_dir)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +85,7 @@ pub enum ServerError {
 /// What every request handler reads.
 #[derive(Debug)]
 pub(crate) struct ServerState {
+    pub(crate) node_logs_dir: std::path::PathBuf,
     pub(crate) runtime: Arc<dyn Runtime>,
     /// The pods bound to the node, as the API has them.
     pub(crate) pods: Arc<k3rs_runtime::informer::Informer<Pod>>,
@@ -124,6 +129,7 @@ impl KubeletServer {
         let pods = informers.get_selected::<Pod>(&format!("spec.nodeName={}", config.node_name));
         informers.start();
         let state = Arc::new(ServerState {
+            node_logs_dir: config.node_logs_dir.clone(),
             runtime: runtime.clone(),
             pods,
             tokens: authn::TokenAuthenticator::new(client.clone()),

@@ -77,6 +77,19 @@ pub(crate) async fn handle(
             )
             .await
         }
+        ["logs"] => {
+            // As Go's file server: the directory's canonical path ends with a slash.
+            let mut response = text(StatusCode::MOVED_PERMANENTLY, "");
+            response.headers_mut().insert(
+                http::header::LOCATION,
+                http::HeaderValue::from_static("logs/"),
+            );
+            response
+        }
+        ["logs", ..] => {
+            let relative = path.trim_start_matches("/logs/");
+            super::node_logs::serve(&state.node_logs_dir, relative).await
+        }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
