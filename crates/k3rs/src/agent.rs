@@ -17,6 +17,7 @@ use k3rs_containerd::{
 use k3rs_controllers::Identity;
 use k3rs_kubelet::cgroups::CgroupDriver;
 use k3rs_kubelet::cri_runtime::CriRuntime;
+use k3rs_kubelet::logs::RotationPolicy;
 use k3rs_kubelet::node::NodeConfig;
 use k3rs_kubelet::sandbox_config::{HostDns, NodeSettings};
 use k3rs_kubelet::server::{KubeletServer, KubeletServerConfig};
@@ -24,6 +25,7 @@ use k3rs_kubelet::{Kubelet, KubeletConfig, PodNetwork};
 use k8s_openapi::api::core::v1::NodeAddress;
 use tokio::task::JoinHandle;
 
+use crate::cli::KubeletArg;
 use crate::node_facts::{self, Resources};
 use crate::settings::{AgentSettings, ServerSettings};
 
@@ -163,6 +165,18 @@ async fn import_airgap(
     }
 }
 
+/// The container log rotation `--kubelet-arg` asks for (upstream's defaults otherwise).
+fn log_rotation(args: &[KubeletArg]) -> RotationPolicy {
+    let mut policy = RotationPolicy::default();
+    for arg in args {
+        match *arg {
+            KubeletArg::ContainerLogMaxSize(bytes) => policy.max_size = bytes,
+            KubeletArg::ContainerLogMaxFiles(files) => policy.max_files = files,
+        }
+    }
+    policy
+}
+
 /// Starts the node side.
 pub(crate) async fn start(
     settings: &ServerSettings,
@@ -298,7 +312,7 @@ pub(crate) async fn start(
             serving_cert_pem: kubelet_certs.serving.cert_pem.clone(),
             serving_key_pem: kubelet_certs.serving.key_pem.expose().to_owned(),
             client_ca_pem: pki.ca_cert_pem.clone(),
-            log_rotation: Default::default(),
+            log_rotation: log_rotation(&agent.kubelet),
             node_logs_dir: PathBuf::from("/var/log"),
         },
         client.clone(),

@@ -48,6 +48,18 @@ spec:
     - {name: state, mountPath: /state}
 "#;
 
+/// Writes about 6 KB/s, so that a 4 KiB log limit rotates its log every 10 s.
+const CHATTY: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - name: chatty
+    image: k3rs/busybox:1.35.0
+    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo chatty-$i-padding-padding-padding-padding; if [ $((i % 100)) = 0 ]; then sleep 1; fi; done"]
+"#;
+
 /// Two ways to leave a termination message.
 const TERMINATED: &str = r#"
 apiVersion: v1
@@ -146,8 +158,19 @@ fn kubectl_logs_through_the_kubelet_server() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let node = TestNode::start(dir.path(), &["busybox"]).expect("starting the node");
+    let node = TestNode::start_with_args(
+        dir.path(),
+        &["busybox"],
+        &[
+            "--kubelet-arg",
+            "container-log-max-size=4Ki",
+            "--kubelet-arg",
+            "container-log-max-files=3",
+        ],
+    )
+    .expect("starting the node");
     node.apply(PODS).unwrap();
+    node.apply(CHATTY).unwrap();
     node.apply(TERMINATED).unwrap();
     node.wait_for("counter and two Running", Duration::from_secs(120), || {
         Ok((field(&node, "counter", ".status.phase") == "Running"
@@ -298,6 +321,108 @@ fn kubectl_logs_through_the_kubelet_server() {
         let status = status.unwrap_or_else(|| panic!("kubectl {version} logs -f did not end"));
         assert!(status.success(), "kubectl {version} logs -f: {status}");
     }
+
+    // Rotation: the chatty container's log is rotated, older rotations gzipped and removed,
+    // and a follower goes on across rotations.
+    node.wait_for("chatty Running", Duration::from_secs(60), || {
+        Ok((field(&node, "chatty", ".status.phase") == "Running").then_some(()))
+    })
+    .unwrap();
+    let uid = field(&node, "chatty", ".metadata.uid");
+    let log_dir = node
+        .data_dir
+        .join("agent")
+        .join("pod-logs")
+        .join(format!("default_chatty_{uid}"))
+        .join("chatty");
+    let mut follower = Command::new(kubectls()[1].bin.as_path())
+        .arg("--kubeconfig")
+        .arg(&node.kubeconfig)
+        .args(["logs", "-f", "chatty"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut numbers = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.split('-').nth(1).and_then(|n| n.parse::<u64>().ok()) {
+                numbers.push(n);
+            }
+        }
+        numbers
+    });
+    let rotated_now = || -> Result<Vec<String>> {
+        let rotated: Vec<String> = std::fs::read_dir(&log_dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("0.log."))
+            .collect();
+        // The current file and at most two rotated ones (max files 3).
+        anyhow::ensure!(rotated.len() <= 2, "too many rotated files: {rotated:?}");
+        Ok(rotated)
+    };
+    let stamps = |names: &[String]| -> std::collections::BTreeSet<String> {
+        names
+            .iter()
+            .filter(|name| !name.ends_with(".tmp"))
+            .map(|name| name.trim_end_matches(".gz").to_owned())
+            .collect()
+    };
+    let before = stamps(&rotated_now().unwrap());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut compressed = false;
+    node.wait_for(
+        "two rotations while followed",
+        Duration::from_secs(90),
+        || {
+            let rotated = rotated_now()?;
+            compressed |= rotated.iter().any(|name| name.ends_with(".gz"));
+            seen.extend(stamps(&rotated).difference(&before).cloned());
+            Ok((seen.len() >= 2 && compressed).then_some(()))
+        },
+    )
+    .unwrap();
+    // Just after a rotation the new file may still be empty.
+    let newest: u64 = node
+        .wait_for("the log's last line", Duration::from_secs(20), || {
+            let tail = ok(
+                kubectls()[0].bin.as_path(),
+                &node,
+                &["logs", "chatty", "--tail=1"],
+            )?;
+            let files: Vec<String> = std::fs::read_dir(&log_dir)?
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e.file_name().to_string_lossy(),
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    )
+                })
+                .collect();
+            let newest = tail.split('-').nth(1).and_then(|n| n.parse().ok());
+            anyhow::ensure!(newest.is_some(), "tail {tail:?}, files {files:?}");
+            Ok(newest)
+        })
+        .unwrap();
+    // The follower keeps up: give it the moment it takes to read what came last.
+    std::thread::sleep(Duration::from_secs(3));
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let numbers = reader.join().unwrap();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "the follower's lines are out of order or repeated"
+    );
+    assert!(
+        numbers.last().copied().unwrap_or(0) >= newest,
+        "the follower stopped at {:?} before the log's {newest}, across rotations {seen:?}",
+        numbers.last()
+    );
 
     // Termination messages: the file the container wrote, else its log's end on failure.
     for (pod, message) in [
