@@ -127,6 +127,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn certificate_subject_is_the_user() {
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "system:apiserver");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let user = certificate_user(cert.der()).unwrap();
+        assert_eq!(user.name, "system:apiserver");
+        assert_eq!(user.groups, ["system:masters", "system:authenticated"]);
+        // No CN, no one.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
+        let nameless = params.self_signed(&key).unwrap();
+        assert_eq!(certificate_user(nameless.der()), None);
+    }
+
+    #[test]
     fn bearer_header() {
         let value = |s: &str| http::HeaderValue::from_str(s).unwrap();
         assert_eq!(bearer_token(Some(&value("Bearer abc"))), Some("abc"));

@@ -10,6 +10,9 @@ use super::authz;
 use super::response::{json, text, Body};
 use super::{container_logs, ServerState};
 
+/// How long a request waits for the first list of the node's pods.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Who the request is from: the client certificate's user, else the bearer token's.
 async fn authenticate(
     state: &ServerState,
@@ -66,7 +69,7 @@ pub(crate) async fn handle(
         ["healthz"] => text(StatusCode::OK, "ok"),
         ["pods"] | ["pods", ""] => pods(state).await,
         ["containerLogs", namespace, pod, container] => {
-            state.pods.wait_synced().await;
+            pods_synced(state).await;
             let found = state.pods.cache().get_named(namespace, pod);
             container_logs::serve(
                 state.runtime.clone(),
@@ -94,9 +97,20 @@ pub(crate) async fn handle(
     }
 }
 
+/// Waits a little for the first list of the node's pods (the server answers from what it has
+/// after that, as upstream's kubelet answers from its pod manager).
+async fn pods_synced(state: &ServerState) {
+    if tokio::time::timeout(SYNC_WAIT, state.pods.wait_synced())
+        .await
+        .is_err()
+    {
+        tracing::warn!("kubelet server: the node's pods are not listed yet");
+    }
+}
+
 /// `/pods`: the pods bound to the node, as a `PodList`.
 async fn pods(state: &ServerState) -> Response<Body> {
-    state.pods.wait_synced().await;
+    pods_synced(state).await;
     let mut items: Vec<_> = state.pods.cache().all();
     items.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
