@@ -79,6 +79,8 @@ pub struct TestNode {
     /// The admin kubeconfig, pointing at the node's address.
     pub kubeconfig: PathBuf,
     pub log: PathBuf,
+    /// Flags `k3rs server` gets besides the harness's own.
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -86,6 +88,11 @@ impl TestNode {
     /// Creates the namespace and veth, puts the test images in the air-gap directory, starts
     /// `k3rs server` and waits until the node is Ready.
     pub fn start(root: &Path, images: &[&str]) -> Result<TestNode> {
+        Self::start_with_args(root, images, &[])
+    }
+
+    /// [`TestNode::start`], with more flags for `k3rs server` (`--kubelet-arg …`).
+    pub fn start_with_args(root: &Path, images: &[&str], extra_args: &[&str]) -> Result<TestNode> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let index = ((pid & 0xfff) << 3) | (n & 7);
@@ -105,6 +112,7 @@ impl TestNode {
             data_dir: root.join("data"),
             kubeconfig: root.join("kubeconfig.yaml"),
             log: root.join("k3rs.log"),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             child: None,
         };
         let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
@@ -158,6 +166,7 @@ impl TestNode {
             .arg(self.root.join("local-kubeconfig.yaml"))
             .arg("--config")
             .arg(self.root.join("config.yaml"))
+            .args(&self.extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -93,6 +93,8 @@ pub struct ApiServerConfig {
     /// The IPv4 range Service ClusterIPs come from (`--service-cidr`); its first address is the
     /// `default/kubernetes` Service's.
     pub service_cidr: String,
+    /// How to reach kubelets (`pods/log`); without it, those requests fail with a 500.
+    pub kubelet_client: Option<crate::KubeletClientTls>,
 }
 
 impl ApiServerConfig {
@@ -110,6 +112,7 @@ impl ApiServerConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             service_accounts: ServiceAccountConfig::default(),
             service_cidr: "10.43.0.0/16".to_owned(),
+            kubelet_client: None,
         }
     }
 }

@@ -32,6 +32,7 @@ mod config;
 mod error;
 mod health;
 mod internal_error;
+mod kubelet_client;
 mod metrics;
 mod recovery;
 mod response;
@@ -47,6 +48,7 @@ pub use config::{
     ApiServerConfig, ServiceAccountConfig, TlsMaterial, DEFAULT_SERVICE_ACCOUNT_ISSUER,
 };
 pub use error::ApiServerError;
+pub use kubelet_client::KubeletClientTls;
 pub use response::{BoxError, ResponseBody};
 pub use server::{ApiServer, ConnectionInfo};
 pub use supervise::{supervise, Lifetime, Readiness};

@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub(crate) service_cidr: crate::api::ServiceCidr,
     /// The API's port (the `default/kubernetes` Service's target port).
     pub(crate) api_port: u16,
+    /// The client toward kubelets (`pods/log`), when the server has a certificate for it.
+    pub(crate) kubelet_client: Option<crate::kubelet_client::KubeletClient>,
     /// Set once the system namespaces exist.
     pub(crate) bootstrapped: AtomicBool,
     /// Set once the CRD controller has served the CRDs in the store (its first pass).
@@ -60,6 +62,7 @@ impl AppState {
             openapi: crate::api::OpenApi::default(),
             watch_events: Arc::default(),
             metrics: crate::metrics::Metrics::default(),
+            kubelet_client: None,
             bootstrapped: AtomicBool::new(false),
             crds_synced: AtomicBool::new(false),
             readiness: crate::supervise::Readiness::default(),

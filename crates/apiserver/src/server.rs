@@ -74,7 +74,12 @@ impl ApiServer {
             .map_err(|err| ApiServerError::ServiceAccountKey(Box::new(err)))?;
         let service_cidr = crate::api::ServiceCidr::parse(&config.service_cidr)
             .map_err(ApiServerError::ServiceCidr)?;
-        let state = AppState::new(config.store, service_cidr, local_addr.port(), auth);
+        let mut state = AppState::new(config.store, service_cidr, local_addr.port(), auth);
+        state.kubelet_client = config
+            .kubelet_client
+            .as_ref()
+            .map(crate::kubelet_client::KubeletClient::new)
+            .transpose()?;
         Ok(Self {
             listener,
             local_addr,

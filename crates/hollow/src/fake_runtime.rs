@@ -546,6 +546,14 @@ impl Runtime for FakeRuntime {
     async fn list_container_stats(&self) -> Result<Vec<cri::ContainerStats>, RuntimeError> {
         Ok(Vec::new())
     }
+
+    /// A fake container writes no log: reopening one that exists does nothing.
+    async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.state().containers.contains_key(id) {
+            true => Ok(()),
+            false => Err(not_found("ReopenContainerLog", "container", id)),
+        }
+    }
 }
 
 fn sandbox_state(ready: bool) -> cri::PodSandboxState {

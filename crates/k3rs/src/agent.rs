@@ -17,14 +17,17 @@ use k3rs_containerd::{
 use k3rs_controllers::Identity;
 use k3rs_kubelet::cgroups::CgroupDriver;
 use k3rs_kubelet::cri_runtime::CriRuntime;
+use k3rs_kubelet::logs::RotationPolicy;
 use k3rs_kubelet::node::NodeConfig;
 use k3rs_kubelet::pod_cgroups::{NodeLimits, PodCgroups};
 use k3rs_kubelet::sandbox_config::{HostDns, NodeSettings};
+use k3rs_kubelet::server::{KubeletServer, KubeletServerConfig};
 use k3rs_kubelet::{Kubelet, KubeletConfig, PodNetwork};
 use k8s_openapi::api::core::v1::NodeAddress;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cli::KubeletArg;
 use crate::node_facts::{self, Resources};
 use crate::settings::{AgentSettings, ServerSettings};
 
@@ -37,6 +40,7 @@ const IMAGES_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(crate) struct Agent {
     kubelet: Kubelet,
+    kubelet_server: KubeletServer,
     containerd: Option<k3rs_containerd::Containerd>,
     airgap: JoinHandle<()>,
 }
@@ -161,6 +165,18 @@ async fn import_airgap(
             }
         }
     }
+}
+
+/// The container log rotation `--kubelet-arg` asks for (upstream's defaults otherwise).
+fn log_rotation(args: &[KubeletArg]) -> RotationPolicy {
+    let mut policy = RotationPolicy::default();
+    for arg in args {
+        match *arg {
+            KubeletArg::ContainerLogMaxSize(bytes) => policy.max_size = bytes,
+            KubeletArg::ContainerLogMaxFiles(files) => policy.max_files = files,
+        }
+    }
+    policy
 }
 
 /// Starts the node side.
@@ -300,11 +316,30 @@ pub(crate) async fn start(
         cluster_cidr,
         paths: paths.clone(),
     });
+    let kubelet_server = KubeletServer::start(
+        KubeletServerConfig {
+            bind_address: std::net::SocketAddr::from((
+                std::net::Ipv4Addr::UNSPECIFIED,
+                k3rs_kubelet::server::DEFAULT_PORT,
+            )),
+            node_name: settings.node_name.clone(),
+            serving_cert_pem: kubelet_certs.serving.cert_pem.clone(),
+            serving_key_pem: kubelet_certs.serving.key_pem.expose().to_owned(),
+            client_ca_pem: pki.ca_cert_pem.clone(),
+            log_rotation: log_rotation(&agent.kubelet),
+            node_logs_dir: PathBuf::from("/var/log"),
+        },
+        client.clone(),
+        runtime.clone(),
+    )
+    .await
+    .context("starting the kubelet's server")?;
     let kubelet = Kubelet::start(client, config, runtime, network)
         .await
         .context("starting the kubelet")?;
     Ok(Agent {
         kubelet,
+        kubelet_server,
         containerd,
         airgap,
     })
@@ -344,6 +379,7 @@ impl Agent {
     /// Stops the kubelet and containerd; containers keep running.
     pub(crate) async fn stop(self) {
         self.airgap.abort();
+        self.kubelet_server.stop().await;
         self.kubelet.stop().await;
         if let Some(containerd) = self.containerd {
             if let Err(err) = containerd.stop().await {

@@ -110,6 +110,12 @@ pub(crate) struct ServerArgs {
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_controller_manager_arg)]
     pub(crate) kube_controller_manager_arg: Vec<ControllerManagerArg>,
 
+    /// A setting for the kubelet, as `KEY=VALUE` with the kubelet's flag name (repeatable):
+    /// `container-log-max-size` (a quantity, default 10Mi), `container-log-max-files`
+    /// (at least 2, default 5).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_kubelet_arg)]
+    pub(crate) kubelet_arg: Vec<KubeletArg>,
+
     /// Where to write the admin kubeconfig.
     #[arg(short = 'o', long, value_name = "FILE", default_value = DEFAULT_KUBECONFIG)]
     pub(crate) write_kubeconfig: PathBuf,
@@ -164,6 +170,15 @@ pub(crate) enum ControllerManagerArg {
     NodeMonitorGracePeriod(Duration),
 }
 
+/// A `--kubelet-arg` k3rs understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KubeletArg {
+    /// The size at which a container's log is rotated, in bytes.
+    ContainerLogMaxSize(u64),
+    /// How many log files a container keeps, the current one included.
+    ContainerLogMaxFiles(usize),
+}
+
 /// A flag value (or the same value in the config file) that does not parse. clap takes any
 /// error type for a value parser; these name the value and, where there is one, keep the cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +192,15 @@ pub(crate) enum FlagValueError {
          (node-monitor-period, node-monitor-grace-period)"
     )]
     UnknownSetting { key: String },
+    #[error(
+        "{key:?} is not a kubelet setting k3rs supports \
+         (container-log-max-size, container-log-max-files)"
+    )]
+    UnknownKubeletSetting { key: String },
+    #[error("{value:?} is not a quantity of bytes (e.g. 10Mi, 512Ki, 1G)")]
+    Quantity { value: String },
+    #[error("{key} must be at least {min}")]
+    TooSmall { key: String, min: u64 },
     #[error("{value:?} is not a duration (e.g. 5m, 90s, 1h30m, 0)")]
     Duration { value: String },
     #[error("{value:?} is not an octal file mode")]
@@ -217,6 +241,70 @@ pub(crate) fn parse_controller_manager_arg(
             key: other.to_owned(),
         }),
     }
+}
+
+/// Parses `KEY=VALUE` with the kubelet's flag name (with or without `--`).
+pub(crate) fn parse_kubelet_arg(value: &str) -> Result<KubeletArg, FlagValueError> {
+    let (key, setting) = value
+        .split_once('=')
+        .ok_or_else(|| FlagValueError::NotKeyValue {
+            value: value.to_owned(),
+        })?;
+    let key = key.trim().trim_start_matches("--");
+    let setting = setting.trim();
+    match key {
+        "container-log-max-size" => {
+            let bytes = parse_bytes(setting)?;
+            if bytes == 0 {
+                return Err(FlagValueError::NotPositive {
+                    key: key.to_owned(),
+                });
+            }
+            Ok(KubeletArg::ContainerLogMaxSize(bytes))
+        }
+        "container-log-max-files" => {
+            let files: usize = setting.parse().map_err(|_| FlagValueError::TooSmall {
+                key: key.to_owned(),
+                min: 2,
+            })?;
+            if files < 2 {
+                return Err(FlagValueError::TooSmall {
+                    key: key.to_owned(),
+                    min: 2,
+                });
+            }
+            Ok(KubeletArg::ContainerLogMaxFiles(files))
+        }
+        other => Err(FlagValueError::UnknownKubeletSetting {
+            key: other.to_owned(),
+        }),
+    }
+}
+
+/// A whole number of bytes as a Kubernetes quantity: plain, or with a binary (`Ki`, `Mi`,
+/// `Gi`, `Ti`) or decimal (`k`, `K`, `M`, `G`, `T`) suffix.
+pub(crate) fn parse_bytes(value: &str) -> Result<u64, FlagValueError> {
+    let invalid = || FlagValueError::Quantity {
+        value: value.to_owned(),
+    };
+    let digits = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, suffix) = value.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let scale: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return Err(invalid()),
+    };
+    number.checked_mul(scale).ok_or_else(invalid)
 }
 
 /// Parses a duration as Go's `time.ParseDuration` does (the format of kube-apiserver's and
@@ -284,6 +372,30 @@ pub(crate) fn parse_mode(value: &str) -> Result<u32, FlagValueError> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn kubelet_args_are_checked() {
+        assert_eq!(
+            parse_kubelet_arg("container-log-max-size=10Mi"),
+            Ok(KubeletArg::ContainerLogMaxSize(10 << 20))
+        );
+        assert_eq!(
+            parse_kubelet_arg("--container-log-max-size=2k"),
+            Ok(KubeletArg::ContainerLogMaxSize(2000))
+        );
+        assert_eq!(
+            parse_kubelet_arg("container-log-max-files=2"),
+            Ok(KubeletArg::ContainerLogMaxFiles(2))
+        );
+        assert!(parse_kubelet_arg("container-log-max-files=1").is_err());
+        assert!(parse_kubelet_arg("container-log-max-size=0").is_err());
+        assert!(parse_kubelet_arg("container-log-max-size=10MB").is_err());
+        let unknown = parse_kubelet_arg("max-pods=5").unwrap_err();
+        assert!(
+            unknown.to_string().contains("container-log-max-size"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn controller_manager_args_are_checked() {

@@ -38,6 +38,7 @@ pub(crate) struct ConfigFile {
     pub(crate) service_cidr: Option<String>,
     pub(crate) cluster_cidr: Option<String>,
     pub(crate) kube_controller_manager_arg: Option<ControllerManagerArgs>,
+    pub(crate) kubelet_arg: Option<KubeletArgs>,
     pub(crate) write_kubeconfig: Option<PathBuf>,
     pub(crate) write_kubeconfig_mode: Option<FileMode>,
     pub(crate) etcd_compaction_interval: Option<GoDuration>,
@@ -110,6 +111,24 @@ fn one_line(message: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `kubelet-arg`: a string or list of `KEY=VALUE`, each checked as the flag is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct KubeletArgs(pub(crate) Vec<crate::cli::KubeletArg>);
+
+impl<'de> Deserialize<'de> for KubeletArgs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let list = StringList::deserialize(deserializer)?;
+        list.0
+            .iter()
+            .map(|arg| {
+                crate::cli::parse_kubelet_arg(arg)
+                    .map_err(|err| de::Error::custom(format!("kubelet-arg: {err}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(KubeletArgs)
+    }
 }
 
 /// `kube-controller-manager-arg`: a string or list of `KEY=VALUE`, each checked as the flag is.

@@ -175,6 +175,11 @@ pub(crate) async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         ..ServiceAccountConfig::default()
     };
     api_config.service_cidr = settings.service_cidr.clone();
+    api_config.kubelet_client = Some(k3rs_apiserver::KubeletClientTls {
+        ca_pem: pki.ca_cert_pem.clone(),
+        cert_pem: pki.apiserver_kubelet_client.cert_pem.clone(),
+        key_pem: pki.apiserver_kubelet_client.key_pem.secret().clone(),
+    });
     let api = ApiServer::bind(api_config).await?;
     let url = local_server_url(settings.bind_address, api.local_addr().port());
 

@@ -41,6 +41,8 @@ pub(crate) struct AgentSettings {
     pub(crate) cluster_dns: Vec<IpAddr>,
     pub(crate) cluster_domain: String,
     pub(crate) resolv_conf: PathBuf,
+    /// `--kubelet-arg` settings.
+    pub(crate) kubelet: Vec<crate::cli::KubeletArg>,
 }
 
 /// Whether the user gave this argument (on the command line or through the environment), as
@@ -133,6 +135,12 @@ pub(crate) fn merge(
             file.resolv_conf.map(Some),
         )
         .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+        kubelet: pick(
+            matches,
+            "kubelet_arg",
+            args.kubelet_arg,
+            file.kubelet_arg.map(|list| list.0),
+        ),
     });
     let node_name = match pick(
         matches,

@@ -273,6 +273,18 @@ impl Runtime for CriRuntime {
             })
     }
 
+    async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError> {
+        let message = cri::ReopenContainerLogRequest {
+            container_id: id.to_owned(),
+        };
+        self.runtime
+            .clone()
+            .reopen_container_log(request(message, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(error("ReopenContainerLog"))?;
+        Ok(())
+    }
+
     async fn exec_sync(
         &self,
         id: &str,

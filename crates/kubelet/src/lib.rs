@@ -25,6 +25,7 @@ pub mod env;
 mod error;
 pub mod images;
 mod kubelet;
+pub mod logs;
 pub mod node;
 pub mod plan;
 pub mod pod_cgroups;
@@ -38,6 +39,7 @@ pub mod readiness_gate;
 pub mod retry;
 pub mod runtime;
 pub mod sandbox_config;
+pub mod server;
 pub mod stats;
 pub mod volumes;
 

@@ -234,6 +234,20 @@ fn sandbox_ips(status: &cri::PodSandboxStatus) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The runtime's message, and after it what the container left as its termination message
+/// (upstream's `toKubeContainerStatus`).
+fn with_termination_message(
+    status: &cri::ContainerStatus,
+    annotations: &HashMap<String, String>,
+) -> String {
+    let written = crate::logs::termination_message(status, annotations);
+    match (status.message.is_empty(), written.is_empty()) {
+        (_, true) => status.message.clone(),
+        (true, false) => written,
+        (false, false) => format!("{}: {written}", status.message),
+    }
+}
+
 fn container_info(container: &cri::Container, status: &cri::ContainerStatus) -> ContainerInfo {
     let annotations_map = if status.annotations.is_empty() {
         &container.annotations
@@ -265,7 +279,7 @@ fn container_info(container: &cri::Container, status: &cri::ContainerStatus) -> 
         finished_at: timestamp(status.finished_at),
         exit_code: status.exit_code,
         reason: status.reason.clone(),
-        message: status.message.clone(),
+        message: with_termination_message(status, annotations_map),
         image: status
             .image
             .as_ref()

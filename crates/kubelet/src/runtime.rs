@@ -163,6 +163,10 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 
     /// CPU and memory of every container (`/stats/summary`, `/metrics/resource`).
     async fn list_container_stats(&self) -> Result<Vec<cri::ContainerStats>, RuntimeError>;
+
+    /// Makes the runtime write a running container's log to a new file at its log path (after
+    /// the kubelet renamed the old one: log rotation).
+    async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError>;
 }
 
 /// The labels the kubelet puts on every sandbox and container it creates (upstream's

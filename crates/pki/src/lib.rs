@@ -36,9 +36,9 @@ pub use kubeconfig::{
 pub use sans::{first_service_ip, SubjectAltName, KUBERNETES_SERVICE_NAMES};
 pub use server::{
     ensure_server_pki, node_user, CertAction, CertifiedKeyPem, KubeletCerts, PrivateKeyPem,
-    ServerPki, ServerPkiConfig, ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, CONTROLLER_USER,
-    DEFAULT_CA_VALIDITY, DEFAULT_LEAF_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_SERVICE_CIDR,
-    NODES_GROUP, SCHEDULER_USER,
+    ServerPki, ServerPkiConfig, ServerTlsPaths, ADMIN_GROUP, ADMIN_USER, APISERVER_USER,
+    CONTROLLER_USER, DEFAULT_CA_VALIDITY, DEFAULT_LEAF_VALIDITY, DEFAULT_RENEW_BEFORE,
+    DEFAULT_SERVICE_CIDR, NODES_GROUP, SCHEDULER_USER,
 };
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub const ADMIN_GROUP: &str = "system:masters";
 pub const CONTROLLER_USER: &str = "system:kube-controller-manager";
 /// The Kubernetes user the in-process scheduler authenticates as.
 pub const SCHEDULER_USER: &str = "system:kube-scheduler";
+/// The API server's user toward kubelets (k3s's `client-kube-apiserver.crt`), in
+/// [`ADMIN_GROUP`] so that kubelets allow it everything, as k3s does.
+pub const APISERVER_USER: &str = "system:apiserver";
 /// The group every kubelet's user (`system:node:<node>`) is in.
 pub const NODES_GROUP: &str = "system:nodes";
 
@@ -69,6 +72,11 @@ pub struct ServerTlsPaths {
     pub scheduler_key: PathBuf,
     /// The key service-account tokens are signed with (`service.key`, as k3s names it).
     pub service_key: PathBuf,
+    /// The API server's client certificate toward kubelets (`system:apiserver`, group
+    /// `system:masters`): `pods/log`, and exec, attach and port-forward later.
+    pub apiserver_kubelet_client_cert: PathBuf,
+    /// Its key.
+    pub apiserver_kubelet_client_key: PathBuf,
     /// The local kubelet's client certificate (`system:node:<node>`, group `system:nodes`).
     pub kubelet_client_cert: PathBuf,
     /// The local kubelet's client key.
@@ -95,6 +103,8 @@ impl ServerTlsPaths {
             scheduler_cert: dir.join("client-scheduler.crt"),
             scheduler_key: dir.join("client-scheduler.key"),
             service_key: dir.join("service.key"),
+            apiserver_kubelet_client_cert: dir.join("client-kube-apiserver.crt"),
+            apiserver_kubelet_client_key: dir.join("client-kube-apiserver.key"),
             kubelet_client_cert: dir.join("client-kubelet.crt"),
             kubelet_client_key: dir.join("client-kubelet.key"),
             kubelet_serving_cert: dir.join("serving-kubelet.crt"),
@@ -257,6 +267,8 @@ pub struct ServerPki {
     pub scheduler: CertifiedKeyPem,
     /// The service-account token signing key (ECDSA P-256, PKCS#8 PEM).
     pub service_account_key: PrivateKeyPem,
+    /// The API server's client certificate and key toward kubelets ([`APISERVER_USER`]).
+    pub apiserver_kubelet_client: CertifiedKeyPem,
     /// What happened to the CA, the serving, the admin, the controller and the scheduler
     /// certificate, in that order.
     pub actions: [CertAction; 5],
@@ -335,6 +347,17 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
         &paths.scheduler_key,
     )?;
 
+    let (apiserver_kubelet_client, _) = ensure_leaf(
+        &ctx,
+        "API server's kubelet client certificate",
+        &LeafKind::Client {
+            common_name: APISERVER_USER,
+            organizations: &[ADMIN_GROUP],
+        },
+        &paths.apiserver_kubelet_client_cert,
+        &paths.apiserver_kubelet_client_key,
+    )?;
+
     let service_account_key = ensure_service_account_key(&paths.service_key)?;
     let kubelet = match config.kubelet_node.as_deref() {
         Some(node) => {
@@ -383,6 +406,7 @@ pub fn ensure_server_pki(config: &ServerPkiConfig) -> Result<ServerPki, PkiError
         controller,
         scheduler,
         service_account_key,
+        apiserver_kubelet_client,
         actions: [
             ca_action,
             serving_action,

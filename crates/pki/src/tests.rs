@@ -137,6 +137,31 @@ fn admin_cert_names_system_admin_in_system_masters() {
 }
 
 #[test]
+fn apiserver_kubelet_client_is_system_apiserver_in_system_masters() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ensure_server_pki(&config(dir.path())).unwrap();
+    let (_, block) = parse_x509_pem(pki.apiserver_kubelet_client.cert_pem.as_bytes()).unwrap();
+    let cert = block.parse_x509().unwrap();
+    let subject = cert.subject();
+    let cn: Vec<_> = subject
+        .iter_common_name()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let o: Vec<_> = subject
+        .iter_organization()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cn, ["system:apiserver"]);
+    assert_eq!(o, ["system:masters"]);
+    assert!(pki
+        .paths
+        .apiserver_kubelet_client_cert
+        .ends_with("client-kube-apiserver.crt"));
+    let again = ensure_server_pki(&config(dir.path())).unwrap();
+    assert_eq!(again.apiserver_kubelet_client, pki.apiserver_kubelet_client);
+}
+
+#[test]
 fn second_start_reuses_every_file_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());

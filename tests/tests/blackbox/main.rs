@@ -23,6 +23,7 @@ mod jobs;
 mod kube_client;
 mod kubectl_api;
 mod kubelet;
+mod kubelet_logs;
 mod metadata;
 mod namespaces;
 mod nodes;

@@ -21,6 +21,7 @@ pub(crate) mod objects;
 mod openapi;
 mod partial;
 mod patching;
+mod pod_log;
 pub(crate) mod query;
 mod registry;
 mod scale;
@@ -247,6 +248,10 @@ where
             if eviction::serves(&call) {
                 let body = read_body(&call, body).await?;
                 return eviction::evict(&call, &parts.method, &body).await;
+            }
+            // A pod's log comes from its node's kubelet; nothing is stored.
+            if pod_log::serves(&call) {
+                return pod_log::serve(&call, &parts.method).await;
             }
             resource_request(&call, &parts.method, body).await
         }
