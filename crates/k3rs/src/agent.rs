@@ -328,6 +328,7 @@ pub(crate) async fn start(
             client_ca_pem: pki.ca_cert_pem.clone(),
             log_rotation: log_rotation(&agent.kubelet),
             node_logs_dir: PathBuf::from("/var/log"),
+            kubelet_root: paths.kubelet_root.clone(),
         },
         client.clone(),
         runtime.clone(),

@@ -527,4 +527,60 @@ fn kubectl_logs_through_the_kubelet_server() {
     assert_eq!(code, 400);
     let (code, body) = kubelet_get(&node, "/healthz", &admin).unwrap();
     assert_eq!((code, body.trim()), (200, "ok"));
+
+    // Resource statistics from CRI: the Summary of the node and its running pods, and the
+    // Prometheus text metrics-server scrapes.
+    let (code, body) = kubelet_get(&node, "/stats/summary", &admin).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["node"]["nodeName"], node.name.as_str());
+    assert!(
+        summary["node"]["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{body}"
+    );
+    assert!(
+        summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{body}"
+    );
+    assert!(
+        summary["node"]["fs"]["capacityBytes"].as_u64() > Some(0),
+        "{body}"
+    );
+    let two = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["name"] == "two")
+        .unwrap_or_else(|| panic!("no pod two in {body}"));
+    assert_eq!(two["podRef"]["namespace"], "default");
+    let containers: Vec<&str> = two["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(containers, ["a", "b"], "{body}");
+    assert!(
+        two["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{body}"
+    );
+    let (code, body) = kubelet_get(&node, "/metrics/resource", &admin).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\nnode_cpu_usage_seconds_total "), "{body}");
+    assert!(
+        body.contains("container_memory_working_set_bytes{container=\"a\",namespace=\"default\",pod=\"two\"} "),
+        "{body}"
+    );
+    assert!(
+        body.contains("pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"two\"} "),
+        "{body}"
+    );
+    let (code, body) = kubelet_get(&node, "/stats/summary", &["-H", &bearer]).unwrap();
+    assert_eq!(
+        (code, body.trim()),
+        (
+            403,
+            "Forbidden (user=system:serviceaccount:default:nobody, verb=get, resource=nodes, subresource=stats)"
+        )
+    );
 }

@@ -51,6 +51,8 @@ pub struct KubeletServerConfig {
     pub log_rotation: RotationPolicy,
     /// What `/logs/` serves (`nodes/log`): `/var/log` on a node.
     pub node_logs_dir: std::path::PathBuf,
+    /// The kubelet's directory, whose filesystem `/stats/summary` reports as the node's.
+    pub kubelet_root: std::path::PathBuf,
 }
 
 impl fmt::Debug for KubeletServerConfig {
@@ -91,6 +93,8 @@ pub(crate) struct ServerState {
     pub(crate) pods: Arc<k3rs_runtime::informer::Informer<Pod>>,
     pub(crate) tokens: authn::TokenAuthenticator,
     pub(crate) authorizer: authz::Authorizer,
+    /// `/stats/summary` and `/metrics/resource`.
+    pub(crate) stats: crate::stats::StatsProvider,
 }
 
 /// The running server. Dropping it does not stop it: call [`KubeletServer::stop`].
@@ -134,6 +138,11 @@ impl KubeletServer {
             pods,
             tokens: authn::TokenAuthenticator::new(client.clone()),
             authorizer: authz::Authorizer::new(client, config.node_name.clone()),
+            stats: crate::stats::StatsProvider::new(
+                runtime.clone(),
+                config.node_name.clone(),
+                config.kubelet_root.clone(),
+            ),
         });
         let accept = tokio::spawn(accept(listener, TlsAcceptor::from(tls), state));
         let rotation = tokio::spawn(LogRotation::new(runtime, config.log_rotation).run());

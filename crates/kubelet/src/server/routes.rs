@@ -1,6 +1,6 @@
 //! The kubelet server's request flow: authenticate, authorize on the node, then the endpoint.
-//! Exec, attach and port-forward (`/exec`, `/attach`, `/portForward`, `/run`) and the stats
-//! endpoints (`/stats/summary`, `/metrics/resource`) are to come beside these.
+//! Exec, attach and port-forward (`/exec`, `/attach`, `/portForward`, `/run`) are to come
+//! beside these.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -67,6 +67,27 @@ pub(crate) async fn handle(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["healthz"] => text(StatusCode::OK, "ok"),
+        ["stats", "summary"] | ["stats", "summary", ""] => match state.stats.summary().await {
+            Ok(summary) => match serde_json::to_value(&summary) {
+                Ok(value) => json(StatusCode::OK, &value),
+                Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+            },
+            Err(err) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Internal Error: failed to get node info: {}", err.message),
+            ),
+        },
+        ["metrics", "resource"] => match state.stats.summary().await {
+            Ok(summary) => {
+                let mut response = text(StatusCode::OK, crate::stats::resource_metrics(&summary));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, err.message),
+        },
         ["pods"] | ["pods", ""] => pods(state).await,
         ["containerLogs", namespace, pod, container] => {
             pods_synced(state).await;
