@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use k8s_openapi::api::core::v1::Node;
 use k3rs_tests::node::TestNode;
+use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
 /// How often the Node is read.
@@ -93,8 +93,8 @@ mod tests {
         assert!(ready_since(&node("True", at), 1_767_225_600));
         assert!(!ready_since(&node("True", at), 1_767_225_611));
         assert!(!ready_since(&node("False", at), 1_767_225_600));
-        let none: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}}))
-            .unwrap();
+        let none: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}})).unwrap();
         assert!(!ready_since(&none, 0));
     }
 }

@@ -50,9 +50,14 @@ fn rows(counts: &[usize]) -> Vec<Row<Side>> {
     let mut rows = Vec::new();
     for (index, &pods) in counts.iter().enumerate() {
         let noun = if pods == 1 { "pod" } else { "pods" };
-        for (column, what) in ["start-up p50", "start-up p99", "start-up max", "all running"]
-            .into_iter()
-            .enumerate()
+        for (column, what) in [
+            "start-up p50",
+            "start-up p99",
+            "start-up max",
+            "all running",
+        ]
+        .into_iter()
+        .enumerate()
         {
             rows.push(Row::new(
                 format!("{pods} {noun}: {what} (ms)"),
@@ -149,7 +154,12 @@ impl Report<'_> {
         let _ = writeln!(out, "### Pod start-up\n");
         let k3rs = Side::of(results.rounds.iter().map(|r| &r.k3rs));
         let floor = Side::of(results.rounds.iter().map(|r| &r.floor));
-        out.push_str(&table(&rows(&counts), "CRI floor", Some(&k3rs), Some(&floor)));
+        out.push_str(&table(
+            &rows(&counts),
+            "CRI floor",
+            Some(&k3rs),
+            Some(&floor),
+        ));
         let _ = writeln!(
             out,
             "\nk3rs: create sent to the API → the pod seen (by a watch) Running with its \

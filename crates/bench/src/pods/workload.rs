@@ -198,6 +198,13 @@ struct RunningWatch {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Drop for RunningWatch {
+    fn drop(&mut self) {
+        // Also when the round is abandoned (an error, Ctrl-C).
+        self.task.abort();
+    }
+}
+
 impl RunningWatch {
     /// Starts the watch and waits until its initial list is done.
     async fn start(api: Api<Pod>) -> Result<RunningWatch> {
@@ -233,9 +240,14 @@ impl RunningWatch {
                     let Some(name) = pod.metadata.name else {
                         continue;
                     };
-                    let mut seen = running.lock().unwrap_or_else(PoisonError::into_inner);
-                    seen.entry(name).or_insert(now);
-                    let _ = count_tx.send(seen.len());
+                    let count = {
+                        let mut seen = running.lock().unwrap_or_else(PoisonError::into_inner);
+                        seen.entry(name).or_insert(now);
+                        seen.len()
+                    };
+                    // Not under the lock: the waiter's check takes it while holding the
+                    // channel's.
+                    let _ = count_tx.send(count);
                 }
             })
         };
@@ -264,7 +276,9 @@ impl RunningWatch {
                 sent.keys().all(|name| seen.contains_key(name))
             }
         };
-        let reached = tokio::time::timeout_at(deadline.into(), count.wait_for(all)).await;
+        let reached = tokio::time::timeout_at(deadline.into(), count.wait_for(all))
+            .await
+            .map(|changed| changed.map(|_| ()));
         self.task.abort();
         let seen = self
             .running
@@ -272,7 +286,7 @@ impl RunningWatch {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         match reached {
-            Ok(Ok(_)) => Ok(seen),
+            Ok(Ok(())) => Ok(seen),
             Ok(Err(_)) => bail!("the pod watch ended"),
             Err(_) => bail!(
                 "only {} of {} pods running before the deadline",
@@ -306,8 +320,12 @@ mod tests {
             "containerStatuses": [{"name": "sleep", "image": "i", "imageID": "", "ready": false,
                 "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}],
         }))));
-        assert!(!is_running(&with_status(serde_json::json!({"phase": "Pending"}))));
-        assert!(!is_running(&with_status(serde_json::json!({"phase": "Running"}))));
+        assert!(!is_running(&with_status(
+            serde_json::json!({"phase": "Pending"})
+        )));
+        assert!(!is_running(&with_status(
+            serde_json::json!({"phase": "Running"})
+        )));
     }
 
     #[test]
