@@ -180,6 +180,15 @@ fn measure(
     interrupt: &Interrupt,
     scratch: &std::path::Path,
 ) -> Result<Results> {
+    // containerd's sockets live under the data dir, and a unix socket's path has room for
+    // 107 bytes.
+    let longest = scratch.join("node-0/data/run/containerd/containerd.sock.ttrpc");
+    if longest.as_os_str().len() > 107 {
+        bail!(
+            "{} is too long for a unix socket: pass a shorter --work-dir",
+            longest.display()
+        );
+    }
     let options = node_options(args);
     // Dropped after the node (declared first): the floor pods' cgroups, which the node's own
     // cleanup does not know.

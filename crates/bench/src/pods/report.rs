@@ -192,9 +192,10 @@ impl Report<'_> {
         let _ = writeln!(out, "### Goals\n");
         for round in &results.rounds {
             let (p50, p99) = ratios(&round.k3rs, &round.floor);
+            let noun = if round.pods == 1 { "pod" } else { "pods" };
             let _ = writeln!(
                 out,
-                "- {} pods: k3rs/floor p50 {p50:.2}×, p99 {p99:.2}× (goal ≤ {GOAL_RATIO}×): {}",
+                "- {} {noun}: k3rs/floor p50 {p50:.2}×, p99 {p99:.2}× (goal ≤ {GOAL_RATIO}×): {}",
                 round.pods,
                 met(p50 <= GOAL_RATIO && p99 <= GOAL_RATIO)
             );
@@ -227,4 +228,77 @@ fn containerd_version() -> String {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .and_then(|text| text.split_whitespace().nth(2).map(str::to_owned))
         .unwrap_or_else(|| "(version unknown)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pods::usage::Group;
+    use crate::pods::Round;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn timing(ms: &[u64], total: u64) -> Timing {
+        let mut timing = Timing {
+            total: Duration::from_millis(total),
+            ..Timing::default()
+        };
+        for &m in ms {
+            timing.latency.push(Duration::from_millis(m));
+        }
+        timing
+    }
+
+    #[test]
+    fn the_section_compares_with_the_floor_and_says_which_goals_were_met() {
+        let args = Cli::parse_from(["pods", "--counts", "1,2"]).args;
+        let idle = Usage {
+            server: Group {
+                rss_mib: 60.0,
+                cpu_cores: 0.01,
+            },
+            ..Usage::default()
+        };
+        let results = Results {
+            cold: vec![Duration::from_millis(900), Duration::from_millis(1500)],
+            warm: Duration::from_millis(500),
+            rounds: vec![
+                Round {
+                    pods: 1,
+                    k3rs: timing(&[110], 110),
+                    floor: timing(&[100], 100),
+                },
+                Round {
+                    pods: 2,
+                    k3rs: timing(&[300, 400], 400),
+                    floor: timing(&[100, 200], 200),
+                },
+            ],
+            idle,
+            loaded: Some((2, idle)),
+        };
+        let markdown = Report {
+            args: &args,
+            machine: Machine::detect(),
+            filesystem: "ext4".to_owned(),
+            results: &results,
+        }
+        .render();
+        let (begin, end) = markers("pods");
+        assert!(markdown.starts_with(&begin) && markdown.ends_with(&end));
+        assert!(markdown.contains("| 1 pod: start-up p50 (ms) | 110 | 100 | 1.10 | ratio < 1 |"));
+        assert!(markdown.contains("| 2 pods: start-up p99 (ms) | 400 | 200 | 2.00 | ratio < 1 |"));
+        assert!(markdown.contains("- 1 pod: k3rs/floor p50 1.10×, p99 1.10× (goal ≤ 1.2×): met"));
+        assert!(
+            markdown.contains("- 2 pods: k3rs/floor p50 3.00×, p99 2.00× (goal ≤ 1.2×): not met")
+        );
+        assert!(markdown.contains("slowest 1.50 s (goal ≤ 1.00 s): not met"));
+        assert!(markdown.contains("60.0 MiB (goal ≤ 64 MiB): met"));
+        assert!(markdown.contains("| idle, 2 pods running |"));
+    }
 }
