@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,6 +30,19 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Why this machine cannot run a node, if it cannot (the test then skips with the reason).
 pub fn missing_capability() -> Option<String> {
+    if let Some(missing) = missing_host_capability() {
+        return Some(missing);
+    }
+    if image_archive("busybox").is_none() {
+        return Some(format!(
+            "no test images: run `cargo xtask images` (or set {IMAGES_ENV})"
+        ));
+    }
+    None
+}
+
+/// Why this machine cannot run a node, images aside: root, the tools, the CNI plugins.
+pub fn missing_host_capability() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("not root".into());
     }
@@ -39,11 +53,6 @@ pub fn missing_capability() -> Option<String> {
     }
     if !Path::new("/usr/lib/cni/bridge").exists() && !Path::new("/opt/cni/bin/bridge").exists() {
         return Some("the CNI plugins are not installed (`cargo xtask deps`)".into());
-    }
-    if image_archive("busybox").is_none() {
-        return Some(format!(
-            "no test images: run `cargo xtask images` (or set {IMAGES_ENV})"
-        ));
     }
     None
 }
@@ -82,6 +91,40 @@ pub struct TestNode {
     /// Flags `k3rs server` gets besides the harness's own.
     extra_args: Vec<String>,
     child: Option<Child>,
+    options: NodeOptions,
+}
+
+/// How a node is made: the tests' defaults, or a benchmark's own binary, images, names and
+/// addresses (so a benchmark and the tests run side by side).
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The `k3rs` binary (default: [`k3rs_bin`]).
+    pub k3rs: Option<PathBuf>,
+    /// Where the image archives are (default: `$K3RS_TEST_IMAGES`, else `target/images`).
+    pub images_dir: Option<PathBuf>,
+    /// A letter in the names of the namespace (`k3rs-<tag><pid>-<n>`) and veths
+    /// (`k3<tag>…`): `t` for the tests.
+    pub tag: char,
+    /// The /16 of 198.18.0.0/15 the nodes' /30s come from: the tests take 198.18.0.0/16.
+    pub block: Ipv4Addr,
+    /// Start `k3rs server` in a process group of its own, so a Ctrl-C at the terminal reaches
+    /// only the caller (which then cleans up) and not the node.
+    pub own_process_group: bool,
+    /// `RUST_LOG` of the server (default: the caller's, else `info`).
+    pub log_filter: Option<String>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            k3rs: None,
+            images_dir: None,
+            tag: 't',
+            block: Ipv4Addr::new(198, 18, 0, 0),
+            own_process_group: false,
+            log_filter: None,
+        }
+    }
 }
 
 impl TestNode {
@@ -93,17 +136,29 @@ impl TestNode {
 
     /// [`TestNode::start`], with more flags for `k3rs server` (`--kubelet-arg …`).
     pub fn start_with_args(root: &Path, images: &[&str], extra_args: &[&str]) -> Result<TestNode> {
+        let mut node = TestNode::prepare(root, images, &NodeOptions::default())?;
+        node.extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        node.spawn()?;
+        node.wait_ready()?;
+        Ok(node)
+    }
+
+    /// Creates the namespace and veth and puts the images in the air-gap directory, without
+    /// starting `k3rs server` ([`TestNode::spawn`] does).
+    pub fn prepare(root: &Path, images: &[&str], options: &NodeOptions) -> Result<TestNode> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let index = ((pid & 0xfff) << 3) | (n & 7);
-        // 198.18.0.0/15 (benchmarking, RFC 2544): a /30 per node, host .1, node .2.
-        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + index * 4;
+        let index = ((pid & 0x7ff) << 3) | (n & 7);
+        // 198.18.0.0/15 (benchmarking, RFC 2544): a /30 per node in the options' /16, host .1,
+        // node .2.
+        let base = (u32::from(options.block) & 0xffff_0000) + index * 4;
         let host_ip = Ipv4Addr::from(base + 1);
         let node_ip = Ipv4Addr::from(base + 2);
-        let netns = format!("k3rs-t{pid}-{n}");
-        let host_veth = format!("k3t{:x}h{n}", pid & 0xf_ffff);
-        let node_veth = format!("k3t{:x}n{n}", pid & 0xf_ffff);
-        let mut node = TestNode {
+        let tag = options.tag;
+        let netns = format!("k3rs-{tag}{pid}-{n}");
+        let host_veth = format!("k3{tag}{:x}h{n}", pid & 0xf_ffff);
+        let node_veth = format!("k3{tag}{:x}n{n}", pid & 0xf_ffff);
+        let node = TestNode {
             netns: netns.clone(),
             host_veth: host_veth.clone(),
             node_ip,
@@ -112,8 +167,9 @@ impl TestNode {
             data_dir: root.join("data"),
             kubeconfig: root.join("kubeconfig.yaml"),
             log: root.join("k3rs.log"),
-            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            extra_args: Vec::new(),
             child: None,
+            options: options.clone(),
         };
         let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
         ip(&["netns", "add", &netns])?;
@@ -135,15 +191,17 @@ impl TestNode {
         let images_dir = node.data_dir.join("agent").join("images");
         fs::create_dir_all(&images_dir)?;
         for image in images {
-            let archive = image_archive(image).with_context(|| format!("no archive of {image}"))?;
+            let archive = match &options.images_dir {
+                Some(dir) => Some(dir.join(format!("{image}.oci.tar"))).filter(|a| a.exists()),
+                None => image_archive(image),
+            };
+            let archive = archive.with_context(|| format!("no archive of {image}"))?;
             fs::copy(&archive, images_dir.join(format!("{image}.oci.tar")))?;
         }
         fs::write(
             root.join("config.yaml"),
             "# written by the k3rs test harness\n",
         )?;
-        node.spawn()?;
-        node.wait_ready()?;
         Ok(node)
     }
 
@@ -154,9 +212,20 @@ impl TestNode {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new("nsenter")
+        let binary = self.options.k3rs.clone().unwrap_or_else(k3rs_bin);
+        let filter = self
+            .options
+            .log_filter
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".into());
+        let mut command = Command::new("nsenter");
+        if self.options.own_process_group {
+            command.process_group(0);
+        }
+        let child = command
             .arg(format!("--net=/var/run/netns/{}", self.netns))
-            .arg(k3rs_bin())
+            .arg(binary)
             .args(["server", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--node-ip", &self.node_ip.to_string()])
@@ -167,10 +236,7 @@ impl TestNode {
             .arg("--config")
             .arg(self.root.join("config.yaml"))
             .args(&self.extra_args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -184,7 +250,6 @@ impl TestNode {
     /// Ready.
     pub fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + NODE_READY;
-        let local = self.root.join("local-kubeconfig.yaml");
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -194,13 +259,7 @@ impl TestNode {
                     );
                 }
             }
-            if local.exists() {
-                let text = fs::read_to_string(&local)?;
-                let rewritten = text.replace(
-                    &format!("https://127.0.0.1:{API_PORT}"),
-                    &format!("https://{}:{API_PORT}", self.node_ip),
-                );
-                fs::write(&self.kubeconfig, rewritten)?;
+            if self.refresh_kubeconfig()? {
                 let ready = self
                     .kubectl(&[
                         "get",
@@ -222,6 +281,54 @@ impl TestNode {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Copies the kubeconfig the server wrote to [`TestNode::kubeconfig`], rewritten for the
+    /// node's address; false while the server has not written it yet.
+    pub fn refresh_kubeconfig(&self) -> Result<bool> {
+        let local = self.root.join("local-kubeconfig.yaml");
+        if !local.exists() {
+            return Ok(false);
+        }
+        let text = fs::read_to_string(&local)?;
+        let rewritten = text.replace(
+            &format!("https://127.0.0.1:{API_PORT}"),
+            &format!("https://{}:{API_PORT}", self.node_ip),
+        );
+        fs::write(&self.kubeconfig, rewritten)?;
+        Ok(true)
+    }
+
+    /// The id of the `k3rs server` process (nsenter execs it), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether `k3rs server` has exited (and with what), without waiting.
+    pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.try_wait()?),
+            None => Ok(None),
+        }
+    }
+
+    /// Stops `k3rs server` as an init system would (SIGTERM, SIGKILL after `timeout`), leaving
+    /// its pods to the next [`TestNode::spawn`].
+    pub fn stop(&mut self, timeout: Duration) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        kill(Pid::from_raw(i32::try_from(child.id())?), Signal::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok(())
     }
 
     /// Replaces the server's config file (read at the next [`TestNode::spawn`]), e.g.
@@ -313,7 +420,8 @@ impl TestNode {
         Ok(())
     }
 
-    fn containerd_socket(&self) -> PathBuf {
+    /// The node's containerd socket (`<data-dir>/run/containerd/containerd.sock`).
+    pub fn containerd_socket(&self) -> PathBuf {
         self.data_dir
             .join("run")
             .join("containerd")
@@ -454,14 +562,17 @@ impl TestNode {
     }
 }
 
-#[derive(Debug)]
-struct Process {
-    pid: i32,
-    ppid: i32,
-    cmdline: String,
+/// A process of the machine: its id, its parent's, and its command line (arguments joined by
+/// spaces).
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    pub cmdline: String,
 }
 
-fn processes() -> Vec<Process> {
+/// Every process of the machine (those that vanish while read are left out).
+pub fn processes() -> Vec<Process> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };

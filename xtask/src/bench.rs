@@ -1,9 +1,9 @@
 //! `cargo xtask bench`: benchmarks run side by side with their baselines (crate `k3rs-bench`).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use crate::util::{cargo, run_cmd, target_dir, workspace_root};
+use crate::util::{cargo, is_root, run_cmd, target_dir, workspace_root};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -34,6 +34,19 @@ enum Bench {
     ///
     /// Extra arguments go to `k3rs-bench scale` (see `cargo xtask bench scale --help-bench`).
     Scale(BenchArgs),
+    /// A real node (release build; `k3rs server` with its agent, kubelet and containerd in a
+    /// network namespace of its own) starting 1, 10 and 50 busybox pods, each round followed by
+    /// the same sandboxes and containers created directly through CRI on its containerd (the
+    /// floor): p50/p99 start-up and their ratios; node Ready from cold starts and a warm
+    /// restart; the server's, containerd's and the shims' RSS and CPU idle with no pods and
+    /// with 50; writes its section of docs/benchmarks.md. About 5 minutes.
+    ///
+    /// Needs root (network namespaces, cgroups, containerd), containerd, runc and the CNI
+    /// plugins (`cargo xtask deps` installs them), and builds the busybox image
+    /// (`cargo xtask images busybox`) when target/images lacks it.
+    ///
+    /// Extra arguments go to `k3rs-bench pods` (see `cargo xtask bench pods --help-bench`).
+    Pods(BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,9 +64,17 @@ pub(crate) fn run(args: Args) -> Result<()> {
         Bench::Store(bench) => ("store", bench),
         Bench::Api(bench) => ("api", bench),
         Bench::Scale(bench) => ("scale", bench),
+        Bench::Pods(bench) => ("pods", bench),
     };
+    if name == "pods" && !bench.help_bench && !is_root() {
+        bail!(
+            "bench pods runs a real node (network namespaces, cgroups, its own containerd) and \
+             needs root: run it as root"
+        );
+    }
     if !args.no_deps && !bench.help_bench {
-        // etcd-server for the baseline, protoc for etcd-client.
+        // etcd-server for the baseline, protoc for etcd-client; containerd, runc and the CNI
+        // plugins for the pods benchmark's node.
         crate::deps::ensure()?;
     }
     let mut cmd = cargo();
@@ -62,7 +83,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
         cmd.arg("--help");
         return run_cmd(&mut cmd);
     }
-    if name == "api" || name == "scale" {
+    if name == "pods" {
+        let images = workspace_root().join("target").join("images");
+        if !images.join("busybox.oci.tar").is_file() {
+            crate::images::run(crate::images::Args::named(&["busybox"]))?;
+        }
+        cmd.arg("--images").arg(images);
+    }
+    if name == "api" || name == "scale" || name == "pods" {
         // The server under test is the release binary a user installs.
         run_cmd(cargo().args(["build", "--release", "-p", "k3rs"]))?;
         cmd.arg("--k3rs")

@@ -7,6 +7,9 @@
 //! alone, the storage a stock control plane puts under kube-apiserver.
 //! `k3rs-bench scale`: a `k3rs server` child with hollow nodes and thousands of pods made by
 //! Deployments, against the same pods created already placed (no controllers or scheduler).
+//! `k3rs-bench pods`: a real node (`k3rs server` with its agent and containerd, in a network
+//! namespace of its own) starting pods, against the same sandboxes and containers created
+//! directly through CRI on its containerd; node Ready time and the node's memory (needs root).
 //! Results are printed as a table and written to `docs/benchmarks.md`.
 //!
 //! Numbers from here are never test assertions: they describe one machine on one day.
@@ -17,6 +20,7 @@ mod api;
 mod client;
 mod etcd;
 mod machine;
+mod pods;
 mod report;
 mod scale;
 mod server;
@@ -47,6 +51,9 @@ enum Bench {
     /// Hollow nodes and pods via Deployments against the same pods pre-placed: time to all
     /// Running, bind rate, pod startup, server memory and CPU.
     Scale(scale::Args),
+    /// A real node's pod start-up (1, 10, 50 pods) against the CRI floor on the same
+    /// containerd, node Ready from a cold start, the node's memory and CPU. Needs root.
+    Pods(pods::Args),
 }
 
 fn main() -> Result<()> {
@@ -55,5 +62,6 @@ fn main() -> Result<()> {
         Bench::Store(args) => store::run(args),
         Bench::Api(args) => api::run(args),
         Bench::Scale(args) => scale::run(args),
+        Bench::Pods(args) => pods::run(args),
     }
 }
