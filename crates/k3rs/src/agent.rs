@@ -287,14 +287,24 @@ pub(crate) async fn start(
     .context("building the kubelet's client")?;
     // `kubepods` holds the node's capacity less what is reserved (nothing yet), as upstream
     // enforces node allocatable (eviction thresholds are not subtracted).
-    let pod_cgroups = PodCgroups::new(
+    // A host where they cannot be made (a cgroup tree this process may not write, as in some
+    // containers) still runs pods, each container held to its own limits.
+    let pod_cgroups = match PodCgroups::new(
         driver,
         NodeLimits {
             cpu_milli: resources.milli_cpu,
             memory: resources.memory,
         },
-    )
-    .context("making the kubepods cgroups")?;
+    ) {
+        Ok(cgroups) => cgroups,
+        Err(err) => {
+            tracing::warn!(
+                "cannot make the kubepods cgroups ({:#}); pods run without pod-level limits",
+                anyhow::Error::new(err)
+            );
+            PodCgroups::none()
+        }
+    };
     let config = KubeletConfig {
         node,
         settings: NodeSettings {
