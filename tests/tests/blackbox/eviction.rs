@@ -41,7 +41,7 @@ spec:
   template:
     metadata:
       labels: {{app: web}}
-      annotations: {{"{READY_AFTER_SECONDS}": "1", "{STOP_AFTER_SECONDS}": "2"}}
+      annotations: {{"{READY_AFTER_SECONDS}": "1", "{STOP_AFTER_SECONDS}": "5"}}
     spec:
       containers: [{{name: c, image: "nginx:1.25"}}]
 ---
@@ -331,7 +331,8 @@ spec:
     );
 
     // The real one, in a policy/v1beta1 body as old clients send: the budget gives up its
-    // disruption, and the pod is marked and deleted gracefully (it stops two seconds later).
+    // disruption, and the pod is marked and deleted gracefully (it stops five seconds later, time
+    // enough to read it on a busy machine).
     let (code, status) = evict(
         &server,
         ns,

@@ -531,6 +531,10 @@ kind: Pod
 metadata: {{name: hog}}
 spec:
   restartPolicy: Never
+  # An init container without a memory limit leaves the pod without a pod-level one, so the
+  # container's own limit is the one hit (an OOM at the pod cgroup is reported as Error).
+  initContainers:
+  - {{name: init, image: k3rs/busybox:1.35.0, command: ["true"]}}
   containers:
   - name: hog
     image: k3rs/busybox:1.35.0
