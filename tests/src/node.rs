@@ -593,7 +593,7 @@ pub fn processes() -> Vec<Process> {
 }
 
 /// The cgroup hierarchies' mount points.
-fn cgroup_mounts() -> Vec<PathBuf> {
+pub fn cgroup_mounts() -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
         .filter_map(|line| {

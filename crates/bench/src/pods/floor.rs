@@ -15,7 +15,7 @@ use k3rs_containerd::CriClient;
 use k3rs_kubelet::cgroups::{CgroupDriver, QosClass};
 use k3rs_kubelet::container_config::{container_config, ImageUser, RunSettings};
 use k3rs_kubelet::sandbox_config::{pod_log_dir, sandbox_config, HostDns, NodeSettings};
-use k3rs_tests::node::TestNode;
+use k3rs_tests::node::{cgroup_mounts, TestNode};
 use k8s_cri::v1 as cri;
 use rand::Rng as _;
 
@@ -302,19 +302,6 @@ impl Drop for Cgroups {
     fn drop(&mut self) {
         self.remove(true);
     }
-}
-
-/// The mount points of the cgroup hierarchies.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let fs_type = after.split_whitespace().next()?;
-            (fs_type == "cgroup" || fs_type == "cgroup2")
-                .then(|| before.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .collect()
 }
 
 #[cfg(test)]
